@@ -1,0 +1,1 @@
+"""Claimledger: a ledger of factual claims, their sources and their verdicts."""

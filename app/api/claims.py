@@ -1,0 +1,217 @@
+"""Claims: register, list, read (now or as of a past moment), edit, delete, review, link, merge."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+from pydantic import AwareDatetime
+
+from app import crud, verification
+from app.api import READ_ERRORS, WRITE_ERRORS
+from app.deps import (
+    AdminKey,
+    CheckerKey,
+    ClaimDep,
+    CursorDep,
+    IngesterKey,
+    LimitDep,
+    OptionalVersion,
+    ReaderKey,
+    RequiredVersion,
+    SessionDep,
+    WriteSessionDep,
+    set_etag,
+)
+from app.models import (
+    AttributionCreate,
+    AttributionPublic,
+    ClaimCreate,
+    ClaimPublic,
+    ClaimUpdate,
+    EventPublic,
+    LinkCreate,
+    LinkPublic,
+    MergeRequest,
+    ReviewCreate,
+    ReviewPublic,
+    Stance,
+    Status,
+    to_utc,
+)
+from app.pagination import Page, decode_position, encode_cursor
+
+router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=READ_ERRORS)
+
+Time = Annotated[AwareDatetime | None, Query(description="RFC 3339 time with offset")]
+Sort = Literal["-created_at", "created_at", "-updated_at", "updated_at"]
+
+
+@router.post("", status_code=201, responses=WRITE_ERRORS)
+def create_claim(
+    claim_in: ClaimCreate, key: IngesterKey, session: WriteSessionDep, response: Response
+) -> ClaimPublic:
+    """Register a claim (status `unverified`), optionally with attributions naming sources."""
+    claim = crud.create_claim(session, claim_in=claim_in, actor=key.name)
+    public = crud.claim_public(session, claim)
+    session.commit()
+    set_etag(response, claim.version)
+    response.headers["Location"] = f"/v1/claims/{claim.id}"
+    return public
+
+
+@router.get("")
+def list_claims(
+    _: ReaderKey,
+    session: SessionDep,
+    limit: LimitDep,
+    cursor: CursorDep = None,
+    status: Annotated[list[Status] | None, Query(max_length=9)] = None,
+    source_id: Annotated[str | None, Query(max_length=100)] = None,
+    stance: Stance | None = None,
+    topic: Annotated[str | None, Query(max_length=64)] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    contested: bool | None = None,
+    origin: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: Time = None,
+    created_before: Time = None,
+    updated_after: Time = None,
+    updated_before: Time = None,
+    include_merged: bool = False,
+    sort: Sort = "-created_at",
+) -> Page[ClaimPublic]:
+    """List claims, newest first, filtered; follow `next_cursor` for the next page."""
+    where = crud.claim_filters(
+        status=status, source_id=source_id, stance=stance, topic=topic, language=language,
+        contested=contested, origin=origin, created_after=to_utc(created_after),
+        created_before=to_utc(created_before), updated_after=to_utc(updated_after),
+        updated_before=to_utc(updated_before), include_merged=include_merged,
+    )
+    return crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor)
+
+
+@router.get("/{claim_id}")
+def get_claim(
+    claim_id: str, _: ReaderKey, session: SessionDep, response: Response, as_of: Time = None
+) -> ClaimPublic:
+    """One claim with its attributions, sources, links and current review; `as_of` for the past."""
+    if as_of is not None:
+        return crud.claim_as_of(session, claim_id=claim_id, as_of=to_utc(as_of))
+    claim = crud.get_claim(session, claim_id)
+    set_etag(response, claim.version)
+    return crud.claim_public(session, claim)
+
+
+@router.patch("/{claim_id}", responses=WRITE_ERRORS)
+def update_claim(
+    claim_id: str, claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion,
+    session: WriteSessionDep, response: Response,
+) -> ClaimPublic:
+    """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412)."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    crud.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
+                      actor=key.name)
+    public = crud.claim_public(session, claim)
+    session.commit()
+    set_etag(response, claim.version)
+    return public
+
+
+@router.delete("/{claim_id}", status_code=204, responses=WRITE_ERRORS)
+def delete_claim(
+    claim_id: str, key: AdminKey, version: OptionalVersion, session: WriteSessionDep
+) -> None:
+    """Delete a claim; a tombstone event keeps its last state for the feed and history."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    crud.delete_claim(session, claim=claim, expected_version=version, actor=key.name)
+    session.commit()
+
+
+@router.post("/{claim_id}/attributions", status_code=201, responses=WRITE_ERRORS)
+def create_attribution(
+    claim_id: str, att_in: AttributionCreate, key: IngesterKey, version: OptionalVersion,
+    session: WriteSessionDep,
+) -> AttributionPublic:
+    """Attach a source (by id, or by name or alias) with its stance and citation."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    attribution = crud.add_attribution(session, claim=claim, att_in=att_in,
+                                       expected_version=version, actor=key.name)
+    source = crud.get_source(session, attribution.source_id)
+    public = AttributionPublic.model_validate(attribution,
+                                              update={"source": crud.source_ref(source)})
+    session.commit()
+    return public
+
+
+@router.delete("/{claim_id}/attributions/{attribution_id}", status_code=204,
+               responses=WRITE_ERRORS)
+def delete_attribution(
+    claim_id: str, attribution_id: str, key: CheckerKey, version: OptionalVersion,
+    session: WriteSessionDep,
+) -> None:
+    """Detach a source from a claim."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    crud.delete_attribution(session, claim=claim, attribution_id=attribution_id,
+                            expected_version=version, actor=key.name)
+    session.commit()
+
+
+@router.post("/{claim_id}/reviews", status_code=201, responses=WRITE_ERRORS)
+def create_review(
+    claim_id: str, review_in: ReviewCreate, key: CheckerKey, version: OptionalVersion,
+    session: WriteSessionDep,
+) -> ReviewPublic:
+    """Set the claim's status; verdicts need a rationale. Appends to the review history."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    review = verification.set_status(session, claim=claim, review_in=review_in,
+                                     expected_version=version, reviewer=key.name)
+    public = ReviewPublic.model_validate(review)
+    session.commit()
+    return public
+
+
+@router.get("/{claim_id}/reviews")
+def list_reviews(claim: ClaimDep, _: ReaderKey, session: SessionDep) -> list[ReviewPublic]:
+    """Every review of the claim, oldest first."""
+    return [ReviewPublic.model_validate(r) for r in crud.reviews_of(session, claim.id)]
+
+
+@router.get("/{claim_id}/history")
+def claim_history(
+    claim_id: str, _: ReaderKey, session: SessionDep, limit: LimitDep, cursor: CursorDep = None
+) -> Page[EventPublic]:
+    """The whole story of a claim in order: created, edited, attributed, reviewed, linked…"""
+    after = decode_position(cursor)
+    events = crud.list_events(session, after=after, limit=limit + 1, claim_id=claim_id)
+    if not events and after == 0:
+        crud.get_claim(session, claim_id)
+    page = events[:limit]
+    next_cursor = encode_cursor(page[-1].id) if len(events) > limit else None
+    return Page(items=[EventPublic.model_validate(e) for e in page], next_cursor=next_cursor)
+
+
+@router.post("/{claim_id}/links", status_code=201, responses=WRITE_ERRORS)
+def create_link(
+    claim_id: str, link_in: LinkCreate, key: CheckerKey, version: OptionalVersion,
+    session: WriteSessionDep,
+) -> LinkPublic:
+    """Relate this claim to another: supports, contradicts, duplicates, updates, related."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    link = crud.create_link(session, claim=claim, link_in=link_in, expected_version=version,
+                            actor=key.name)
+    public = LinkPublic.model_validate(link)
+    session.commit()
+    return public
+
+
+@router.post("/{claim_id}/merge", responses=WRITE_ERRORS)
+def merge_claim(
+    claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: OptionalVersion,
+    session: WriteSessionDep, response: Response,
+) -> ClaimPublic:
+    """Fold the duplicate named in the body into this claim; the duplicate points here after."""
+    claim = crud.get_claim(session, claim_id, for_update=True)
+    crud.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
+                      expected_version=version, actor=key.name, note=merge_in.note)
+    public = crud.claim_public(session, claim)
+    session.commit()
+    set_etag(response, claim.version)
+    return public

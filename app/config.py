@@ -1,0 +1,38 @@
+"""Settings, read once from CLAIMLEDGER_* environment variables."""
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMLEDGER_", extra="ignore")
+
+    database_url: str = "sqlite:///./claimledger.db"
+    # Worker threads for sync routes; the connection pool is sized to match so a
+    # request can never wait on a pool that the other threads have drained.
+    threads: int = 40
+    pool_timeout: float = 10.0
+    statement_timeout_ms: int = 15_000
+    max_body_bytes: int = 1 * MIB
+    max_ingest_body_bytes: int = 16 * MIB
+    max_batch_items: int = 1000
+    max_query_chars: int = 500
+    default_page_size: int = 50
+    max_page_size: int = 200
+    rate_limit_per_minute: int = 6000
+    idempotency_ttl_hours: int = 48
+    similarity_threshold: float = 0.5
+    log_level: str = "info"
+    key_cache_seconds: float = 5.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,751 @@
+"""Create, read, update and delete for sources, claims, attributions and links.
+
+Every function takes the session first, adds and flushes, records its event, and
+never commits: the caller owns the transaction.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from app.models import (
+    AGAINST_STANCES,
+    FOR_STANCES,
+    Attribution,
+    AttributionCreate,
+    AttributionPublic,
+    Claim,
+    ClaimCreate,
+    ClaimLink,
+    ClaimPublic,
+    ClaimTopic,
+    ClaimUpdate,
+    Event,
+    LinkCreate,
+    LinkPublic,
+    Review,
+    ReviewPublic,
+    Source,
+    SourceCreate,
+    SourceKind,
+    SourceName,
+    SourcePublic,
+    SourceRef,
+    SourceUpdate,
+    Stance,
+    utcnow,
+)
+from app.pagination import Page, decode_cursor, encode_cursor
+from app.text import fingerprint, name_key
+
+# Any constant will do: it names the lock that keeps the event feed in commit order.
+_EVENT_LOCK_ID = 72_620_001
+
+
+# --- events -------------------------------------------------------------------
+
+
+def record_event(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    claim_id: str | None = None,
+    changes: dict[str, Any] | None = None,
+    snapshot: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Event:
+    """Append one event to the change log, in the caller's transaction."""
+    if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
+        # Event ids come from a sequence, which hands them out before commit; holding
+        # this lock until commit makes ids visible in order, so a feed reader that
+        # resumes after id N can never miss an N-1 that committed late.
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_ID})
+        session.info["event_lock"] = True
+    event = Event(
+        actor=actor,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        claim_id=claim_id,
+        changes=changes or {},
+        snapshot=snapshot,
+        at=at or utcnow(),
+    )
+    session.add(event)
+    return event
+
+
+def record_claim_event(
+    session: Session, claim: Claim, *, actor: str, action: str, changes: dict[str, Any],
+    entity_type: str = "claim", entity_id: str | None = None,
+) -> Event:
+    """An event about a claim, carrying the claim as it now stands (for `as_of`)."""
+    session.flush()
+    snapshot = claim_public(session, claim).model_dump(mode="json")
+    return record_event(
+        session, actor=actor, action=action, entity_type=entity_type,
+        entity_id=entity_id or claim.id, claim_id=claim.id, changes=changes,
+        snapshot=snapshot, at=claim.updated_at,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def check_version(current: int, expected: int | None, what: str) -> None:
+    if expected is not None and expected != current:
+        raise PreconditionFailed(
+            f"{what} is at version {current}, not {expected}: it changed since you read it; "
+            "fetch it again and reapply your change"
+        )
+
+
+# --- sources ------------------------------------------------------------------
+
+
+def get_source(session: Session, source_id: str) -> Source:
+    source = session.get(Source, source_id)
+    if source is None:
+        raise NotFound(f"source {source_id} does not exist")
+    return source
+
+
+def find_source(session: Session, name_or_alias: str) -> Source | None:
+    """The source with this name or alias, ignoring case, accents, punctuation and spacing."""
+    row = session.get(SourceName, name_key(name_or_alias))
+    return session.get(Source, row.source_id) if row else None
+
+
+def resolve_source(
+    session: Session, *, source_id: str | None, name: str | None, actor: str
+) -> tuple[Source, bool]:
+    """The source an attribution names; an unknown name creates it. Returns (source, created)."""
+    if source_id is not None:
+        source = session.get(Source, source_id)
+        if source is None:
+            raise Unprocessable(f"source {source_id} does not exist")
+        return source, False
+    assert name is not None
+    found = find_source(session, name)
+    if found is not None:
+        return found, False
+    return create_source(session, source_in=SourceCreate(name=name), actor=actor), True
+
+
+def _names_of(source_in: SourceCreate | SourceUpdate, source: Source | None) -> list[str]:
+    name = source_in.name or (source.name if source else None)
+    aliases = source_in.aliases if source_in.aliases is not None else (
+        source.aliases if source else []
+    )
+    return [name or "", *aliases]
+
+
+def _claim_names(session: Session, source: Source, names: list[str]) -> None:
+    """Point every name and alias of a source at it; a key another source holds is a 409."""
+    keys: dict[str, str] = {}
+    for label in names:
+        keys.setdefault(name_key(label), label)
+    taken = session.exec(
+        select(SourceName).where(
+            col(SourceName.key).in_(list(keys)), SourceName.source_id != source.id
+        )
+    ).first()
+    if taken is not None:
+        other = session.get(Source, taken.source_id)
+        raise Conflict(
+            f"'{taken.label}' is already a name or alias of source {taken.source_id}"
+            f" ({other.name if other else '?'})",
+            source_id=taken.source_id,
+        )
+    session.execute(sa.delete(SourceName).where(col(SourceName.source_id) == source.id))
+    session.flush()
+    primary = name_key(source.name)
+    for key, label in keys.items():
+        session.add(SourceName(key=key, source_id=source.id, label=label, is_name=key == primary))
+
+
+def _check_affiliation(session: Session, source_id: str, affiliation_id: str | None) -> None:
+    seen = {source_id}
+    current = affiliation_id
+    while current is not None:
+        if current in seen:
+            raise Unprocessable("that affiliation would make a cycle of sources")
+        seen.add(current)
+        parent = session.get(Source, current)
+        if parent is None:
+            raise Unprocessable(f"affiliated source {current} does not exist")
+        current = parent.affiliation_id
+
+
+def create_source(session: Session, *, source_in: SourceCreate, actor: str) -> Source:
+    """Register a source with its aliases; names are unique ignoring case and spacing."""
+    aliases = _dedupe_aliases(source_in.name, source_in.aliases)
+    source = Source.model_validate(source_in.model_dump(exclude={"aliases"}) | {"aliases": aliases})
+    if source_in.affiliation_id is not None:
+        _check_affiliation(session, source.id, source_in.affiliation_id)
+    session.add(source)
+    _claim_names(session, source, [source.name, *aliases])
+    session.flush()
+    record_event(
+        session, actor=actor, action="source.created", entity_type="source",
+        entity_id=source.id, changes=source_public(session, source).model_dump(mode="json"),
+        at=source.created_at,
+    )
+    return source
+
+
+def _dedupe_aliases(name: str, aliases: Sequence[str]) -> list[str]:
+    seen = {name_key(name)}
+    out = []
+    for alias in aliases:
+        key = name_key(alias)
+        if key not in seen:
+            seen.add(key)
+            out.append(alias)
+    return out
+
+
+def update_source(
+    session: Session, *, source: Source, source_in: SourceUpdate, expected_version: int,
+    actor: str,
+) -> Source:
+    """Edit a source; renames and alias changes keep the lookup index in step."""
+    check_version(source.version, expected_version, f"source {source.id}")
+    data = source_in.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {}
+    if "affiliation_id" in data and data["affiliation_id"] != source.affiliation_id:
+        _check_affiliation(session, source.id, data["affiliation_id"])
+    if "aliases" in data and data["aliases"] is None:
+        data["aliases"] = []
+    if "name" in data and data["name"] is None:
+        raise Unprocessable("a source's name cannot be removed")
+    for field, value in data.items():
+        if field == "aliases":
+            value = _dedupe_aliases(data.get("name") or source.name, value)
+        old = getattr(source, field)
+        if old != value:
+            changes[field] = {"from": _jsonable(old), "to": _jsonable(value)}
+            setattr(source, field, value)
+    if not changes:
+        return source
+    if "name" in changes or "aliases" in changes:
+        _claim_names(session, source, [source.name, *source.aliases])
+    source.version += 1
+    source.updated_at = utcnow()
+    session.add(source)
+    session.flush()
+    record_event(
+        session, actor=actor, action="source.updated", entity_type="source",
+        entity_id=source.id, changes=changes, at=source.updated_at,
+    )
+    return source
+
+
+def source_ref(source: Source) -> SourceRef:
+    return SourceRef(id=source.id, name=source.name, kind=source.kind,
+                     reliability=source.reliability)
+
+
+def source_public(session: Session, source: Source) -> SourcePublic:
+    parent = session.get(Source, source.affiliation_id) if source.affiliation_id else None
+    return SourcePublic.model_validate(
+        source, update={"affiliation": source_ref(parent) if parent else None}
+    )
+
+
+def list_sources(
+    session: Session, *, name: str | None = None, prefix: str | None = None,
+    kind: SourceKind | None = None, country: str | None = None, limit: int,
+    cursor: str | None = None,
+) -> Page[SourcePublic]:
+    """Sources by name, with exact lookup by name or alias, or by prefix of either."""
+    query = select(Source)
+    if name is not None:
+        query = query.where(
+            Source.id == select(SourceName.source_id)
+            .where(SourceName.key == name_key(name)).scalar_subquery()
+        )
+    if prefix:
+        key = name_key(prefix).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(
+            col(Source.id).in_(
+                select(SourceName.source_id).where(
+                    col(SourceName.key).like(key + "%", escape="\\")
+                )
+            )
+        )
+    if kind is not None:
+        query = query.where(Source.kind == kind)
+    if country is not None:
+        query = query.where(Source.country == country)
+    if cursor:
+        after_name, after_id = decode_cursor(cursor, length=2)
+        query = query.where(
+            sa.or_(Source.name > after_name, sa.and_(Source.name == after_name,
+                                                      Source.id > after_id))
+        )
+    rows = session.exec(query.order_by(Source.name, Source.id).limit(limit + 1)).all()
+    items = [source_public(session, s) for s in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1].name, rows[limit - 1].id) if len(rows) > limit \
+        else None
+    return Page(items=items, next_cursor=next_cursor)
+
+
+# --- claims: reading ----------------------------------------------------------
+
+
+def get_claim(session: Session, claim_id: str, *, for_update: bool = False) -> Claim:
+    query = select(Claim).where(Claim.id == claim_id)
+    if for_update:
+        query = query.with_for_update()
+    claim = session.exec(query).first()
+    if claim is None:
+        raise NotFound(f"claim {claim_id} does not exist")
+    return claim
+
+
+def claims_public(session: Session, claims: Sequence[Claim]) -> list[ClaimPublic]:
+    """Claims with their topics, attributions, links and current review, in five queries."""
+    if not claims:
+        return []
+    ids = [c.id for c in claims]
+    topics: dict[str, list[str]] = defaultdict(list)
+    for claim_id, topic in session.exec(
+        select(ClaimTopic.claim_id, ClaimTopic.topic)
+        .where(col(ClaimTopic.claim_id).in_(ids)).order_by(ClaimTopic.topic)
+    ):
+        topics[claim_id].append(topic)
+    attributions: dict[str, list[AttributionPublic]] = defaultdict(list)
+    for att, src in session.exec(
+        select(Attribution, Source).join(Source, Source.id == Attribution.source_id)
+        .where(col(Attribution.claim_id).in_(ids))
+        .order_by(Attribution.created_at, Attribution.id)
+    ):
+        attributions[att.claim_id].append(
+            AttributionPublic.model_validate(att, update={"source": source_ref(src)})
+        )
+    links: dict[str, list[LinkPublic]] = defaultdict(list)
+    for link in session.exec(
+        select(ClaimLink).where(
+            sa.or_(col(ClaimLink.claim_id).in_(ids), col(ClaimLink.target_id).in_(ids))
+        ).order_by(ClaimLink.created_at, ClaimLink.id)
+    ):
+        public = LinkPublic.model_validate(link)
+        for end in {link.claim_id, link.target_id}:
+            if end in ids:
+                links[end].append(public)
+    reviews: dict[str, Review] = {}
+    for review in session.exec(
+        select(Review).where(col(Review.claim_id).in_(ids))
+        .order_by(Review.created_at, Review.id)
+    ):
+        reviews[review.claim_id] = review
+    out = []
+    for claim in claims:
+        atts = attributions[claim.id]
+        stances = {a.stance for a in atts}
+        current = reviews.get(claim.id)
+        out.append(ClaimPublic.model_validate(claim, update={
+            "topics": topics[claim.id],
+            "attributions": atts,
+            "links": links[claim.id],
+            "current_review": ReviewPublic.model_validate(current) if current else None,
+            "contested": bool(stances & set(FOR_STANCES)) and bool(stances & set(AGAINST_STANCES)),
+        }))
+    return out
+
+
+def claim_public(session: Session, claim: Claim) -> ClaimPublic:
+    return claims_public(session, [claim])[0]
+
+
+def contested_clause() -> sa.ColumnElement[bool]:
+    """SQL for 'has both a for and an against attribution'."""
+    def has(stances: tuple[Stance, ...]) -> sa.ColumnElement[bool]:
+        return sa.exists().where(
+            Attribution.claim_id == Claim.id, col(Attribution.stance).in_(stances)
+        )
+    return sa.and_(has(FOR_STANCES), has(AGAINST_STANCES))
+
+
+SORTS = {
+    "-created_at": (Claim.created_at, True),
+    "created_at": (Claim.created_at, False),
+    "-updated_at": (Claim.updated_at, True),
+    "updated_at": (Claim.updated_at, False),
+}
+
+
+def claim_filters(
+    *, status: Sequence[str] | None = None, source_id: str | None = None,
+    stance: Stance | None = None, topic: str | None = None, language: str | None = None,
+    contested: bool | None = None, origin: str | None = None,
+    created_after: datetime | None = None, created_before: datetime | None = None,
+    updated_after: datetime | None = None, updated_before: datetime | None = None,
+    include_merged: bool = False,
+) -> list[sa.ColumnElement[bool]]:
+    """WHERE clauses for the list endpoint's filters; search adds its own on top."""
+    where: list[sa.ColumnElement[bool]] = []
+    if status:
+        where.append(col(Claim.status).in_(list(status)))
+    if source_id is not None or stance is not None:
+        cond = [Attribution.claim_id == Claim.id]
+        if source_id is not None:
+            cond.append(Attribution.source_id == source_id)
+        if stance is not None:
+            cond.append(Attribution.stance == stance)
+        where.append(sa.exists().where(*cond))
+    if topic is not None:
+        where.append(sa.exists().where(ClaimTopic.claim_id == Claim.id, ClaimTopic.topic == topic))
+    if language is not None:
+        where.append(sa.func.lower(Claim.language) == language.lower())
+    if contested is not None:
+        where.append(contested_clause() if contested else sa.not_(contested_clause()))
+    if origin is not None:
+        where.append(Claim.origin == origin)
+    for column, op, value in (
+        (Claim.created_at, ">=", created_after), (Claim.created_at, "<", created_before),
+        (Claim.updated_at, ">=", updated_after), (Claim.updated_at, "<", updated_before),
+    ):
+        if value is not None:
+            where.append(column >= value if op == ">=" else column < value)
+    if not include_merged:
+        where.append(col(Claim.duplicate_of).is_(None))
+    return where
+
+
+def list_claims(
+    session: Session, *, where: list[sa.ColumnElement[bool]], sort: str = "-created_at",
+    limit: int, cursor: str | None = None,
+) -> Page[ClaimPublic]:
+    """A page of claims in a stable order (the sort column, then id)."""
+    column, descending = SORTS[sort]
+    query = select(Claim).where(*where)
+    if cursor:
+        after_value, after_id, cursor_sort = decode_cursor(cursor, length=3)
+        if cursor_sort != sort:
+            raise Unprocessable("this cursor belongs to another sort order")
+        try:
+            after = datetime.fromisoformat(after_value)
+        except (TypeError, ValueError):
+            raise Unprocessable("the cursor is not one this service issued") from None
+        if descending:
+            query = query.where(sa.or_(column < after, sa.and_(column == after,
+                                                                col(Claim.id) < after_id)))
+        else:
+            query = query.where(sa.or_(column > after, sa.and_(column == after,
+                                                                col(Claim.id) > after_id)))
+    order = (column.desc(), col(Claim.id).desc()) if descending else (column, Claim.id)
+    rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(getattr(last, column.key).isoformat(), last.id, sort)
+    return Page(items=claims_public(session, page), next_cursor=next_cursor)
+
+
+# --- claims: writing ----------------------------------------------------------
+
+
+def _set_topics(session: Session, claim_id: str, topics: Sequence[str]) -> None:
+    session.execute(sa.delete(ClaimTopic).where(col(ClaimTopic.claim_id) == claim_id))
+    for topic in dict.fromkeys(topics):
+        session.add(ClaimTopic(claim_id=claim_id, topic=topic))
+
+
+def touch(claim: Claim) -> None:
+    claim.version += 1
+    claim.updated_at = utcnow()
+
+
+def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Claim:
+    """Register a claim as `unverified`, with any inline attributions."""
+    if claim_in.origin is not None:
+        existing = session.exec(select(Claim.id).where(
+            Claim.origin == claim_in.origin, Claim.external_id == claim_in.external_id
+        )).first()
+        if existing is not None:
+            raise Conflict(
+                f"a claim from {claim_in.origin} with external_id {claim_in.external_id} "
+                f"already exists: {existing}", claim_id=existing,
+            )
+    now = utcnow()
+    claim = Claim.model_validate(
+        claim_in.model_dump(exclude={"topics", "attributions"}),
+        update={"fingerprint": fingerprint(claim_in.text), "created_by": actor,
+                "created_at": now, "updated_at": now},
+    )
+    session.add(claim)
+    session.flush()
+    _set_topics(session, claim.id, claim_in.topics)
+    for att_in in claim_in.attributions:
+        _add_attribution(session, claim, att_in, actor=actor)
+    record_claim_event(session, claim, actor=actor, action="claim.created",
+                       changes={"text": claim.text})
+    return claim
+
+
+def update_claim(
+    session: Session, *, claim: Claim, claim_in: ClaimUpdate, expected_version: int, actor: str
+) -> Claim:
+    """Edit a claim's own fields; the ETag it was read at must still be current."""
+    ensure_not_merged(claim)
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    data = claim_in.model_dump(exclude_unset=True)
+    for field in ("text", "language"):
+        if field in data and data[field] is None:
+            raise Unprocessable(f"{field} cannot be removed")
+    changes: dict[str, Any] = {}
+    if "topics" in data:
+        old_topics = list(session.exec(select(ClaimTopic.topic).where(
+            ClaimTopic.claim_id == claim.id).order_by(ClaimTopic.topic)).all())
+        new_topics = sorted(dict.fromkeys(data.pop("topics") or []))
+        if old_topics != new_topics:
+            changes["topics"] = {"from": old_topics, "to": new_topics}
+            _set_topics(session, claim.id, new_topics)
+    for field, value in data.items():
+        if field == "places" and value is None:
+            value = []
+        old = getattr(claim, field)
+        if old != value:
+            changes[field] = {"from": _jsonable(old), "to": _jsonable(value)}
+            setattr(claim, field, value)
+    start, end = claim.period_start_date, claim.period_end_date
+    if start and end and end < start:
+        raise Unprocessable("period_end_date is before period_start_date")
+    if not changes:
+        return claim
+    if "text" in changes:
+        claim.fingerprint = fingerprint(claim.text)
+    touch(claim)
+    session.add(claim)
+    record_claim_event(session, claim, actor=actor, action="claim.updated", changes=changes)
+    return claim
+
+
+def delete_claim(session: Session, *, claim: Claim, expected_version: int | None,
+                 actor: str) -> None:
+    """Delete a claim, leaving a tombstone event that carries its last state."""
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    merged = session.exec(select(Claim.id).where(Claim.duplicate_of == claim.id)).first()
+    if merged is not None:
+        raise Conflict(f"claim {merged} was merged into this one; delete it first")
+    session.flush()
+    snapshot = claim_public(session, claim).model_dump(mode="json")
+    record_event(session, actor=actor, action="claim.deleted", entity_type="claim",
+                 entity_id=claim.id, claim_id=claim.id, changes={"deleted": True},
+                 snapshot=snapshot)
+    session.delete(claim)
+    session.flush()
+
+
+def ensure_not_merged(claim: Claim) -> None:
+    if claim.duplicate_of is not None:
+        raise Conflict(
+            f"claim {claim.id} was merged into {claim.duplicate_of}; change that one instead",
+            duplicate_of=claim.duplicate_of,
+        )
+
+
+# --- attributions -------------------------------------------------------------
+
+
+def _add_attribution(
+    session: Session, claim: Claim, att_in: AttributionCreate, *, actor: str
+) -> Attribution:
+    source, _ = resolve_source(session, source_id=att_in.source_id, name=att_in.source,
+                               actor=actor)
+    attribution = Attribution.model_validate(
+        att_in.model_dump(exclude={"source_id", "source"}),
+        update={"claim_id": claim.id, "source_id": source.id, "created_by": actor},
+    )
+    session.add(attribution)
+    return attribution
+
+
+def add_attribution(
+    session: Session, *, claim: Claim, att_in: AttributionCreate, expected_version: int | None,
+    actor: str,
+) -> Attribution:
+    """Attach a source to a claim with its stance and citation."""
+    ensure_not_merged(claim)
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    attribution = _add_attribution(session, claim, att_in, actor=actor)
+    touch(claim)
+    session.add(claim)
+    session.flush()
+    record_claim_event(
+        session, claim, actor=actor, action="attribution.created", entity_type="attribution",
+        entity_id=attribution.id,
+        changes={"source_id": attribution.source_id, "stance": attribution.stance},
+    )
+    return attribution
+
+
+def delete_attribution(
+    session: Session, *, claim: Claim, attribution_id: str, expected_version: int | None,
+    actor: str,
+) -> None:
+    """Detach a source from a claim; the event keeps what was removed."""
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    attribution = session.get(Attribution, attribution_id)
+    if attribution is None or attribution.claim_id != claim.id:
+        raise NotFound(f"attribution {attribution_id} does not exist on claim {claim.id}")
+    removed = AttributionPublic.model_validate(
+        attribution, update={"source": source_ref(session.get(Source, attribution.source_id))}
+    ).model_dump(mode="json")
+    session.delete(attribution)
+    touch(claim)
+    session.add(claim)
+    record_claim_event(session, claim, actor=actor, action="attribution.deleted",
+                       entity_type="attribution", entity_id=attribution_id,
+                       changes={"removed": removed})
+
+
+# --- links and merges ---------------------------------------------------------
+
+
+def create_link(
+    session: Session, *, claim: Claim, link_in: LinkCreate, expected_version: int | None,
+    actor: str,
+) -> ClaimLink:
+    """Relate this claim to another (supports, contradicts, duplicates, updates, related)."""
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    if link_in.target_id == claim.id:
+        raise Unprocessable("a claim cannot be linked to itself")
+    target = session.exec(select(Claim).where(Claim.id == link_in.target_id)
+                          .with_for_update()).first()
+    if target is None:
+        raise Unprocessable(f"target claim {link_in.target_id} does not exist")
+    exists = session.exec(select(ClaimLink.id).where(
+        ClaimLink.claim_id == claim.id, ClaimLink.target_id == target.id,
+        ClaimLink.kind == link_in.kind)).first()
+    if exists is not None:
+        raise Conflict(f"claim {claim.id} already {link_in.kind} {target.id} (link {exists})",
+                       link_id=exists)
+    link = ClaimLink(claim_id=claim.id, target_id=target.id, kind=link_in.kind,
+                     note=link_in.note, created_by=actor)
+    session.add(link)
+    changes = {"link_id": link.id, "kind": link.kind, "from": claim.id, "to": target.id}
+    for end in (claim, target):
+        touch(end)
+        session.add(end)
+        record_claim_event(session, end, actor=actor, action="link.created",
+                           entity_type="link", entity_id=link.id, changes=changes)
+    return link
+
+
+def merge_claims(
+    session: Session, *, claim: Claim, duplicate_id: str, expected_version: int | None,
+    actor: str, note: str | None = None,
+) -> Claim:
+    """Fold a duplicate into this claim: its attributions, topics and links move here."""
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    if duplicate_id == claim.id:
+        raise Unprocessable("a claim cannot be merged into itself")
+    ensure_not_merged(claim)
+    duplicate = session.exec(select(Claim).where(Claim.id == duplicate_id)
+                             .with_for_update()).first()
+    if duplicate is None:
+        raise Unprocessable(f"claim {duplicate_id} does not exist")
+    if duplicate.duplicate_of is not None:
+        raise Conflict(f"claim {duplicate_id} was already merged into {duplicate.duplicate_of}")
+    moved = _move_attributions(session, duplicate, claim)
+    topics = set(session.exec(select(ClaimTopic.topic).where(
+        col(ClaimTopic.claim_id).in_([claim.id, duplicate.id]))).all())
+    _set_topics(session, claim.id, sorted(topics))
+    _move_links(session, duplicate, claim)
+    duplicate.duplicate_of = claim.id
+    for end in (duplicate, claim):
+        touch(end)
+        session.add(end)
+    session.flush()
+    changes = {"target": claim.id, "duplicate": duplicate.id, "attributions_moved": moved,
+               "note": note}
+    record_claim_event(session, duplicate, actor=actor, action="claim.merged_into",
+                       changes=changes)
+    record_claim_event(session, claim, actor=actor, action="claim.merged", changes=changes)
+    return claim
+
+
+def _attribution_key(att: Attribution) -> tuple[Any, ...]:
+    return (att.source_id, att.stance, att.quote, att.citation_url)
+
+
+def _move_attributions(session: Session, duplicate: Claim, target: Claim) -> int:
+    existing = {_attribution_key(a) for a in session.exec(
+        select(Attribution).where(Attribution.claim_id == target.id))}
+    moved = 0
+    for att in session.exec(select(Attribution).where(Attribution.claim_id == duplicate.id)):
+        if _attribution_key(att) in existing:
+            session.delete(att)
+            continue
+        existing.add(_attribution_key(att))
+        att.claim_id = target.id
+        session.add(att)
+        moved += 1
+    return moved
+
+
+def _move_links(session: Session, duplicate: Claim, target: Claim) -> None:
+    links = session.exec(select(ClaimLink).where(sa.or_(
+        ClaimLink.claim_id == duplicate.id, ClaimLink.target_id == duplicate.id))).all()
+    kept = {(lk.claim_id, lk.target_id, lk.kind) for lk in session.exec(select(ClaimLink).where(
+        sa.or_(ClaimLink.claim_id == target.id, ClaimLink.target_id == target.id)))}
+    for link in links:
+        src = target.id if link.claim_id == duplicate.id else link.claim_id
+        dst = target.id if link.target_id == duplicate.id else link.target_id
+        if src == dst or (src, dst, link.kind) in kept:
+            session.delete(link)
+            continue
+        kept.add((src, dst, link.kind))
+        link.claim_id, link.target_id = src, dst
+        session.add(link)
+
+
+# --- history ------------------------------------------------------------------
+
+
+def list_events(
+    session: Session, *, after: int = 0, limit: int, claim_id: str | None = None,
+    action: str | None = None, entity_type: str | None = None,
+) -> list[Event]:
+    query = select(Event).where(col(Event.id) > after)
+    if claim_id is not None:
+        query = query.where(Event.claim_id == claim_id)
+    if action is not None:
+        query = query.where(Event.action == action)
+    if entity_type is not None:
+        query = query.where(Event.entity_type == entity_type)
+    return list(session.exec(query.order_by(Event.id).limit(limit)).all())
+
+
+def claim_as_of(session: Session, *, claim_id: str, as_of: datetime) -> ClaimPublic:
+    """The claim as it stood at `as_of`, replayed from the snapshots in its events."""
+    event = session.exec(
+        select(Event).where(Event.claim_id == claim_id, col(Event.snapshot).is_not(None),
+                            Event.at <= as_of)
+        .order_by(col(Event.at).desc(), col(Event.id).desc()).limit(1)
+    ).first()
+    if event is None:
+        raise NotFound(f"claim {claim_id} did not exist at {as_of.isoformat()}")
+    if event.action == "claim.deleted":
+        raise NotFound(f"claim {claim_id} had been deleted by {as_of.isoformat()}")
+    return ClaimPublic.model_validate(event.snapshot)
+
+
+def reviews_of(session: Session, claim_id: str) -> list[Review]:
+    return list(session.exec(select(Review).where(Review.claim_id == claim_id)
+                             .order_by(Review.created_at, Review.id)).all())

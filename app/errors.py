@@ -1,0 +1,147 @@
+"""The domain error hierarchy and the one place that renders errors as problem+json."""
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("claimledger")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    status = 500
+    title = "Internal Server Error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+        self.extra = extra
+
+
+class BadRequest(AppError):
+    status, title = 400, "Bad Request"
+
+
+class Unauthorized(AppError):
+    status, title = 401, "Unauthorized"
+
+
+class Forbidden(AppError):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(AppError):
+    status, title = 404, "Not Found"
+
+
+class Conflict(AppError):
+    status, title = 409, "Conflict"
+
+
+class PreconditionFailed(AppError):
+    status, title = 412, "Precondition Failed"
+
+
+class Unprocessable(AppError):
+    status, title = 422, "Unprocessable Content"
+
+
+class PreconditionRequired(AppError):
+    status, title = 428, "Precondition Required"
+
+
+class TooManyRequests(AppError):
+    status, title = 429, "Too Many Requests"
+
+
+class Unavailable(AppError):
+    status, title = 503, "Service Unavailable"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(
+        jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
+    )
+
+
+def problem_dict(error: AppError) -> dict[str, Any]:
+    """The problem object of a domain error, for per-item results in a batch."""
+    return {"type": "about:blank", "title": error.title, "status": error.status,
+            "detail": error.detail, **error.extra}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(part) for part in err.get("loc", ())]
+        out.append({"loc": loc, "msg": err.get("msg", ""), "type": err.get("type", "")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(request: Request, exc: AppError) -> JSONResponse:
+        return problem(exc.status, exc.title, exc.detail, request=request,
+                       headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem(400, "Bad Request", "the request body is not valid JSON",
+                           request=request, errors=errors)
+        where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        return problem(422, "Unprocessable Content", f"invalid request: {where}",
+                       request=request, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 413:
+            detail = "the request body is larger than this endpoint accepts"
+        elif exc.status_code == 404:
+            detail = f"no route matches {request.url.path}"
+        title = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                 413: "Content Too Large"}.get(exc.status_code, "Error")
+        return problem(exc.status_code, title, detail, request=request,
+                       headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
+        log.warning("database pool exhausted on %s", request.url.path)
+        return problem(503, "Service Unavailable", "the database is busy; retry shortly",
+                       request=request, headers={"Retry-After": "1"})
+
+    @app.exception_handler(OperationalError)
+    async def db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database error on %s: %s", request.url.path, exc.orig.__class__.__name__)
+        return problem(503, "Service Unavailable", "the database is unavailable or busy; retry",
+                       request=request, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "Internal Server Error",
+                       "an unexpected error occurred; it has been logged", request=request)

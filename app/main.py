@@ -1,0 +1,72 @@
+"""The application factory: settings in, a ready FastAPI app out. Nothing connects at import."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.api import claims, events, health, keys, sources
+from app.config import Settings, get_settings
+from app.db import Database
+from app.deps import KeyCache
+from app.errors import PROBLEM_JSON, install_error_handlers
+
+DESCRIPTION = """A ledger of factual claims: who said what, where, who disputes it, and what
+fact-checkers concluded, with the full history of every change.
+
+Authenticate with `Authorization: Bearer <key>`. Every error is `application/problem+json`."""
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The pool is sized to this many threads (db.make_engine): never more threads
+        # than connections, or requests wait on each other's connections forever.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
+        app.state.db = database or Database(settings)
+        yield
+        if database is None:
+            app.state.db.dispose()
+
+    app = FastAPI(
+        title="Claimledger",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    app.state.settings = settings
+    app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
+    if database is not None:
+        app.state.db = database
+    install_error_handlers(app)
+    for module in (health, claims, sources, events, keys):
+        app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    logging.getLogger("claimledger").setLevel(settings.log_level.upper())
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with every error response filed under application/problem+json."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    schemas = schema.get("components", {}).get("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,535 @@
+"""Every table and its API shapes, one block per resource: Base, table, Create, Update, Public."""
+
+import re
+import secrets
+import unicodedata
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    PlainSerializer,
+    StringConstraints,
+    model_validator,
+)
+from sqlmodel import Field, SQLModel
+
+# Constraint names are explicit so migrations stay the same on SQLite and PostgreSQL.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id(prefix: str) -> str:
+    """An opaque, non-sequential id such as `clm_4f9c…`."""
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_utc(value: datetime | None) -> datetime | None:
+    """An aware datetime in UTC (naive ones are taken to be UTC already)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _rfc3339(value: datetime) -> str:
+    return to_utc(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+# --- shared field types -------------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(value: str) -> str:
+    """Reject what no database stores faithfully (NUL, lone surrogates, control bytes); NFC."""
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+        raise ValueError("text contains an unpaired UTF-16 surrogate")
+    if _CONTROL.search(value):
+        raise ValueError("text contains control characters")
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def _not_blank(value: str) -> str:
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+Text = Annotated[str, AfterValidator(clean_text)]
+NonBlank = Annotated[str, AfterValidator(clean_text), AfterValidator(_not_blank)]
+ClaimText = Annotated[NonBlank, StringConstraints(max_length=2000)]
+Name = Annotated[NonBlank, StringConstraints(max_length=200)]
+ShortText = Annotated[Text, StringConstraints(max_length=500)]
+LongText = Annotated[Text, StringConstraints(max_length=5000)]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64)]
+Language = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$", max_length=35)
+]
+Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
+Url = Annotated[
+    str, StringConstraints(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2000)
+]
+InputTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+OutputTime = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
+
+
+class Input(SQLModel):
+    """Base of every request body: unknown fields are an error, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- enums --------------------------------------------------------------------
+
+
+class Status(StrEnum):
+    unverified = "unverified"
+    in_review = "in_review"
+    true = "true"
+    mostly_true = "mostly_true"
+    mixed = "mixed"
+    mostly_false = "mostly_false"
+    false = "false"
+    misleading = "misleading"
+    unverifiable = "unverifiable"
+
+    @property
+    def is_verdict(self) -> bool:
+        return self not in (Status.unverified, Status.in_review)
+
+
+class Stance(StrEnum):
+    asserts = "asserts"
+    supports = "supports"
+    disputes = "disputes"
+    denies = "denies"
+    reports = "reports"
+
+
+FOR_STANCES = (Stance.asserts, Stance.supports)
+AGAINST_STANCES = (Stance.disputes, Stance.denies)
+
+
+class SourceKind(StrEnum):
+    government = "government"
+    military = "military"
+    intergovernmental = "intergovernmental"
+    ngo = "ngo"
+    think_tank = "think_tank"
+    news_agency = "news_agency"
+    media = "media"
+    expert = "expert"
+    eyewitness = "eyewitness"
+    anonymous = "anonymous"
+    other = "other"
+
+
+class Reliability(StrEnum):
+    """Admiralty scale, source reliability."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    E = "E"
+    F = "F"
+
+
+class Credibility(StrEnum):
+    """Admiralty scale, information credibility: 1 confirmed … 6 cannot be judged."""
+
+    confirmed = "1"
+    probably_true = "2"
+    possibly_true = "3"
+    doubtful = "4"
+    improbable = "5"
+    cannot_be_judged = "6"
+
+
+class LinkKind(StrEnum):
+    supports = "supports"
+    contradicts = "contradicts"
+    duplicates = "duplicates"
+    updates = "updates"
+    related = "related"
+
+
+class Role(StrEnum):
+    reader = "reader"
+    ingester = "ingester"
+    checker = "checker"
+    admin = "admin"
+
+
+def _enum_col(length: int = 32) -> Any:
+    return sa.String(length)
+
+
+# --- source -------------------------------------------------------------------
+
+
+class SourceBase(SQLModel):
+    name: Name
+    kind: SourceKind = Field(default=SourceKind.other, sa_type=_enum_col())
+    country: Country | None = Field(default=None, sa_type=sa.String(2))
+    homepage: Url | None = None
+    description: LongText | None = None
+    reliability: Reliability = Field(default=Reliability.F, sa_type=_enum_col(1))
+
+
+class Source(SourceBase, table=True):
+    id: str = Field(default_factory=lambda: new_id("src"), primary_key=True)
+    aliases: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    affiliation_id: str | None = Field(default=None, foreign_key="source.id", ondelete="SET NULL")
+    version: int = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceName(SQLModel, table=True):
+    """Lookup index of every source's normalized name and aliases; one namespace for both."""
+
+    __tablename__ = "source_name"
+    key: str = Field(primary_key=True, max_length=400)
+    source_id: str = Field(foreign_key="source.id", ondelete="CASCADE", index=True)
+    label: str
+    is_name: bool = False
+
+
+class SourceCreate(SourceBase, Input):
+    aliases: list[Name] = Field(default_factory=list, max_length=50)
+    affiliation_id: str | None = Field(default=None, max_length=100)
+
+
+class SourceUpdate(Input):
+    name: Name | None = None
+    aliases: list[Name] | None = Field(default=None, max_length=50)
+    kind: SourceKind | None = None
+    country: Country | None = None
+    homepage: Url | None = None
+    description: LongText | None = None
+    reliability: Reliability | None = None
+    affiliation_id: str | None = Field(default=None, max_length=100)
+
+
+class SourceRef(SQLModel):
+    id: str
+    name: str
+    kind: SourceKind
+    reliability: Reliability
+
+
+class SourcePublic(SourceBase):
+    id: str
+    aliases: list[str]
+    affiliation: SourceRef | None = None
+    version: int
+    created_at: OutputTime
+    updated_at: OutputTime
+
+
+# --- claim --------------------------------------------------------------------
+
+
+class ClaimBase(SQLModel):
+    text: ClaimText
+    language: Language = Field(default="en", max_length=35)
+    places: list[Name] = Field(default_factory=list, sa_type=sa.JSON)
+    period_start_date: date | None = None
+    period_end_date: date | None = None
+
+
+class Claim(ClaimBase, table=True):
+    __table_args__ = (
+        sa.UniqueConstraint("origin", "external_id", name="uq_claim_origin_external_id"),
+        sa.Index("ix_claim_created_at_id", "created_at", "id"),
+        sa.Index("ix_claim_updated_at_id", "updated_at", "id"),
+    )
+    id: str = Field(default_factory=lambda: new_id("clm"), primary_key=True)
+    first_stated_at: datetime | None = None
+    origin: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, max_length=200)
+    fingerprint: str = Field(index=True, max_length=64)
+    version: int = 1
+    status: Status = Field(default=Status.unverified, sa_type=_enum_col(), index=True)
+    duplicate_of: str | None = Field(
+        default=None, foreign_key="claim.id", ondelete="SET NULL", index=True
+    )
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ClaimTopic(SQLModel, table=True):
+    __tablename__ = "claim_topic"
+    claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", primary_key=True)
+    topic: str = Field(primary_key=True, max_length=64, index=True)
+
+
+class AttributionBase(SQLModel):
+    stance: Stance = Field(sa_type=_enum_col())
+    quote: LongText | None = None
+    citation_url: Url | None = None
+    citation_title: ShortText | None = None
+    citation_publisher: ShortText | None = None
+    citation_published_date: date | None = None
+    credibility: Credibility | None = Field(default=None, sa_type=_enum_col(1))
+    note: LongText | None = None
+
+
+class Attribution(AttributionBase, table=True):
+    __table_args__ = (sa.Index("ix_attribution_source_id_stance", "source_id", "stance"),)
+    id: str = Field(default_factory=lambda: new_id("att"), primary_key=True)
+    claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", index=True)
+    source_id: str = Field(foreign_key="source.id", ondelete="RESTRICT")
+    stated_at: datetime | None = None
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AttributionCreate(AttributionBase, Input):
+    """Name the source by `source_id`, or by `source` (a name or alias; unknown names create it)."""
+
+    source_id: str | None = Field(default=None, max_length=100)
+    source: Name | None = None
+    stated_at: InputTime | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "AttributionCreate":
+        if (self.source_id is None) == (self.source is None):
+            raise ValueError("give exactly one of source_id or source")
+        return self
+
+
+class AttributionPublic(AttributionBase):
+    id: str
+    claim_id: str
+    source: SourceRef
+    stated_at: OutputTime | None
+    created_by: str
+    created_at: OutputTime
+
+
+class ClaimCreate(ClaimBase, Input):
+    topics: list[Slug] = Field(default_factory=list, max_length=20)
+    places: list[Name] = Field(default_factory=list, max_length=20)
+    first_stated_at: InputTime | None = None
+    origin: Name | None = None
+    external_id: Name | None = None
+    attributions: list[AttributionCreate] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ClaimCreate":
+        if (self.origin is None) != (self.external_id is None):
+            raise ValueError("origin and external_id go together")
+        _check_period(self.period_start_date, self.period_end_date)
+        return self
+
+
+def _check_period(start: date | None, end: date | None) -> None:
+    if start and end and end < start:
+        raise ValueError("period_end_date is before period_start_date")
+
+
+class ClaimUpdate(Input):
+    text: ClaimText | None = None
+    language: Language | None = None
+    topics: list[Slug] | None = Field(default=None, max_length=20)
+    places: list[Name] | None = Field(default=None, max_length=20)
+    period_start_date: date | None = None
+    period_end_date: date | None = None
+    first_stated_at: InputTime | None = None
+
+
+# --- review -------------------------------------------------------------------
+
+
+class Review(SQLModel, table=True):
+    __table_args__ = (sa.Index("ix_review_claim_id_created_at", "claim_id", "created_at"),)
+    id: str = Field(default_factory=lambda: new_id("rev"), primary_key=True)
+    claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE")
+    from_status: Status = Field(sa_type=_enum_col())
+    to_status: Status = Field(sa_type=_enum_col())
+    rationale: str | None = None
+    evidence_urls: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    reviewer: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ReviewCreate(Input):
+    status: Status
+    rationale: LongText | None = None
+    evidence_urls: list[Url] = Field(default_factory=list, max_length=50)
+
+
+class ReviewPublic(SQLModel):
+    id: str
+    claim_id: str
+    from_status: Status
+    to_status: Status
+    rationale: str | None
+    evidence_urls: list[str]
+    reviewer: str
+    created_at: OutputTime
+
+
+# --- link ---------------------------------------------------------------------
+
+
+class ClaimLink(SQLModel, table=True):
+    __tablename__ = "claim_link"
+    __table_args__ = (
+        sa.UniqueConstraint("claim_id", "target_id", "kind", name="uq_claim_link_pair_kind"),
+        sa.CheckConstraint("claim_id <> target_id", name="not_self"),
+    )
+    id: str = Field(default_factory=lambda: new_id("lnk"), primary_key=True)
+    claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", index=True)
+    target_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", index=True)
+    kind: LinkKind = Field(sa_type=_enum_col())
+    note: str | None = None
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class LinkCreate(Input):
+    target_id: str = Field(max_length=100)
+    kind: LinkKind
+    note: LongText | None = None
+
+
+class LinkPublic(SQLModel):
+    id: str
+    claim_id: str
+    target_id: str
+    kind: LinkKind
+    note: str | None
+    created_by: str
+    created_at: OutputTime
+
+
+class MergeRequest(Input):
+    duplicate_id: str = Field(max_length=100)
+    note: LongText | None = None
+
+
+class ClaimPublic(ClaimBase):
+    id: str
+    topics: list[str]
+    first_stated_at: OutputTime | None
+    origin: str | None
+    external_id: str | None
+    fingerprint: str
+    version: int
+    status: Status
+    duplicate_of: str | None
+    contested: bool
+    created_by: str
+    created_at: OutputTime
+    updated_at: OutputTime
+    attributions: list[AttributionPublic]
+    links: list[LinkPublic]
+    current_review: ReviewPublic | None
+
+
+# --- event --------------------------------------------------------------------
+
+
+class Event(SQLModel, table=True):
+    """The append-only change log: audit trail, live feed and source of `as_of` history."""
+
+    __table_args__ = (sa.Index("ix_event_claim_id_id", "claim_id", "id"),)
+    id: int | None = Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=True,
+        ),
+    )
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64)
+    entity_type: str = Field(max_length=32)
+    entity_id: str = Field(max_length=100)
+    claim_id: str | None = Field(default=None, max_length=100)
+    changes: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    snapshot: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+
+
+class EventPublic(SQLModel):
+    id: int
+    at: OutputTime
+    actor: str
+    action: str
+    entity_type: str
+    entity_id: str
+    claim_id: str | None
+    changes: dict[str, Any]
+
+
+# --- api key ------------------------------------------------------------------
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+    id: str = Field(default_factory=lambda: new_id("key"), primary_key=True)
+    name: str = Field(max_length=200)
+    role: Role = Field(sa_type=_enum_col())
+    prefix: str = Field(max_length=16)
+    secret_hash: str = Field(max_length=64, unique=True)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreate(Input):
+    name: Name
+    role: Role
+
+
+class ApiKeyPublic(SQLModel):
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    created_by: str
+    created_at: OutputTime
+    revoked_at: OutputTime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    secret: str
+
+
+# --- shapes shared by routes --------------------------------------------------
+
+
+class Problem(SQLModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(SQLModel):
+    status: str
+    detail: str | None = None

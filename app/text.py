@@ -1,0 +1,28 @@
+"""Text normalisation shared by source lookup and claim fingerprints. No I/O."""
+
+import hashlib
+import re
+import unicodedata
+
+_DROPPED = re.compile(r"[.'\u2019`\u00b4]+")  # U.N. -> un, Ukraine's -> ukraines
+_NON_WORD = re.compile(r"[^\w\s]+|_+")
+_SPACE = re.compile(r"\s+")
+
+
+def fold(value: str) -> str:
+    """Case-, accent-, punctuation- and space-insensitive form: 'U.N. ' -> 'un'."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    no_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    no_punct = _NON_WORD.sub(" ", _DROPPED.sub("", no_marks.casefold()))
+    return _SPACE.sub(" ", no_punct).strip()
+
+
+def name_key(value: str) -> str:
+    """The key under which a source name or alias is unique."""
+    key = fold(value)
+    return key if key else value.strip().casefold()
+
+
+def fingerprint(text: str) -> str:
+    """Exact-duplicate fingerprint of a claim: sha256 of its folded text."""
+    return hashlib.sha256(fold(text).encode("utf-8")).hexdigest()

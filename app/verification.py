@@ -1,0 +1,38 @@
+"""Status rules: every change of a claim's status is a review row and an event."""
+
+from sqlmodel import Session
+
+from app.crud import ensure_not_merged, touch, check_version, record_claim_event
+from app.errors import Unprocessable
+from app.models import Claim, Review, ReviewCreate, Status
+
+
+def set_status(
+    session: Session, *, claim: Claim, review_in: ReviewCreate, expected_version: int | None,
+    reviewer: str,
+) -> Review:
+    """Move a claim to a new status; a verdict needs a rationale."""
+    ensure_not_merged(claim)
+    check_version(claim.version, expected_version, f"claim {claim.id}")
+    new = Status(review_in.status)
+    if new is Status.unverified:
+        raise Unprocessable("unverified is the status of a new claim; reopen with in_review")
+    if new.is_verdict and not review_in.rationale:
+        raise Unprocessable(f"a verdict ({new}) needs a rationale")
+    if new == claim.status:
+        raise Unprocessable(f"claim {claim.id} is already {new}")
+    review = Review(
+        claim_id=claim.id, from_status=claim.status, to_status=new,
+        rationale=review_in.rationale, evidence_urls=review_in.evidence_urls, reviewer=reviewer,
+    )
+    session.add(review)
+    claim.status = new
+    touch(claim)
+    review.created_at = claim.updated_at
+    session.add(claim)
+    record_claim_event(
+        session, claim, actor=reviewer, action="review.created", entity_type="review",
+        entity_id=review.id,
+        changes={"status": {"from": review.from_status, "to": new}, "rationale": review.rationale},
+    )
+    return review
