@@ -32,9 +32,11 @@ def pending_migrations(engine: Engine) -> list[str]:
     script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
+    if set(script.get_heads()) == current:
+        return []
     pending = []
     for rev in script.walk_revisions():
         if rev.revision in current:
             break
         pending.append(rev.revision)
-    return pending if set(script.get_heads()) != current else pending
+    return pending

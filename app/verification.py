@@ -2,7 +2,7 @@
 
 from sqlmodel import Session
 
-from app.crud import ensure_not_merged, touch, check_version, record_claim_event
+from app.crud import check_version, ensure_not_merged, record_claim_event, touch
 from app.errors import Unprocessable
 from app.models import Claim, Review, ReviewCreate, Status
 

@@ -1,0 +1,135 @@
+"""Each test gets its own empty, migrated database: a copied SQLite file, or PostgreSQL.
+
+Set CLAIMLEDGER_TEST_DATABASE_URL (for example
+postgresql+psycopg://postgres@127.0.0.1:5432/postgres) to run the same suite on PostgreSQL:
+the suite creates a database of its own there, truncates it between tests and drops it.
+"""
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from sqlmodel import SQLModel
+
+from app import keys, migrate
+from app.config import Settings
+from app.db import Database
+from app.main import create_app
+from app.models import Role
+
+PG_URL = os.environ.get("CLAIMLEDGER_TEST_DATABASE_URL", "")
+
+
+class Databases:
+    """Hands out a fresh migrated database URL per test."""
+
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.pg_admin: sa.Engine | None = None
+        if PG_URL:
+            self.name = f"claimledger_test_{uuid.uuid4().hex[:10]}"
+            self.pg_admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+            with self.pg_admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+            self.url = sa.make_url(PG_URL).set(database=self.name).render_as_string(
+                hide_password=False)
+            migrate.upgrade(self.url)
+            self._engine = sa.create_engine(self.url)
+        else:
+            self.template = tmp / "template.db"
+            migrate.upgrade(f"sqlite:///{self.template}")
+
+    @property
+    def kind(self) -> str:
+        return "postgresql" if PG_URL else "sqlite"
+
+    def fresh(self) -> str:
+        if PG_URL:
+            tables = ", ".join(
+                f'"{t.name}"' for t in SQLModel.metadata.sorted_tables
+            )
+            with self._engine.begin() as conn:
+                conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            return self.url
+        path = self.tmp / f"{uuid.uuid4().hex}.db"
+        shutil.copyfile(self.template, path)
+        return f"sqlite:///{path}"
+
+    def empty_url(self) -> str:
+        """A database with no tables at all, for migration tests."""
+        if PG_URL:
+            name = f"claimledger_mig_{uuid.uuid4().hex[:10]}"
+            assert self.pg_admin is not None
+            with self.pg_admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            return sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        return f"sqlite:///{self.tmp / uuid.uuid4().hex}.db"
+
+    def close(self) -> None:
+        if self.pg_admin is not None:
+            self._engine.dispose()
+            with self.pg_admin.connect() as conn:
+                rows = conn.exec_driver_sql(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'claimledger_mig_%%'"
+                    " OR datname = %s", (self.name,)).all()
+                for (name,) in rows:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.pg_admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    dbs = Databases(tmp_path_factory.mktemp("db"))
+    yield dbs
+    dbs.close()
+
+
+@pytest.fixture
+def settings(databases: Databases) -> Settings:
+    return Settings(database_url=databases.fresh(), key_cache_seconds=0, threads=16,
+                    rate_limit_per_minute=1_000_000)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, db: Database):
+    return create_app(settings, database=db)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def secrets(db: Database) -> dict[str, str]:
+    """One key per role: role name -> secret."""
+    out = {}
+    with db.write_session() as session:
+        for role in Role:
+            out[role.value] = keys.create_key(session, name=f"test-{role}", role=role,
+                                              actor="tests").secret
+        session.commit()
+    return out
+
+
+@pytest.fixture
+def auth(secrets: dict[str, str]):
+    """auth("checker") -> the Authorization header for a key with that role."""
+
+    def header(role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {secrets[role]}"}
+
+    return header
