@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     max_page_size: int = 200
     rate_limit_per_minute: int = 6000
     idempotency_ttl_hours: int = 48
+    # A claimed key whose request has not finished after this long is taken to be abandoned.
+    idempotency_pending_seconds: float = 120.0
     similarity_threshold: float = 0.5
     log_level: str = "info"
     key_cache_seconds: float = 5.0

@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
+from app import search, similarity
+from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
@@ -87,8 +88,12 @@ def record_claim_event(
     session: Session, claim: Claim, *, actor: str, action: str, changes: dict[str, Any],
     entity_type: str = "claim", entity_id: str | None = None,
 ) -> Event:
-    """An event about a claim, carrying the claim as it now stands (for `as_of`)."""
+    """An event about a claim, carrying the claim as it now stands (for `as_of`).
+
+    Every change to a claim passes here, so this is also where the search index follows.
+    """
     session.flush()
+    search.index_claims(session, [claim.id])
     snapshot = claim_public(session, claim).model_dump(mode="json")
     return record_event(
         session, actor=actor, action=action, entity_type=entity_type,
@@ -241,6 +246,9 @@ def update_source(
         return source
     if "name" in changes or "aliases" in changes:
         _claim_names(session, source, [source.name, *source.aliases])
+        session.flush()
+        search.index_claims(session, session.exec(
+            select(Attribution.claim_id).where(Attribution.source_id == source.id)).all())
     source.version += 1
     source.updated_at = utcnow()
     session.add(source)
@@ -379,7 +387,7 @@ def contested_clause() -> sa.ColumnElement[bool]:
     return sa.and_(has(FOR_STANCES), has(AGAINST_STANCES))
 
 
-SORTS = {
+SORTS: dict[str, tuple[Any, bool]] = {
     "-created_at": (Claim.created_at, True),
     "created_at": (Claim.created_at, False),
     "-updated_at": (Claim.updated_at, True),
@@ -426,20 +434,28 @@ def claim_filters(
 
 
 def list_claims(
-    session: Session, *, where: list[sa.ColumnElement[bool]], sort: str = "-created_at",
-    limit: int, cursor: str | None = None,
+    session: Session, *, where: list[sa.ColumnElement[bool]], sort: str | None = None,
+    limit: int, cursor: str | None = None, q: str | None = None,
 ) -> Page[ClaimPublic]:
-    """A page of claims in a stable order (the sort column, then id)."""
-    column, descending = SORTS[sort]
+    """A page of claims in a stable order: by relevance for a search, else by time, then id."""
     query = select(Claim).where(*where)
+    if q is not None:
+        found = search.matches(session, q)
+        if found is None:  # no words to search for
+            return Page(items=[], next_cursor=None)
+        if sort is None or sort == "relevance":
+            return _list_by_relevance(session, query, found, q=q, limit=limit, cursor=cursor)
+        query = query.where(col(Claim.id).in_(sa.select(found.c.claim_id)))
+    sort = sort if sort in SORTS else "-created_at"
+    column, descending = SORTS[sort]
     if cursor:
         after_value, after_id, cursor_sort = decode_cursor(cursor, length=3)
-        if cursor_sort != sort:
-            raise Unprocessable("this cursor belongs to another sort order")
         try:
             after = datetime.fromisoformat(after_value)
         except (TypeError, ValueError):
-            raise Unprocessable("the cursor is not one this service issued") from None
+            raise BadRequest("the cursor is not one this service issued") from None
+        if cursor_sort != sort:
+            raise BadRequest("this cursor belongs to another sort order")
         if descending:
             query = query.where(sa.or_(column < after, sa.and_(column == after,
                                                                 col(Claim.id) < after_id)))
@@ -453,6 +469,24 @@ def list_claims(
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(getattr(last, column.key).isoformat(), last.id, sort)
+    return Page(items=claims_public(session, page), next_cursor=next_cursor)
+
+
+def _list_by_relevance(
+    session: Session, query: Any, found: sa.Subquery, *, q: str, limit: int, cursor: str | None
+) -> Page[ClaimPublic]:
+    # Relevance is computed per query, so the cursor is a position in this ranked list.
+    offset = 0
+    if cursor:
+        offset, cursor_q = decode_cursor(cursor, length=2)
+        if not isinstance(offset, int) or not 0 <= offset <= search.RANK_CAP or cursor_q != q:
+            raise BadRequest("this cursor belongs to another search")
+    rows = session.exec(
+        query.join(found, found.c.claim_id == Claim.id)
+        .order_by(found.c.score, Claim.id).offset(offset).limit(limit + 1)
+    ).all()
+    page = rows[:limit]
+    next_cursor = encode_cursor(offset + limit, q) if len(rows) > limit else None
     return Page(items=claims_public(session, page), next_cursor=next_cursor)
 
 
@@ -489,6 +523,7 @@ def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Clai
     )
     session.add(claim)
     session.flush()
+    similarity.store_bands(session, claim.id, claim.text)
     _set_topics(session, claim.id, claim_in.topics)
     for att_in in claim_in.attributions:
         _add_attribution(session, claim, att_in, actor=actor)
@@ -529,6 +564,7 @@ def update_claim(
         return claim
     if "text" in changes:
         claim.fingerprint = fingerprint(claim.text)
+        similarity.store_bands(session, claim.id, claim.text, replace=True)
     touch(claim)
     session.add(claim)
     record_claim_event(session, claim, actor=actor, action="claim.updated", changes=changes)
@@ -547,6 +583,7 @@ def delete_claim(session: Session, *, claim: Claim, expected_version: int | None
     record_event(session, actor=actor, action="claim.deleted", entity_type="claim",
                  entity_id=claim.id, claim_id=claim.id, changes={"deleted": True},
                  snapshot=snapshot)
+    search.index_claims(session, [claim.id], removed=True)
     session.delete(claim)
     session.flush()
 

@@ -2,7 +2,7 @@
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
@@ -59,10 +59,14 @@ class Database:
         # The feed's ordering lock (crud.record_event) lasts one transaction.
         for name in ("after_commit", "after_rollback"):
             event.listen(self.sessions, name, lambda session: session.info.pop("event_lock", None))
-        # SQLite has one writer at a time; queueing writers here instead of in
+        # SQLite has one writer at a time; queueing writers on this gate instead of in
         # busy_timeout sleeps cuts the tail latency (MEASURED.md) and avoids
-        # SQLITE_BUSY_SNAPSHOT when a transaction that read turns into a writer.
-        self._write_lock = threading.Lock() if self.is_sqlite else None
+        # SQLITE_BUSY_SNAPSHOT when a transaction that read turns into a writer. A write
+        # session takes the gate when its transaction begins, not when it is opened, so
+        # a request can finish short write steps (idempotency) before its main one.
+        self._write_gate = threading.Lock() if self.is_sqlite else None
+        event.listen(self.sessions, "after_begin", _take_gate)
+        event.listen(self.sessions, "after_transaction_end", _release_gate)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -72,14 +76,30 @@ class Database:
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         """A session for one unit of work; the caller commits. Serialised on SQLite."""
-        with self._write_lock or nullcontext(), self.sessions() as session:
+        with self.sessions() as session:
+            session.info["gate"] = self._write_gate
             try:
                 yield session
             finally:
                 session.rollback()
+                _release_gate(session, None)
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _take_gate(session: Session, _transaction: Any, _connection: Any) -> None:
+    gate = session.info.get("gate")
+    if gate is not None and not session.info.get("gate_held"):
+        gate.acquire()
+        session.info["gate_held"] = True
+
+
+def _release_gate(session: Session, transaction: Any) -> None:
+    if transaction is not None and transaction.parent is not None:
+        return  # a savepoint ended; the transaction goes on
+    if session.info.pop("gate_held", False):
+        session.info["gate"].release()
 
 
 def ping(engine: Engine) -> None:

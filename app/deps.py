@@ -2,18 +2,20 @@
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
+from starlette.concurrency import run_in_threadpool
 
-from app import crud
+from app import crud, idempotency
 from app.auth import hash_secret, role_allows
 from app.config import Settings
 from app.db import Database
 from app.errors import BadRequest, Forbidden, PreconditionRequired, Unauthorized
+from app.idempotency import Idempotency
 from app.models import ApiKey, Claim, Role, Source
 
 
@@ -106,11 +108,13 @@ CheckerKey = Annotated[ApiKey, Depends(require(Role.checker))]
 AdminKey = Annotated[ApiKey, Depends(require(Role.admin))]
 
 
-def get_claim(session: SessionDep, claim_id: str) -> Claim:
+# Both take the caller's key first, so a request without one is a 401 before any lookup
+# (a 404 would tell strangers which ids exist).
+def get_claim(_: ReaderKey, session: SessionDep, claim_id: str) -> Claim:
     return crud.get_claim(session, claim_id)
 
 
-def get_source(session: SessionDep, source_id: str) -> Source:
+def get_source(_: ReaderKey, session: SessionDep, source_id: str) -> Source:
     return crud.get_source(session, source_id)
 
 
@@ -172,3 +176,28 @@ def required_if_match(if_match: IfMatchHeader = None) -> int:
 
 OptionalVersion = Annotated[int | None, Depends(optional_if_match)]
 RequiredVersion = Annotated[int, Depends(required_if_match)]
+
+
+async def get_idempotency(
+    request: Request, key: Annotated[ApiKey, Depends(get_api_key)], db: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", max_length=255,
+        description="Retry-safe POST: the same key and body replays the first response.")] = None,
+) -> AsyncIterator[Idempotency]:
+    if idempotency_key is None:
+        yield Idempotency()
+        return
+    digest = idempotency.request_hash(request.method, request.url.path, request.url.query,
+                                      await request.body())
+    idem = Idempotency(db, key.id, idempotency.check_key(idempotency_key), digest,
+                       pending_seconds=settings.idempotency_pending_seconds,
+                       ttl_hours=settings.idempotency_ttl_hours)
+    await run_in_threadpool(idem.begin)
+    try:
+        yield idem
+    finally:
+        await run_in_threadpool(idem.release)
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency, scope="function")]

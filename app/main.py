@@ -6,14 +6,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
 
 from app.api import claims, events, health, keys, sources
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache
 from app.errors import PROBLEM_JSON, install_error_handlers
+from app.idempotency import Replay
 
 DESCRIPTION = """A ledger of factual claims: who said what, where, who disputes it, and what
 fact-checkers concluded, with the full history of every change.
@@ -46,11 +48,19 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
+    app.add_exception_handler(Replay, _replay)
     for module in (health, claims, sources, events, keys):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     logging.getLogger("claimledger").setLevel(settings.log_level.upper())
     return app
+
+
+async def _replay(_request: Request, replay: Replay) -> Response:
+    headers = {**replay.headers, "Idempotent-Replayed": "true"}
+    if replay.body is None:
+        return Response(status_code=replay.status, headers=headers)
+    return JSONResponse(replay.body, status_code=replay.status, headers=headers)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

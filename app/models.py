@@ -281,6 +281,17 @@ class ClaimTopic(SQLModel, table=True):
     topic: str = Field(primary_key=True, max_length=64, index=True)
 
 
+class ClaimBand(SQLModel, table=True):
+    """MinHash LSH band keys of a claim's words: claims sharing a band are near-duplicate
+    candidates, found with one indexed lookup instead of a scan."""
+
+    __tablename__ = "claim_band"
+    band: int = Field(sa_column_kwargs={"autoincrement": False}, sa_type=sa.BigInteger,
+                      primary_key=True)
+    claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", primary_key=True,
+                          index=True)
+
+
 class AttributionBase(SQLModel):
     stance: Stance = Field(sa_type=_enum_col())
     quote: LongText | None = None
@@ -446,6 +457,18 @@ class ClaimPublic(ClaimBase):
     current_review: ReviewPublic | None
 
 
+class SimilarClaim(SQLModel):
+    claim_id: str
+    text: str
+    status: Status
+    score: float  # Jaccard similarity of the two claims' words, 0..1
+    exact: bool  # same normalized text (fingerprint)
+
+
+class ClaimCreated(ClaimPublic):
+    likely_duplicates: list[SimilarClaim] = []
+
+
 # --- event --------------------------------------------------------------------
 
 
@@ -514,6 +537,24 @@ class ApiKeyPublic(SQLModel):
 
 class ApiKeyCreated(ApiKeyPublic):
     secret: str
+
+
+# --- idempotency --------------------------------------------------------------
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """A POST seen with an Idempotency-Key: pending while it runs, then its response."""
+
+    __tablename__ = "idempotency_record"
+    api_key_id: str = Field(primary_key=True, max_length=100)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    done: bool = False
+    status_code: int | None = None
+    response_body: Any = Field(default=None, sa_type=sa.JSON)
+    response_headers: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+    started_at: datetime = Field(default_factory=utcnow)
 
 
 # --- shapes shared by routes --------------------------------------------------

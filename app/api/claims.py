@@ -5,26 +5,30 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
-from app import crud, verification
+from app import crud, similarity, verification
 from app.api import READ_ERRORS, WRITE_ERRORS
 from app.deps import (
     AdminKey,
     CheckerKey,
     ClaimDep,
     CursorDep,
+    IdempotencyDep,
     IngesterKey,
     LimitDep,
     OptionalVersion,
     ReaderKey,
     RequiredVersion,
     SessionDep,
+    SettingsDep,
     WriteSessionDep,
+    etag,
     set_etag,
 )
 from app.models import (
     AttributionCreate,
     AttributionPublic,
     ClaimCreate,
+    ClaimCreated,
     ClaimPublic,
     ClaimUpdate,
     EventPublic,
@@ -33,6 +37,7 @@ from app.models import (
     MergeRequest,
     ReviewCreate,
     ReviewPublic,
+    SimilarClaim,
     Stance,
     Status,
     to_utc,
@@ -42,19 +47,27 @@ from app.pagination import Page, decode_position, encode_cursor
 router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=READ_ERRORS)
 
 Time = Annotated[AwareDatetime | None, Query(description="RFC 3339 time with offset")]
-Sort = Literal["-created_at", "created_at", "-updated_at", "updated_at"]
+Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated_at"]
 
 
 @router.post("", status_code=201, responses=WRITE_ERRORS)
 def create_claim(
-    claim_in: ClaimCreate, key: IngesterKey, session: WriteSessionDep, response: Response
-) -> ClaimPublic:
-    """Register a claim (status `unverified`), optionally with attributions naming sources."""
+    claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, session: WriteSessionDep,
+    response: Response, settings: SettingsDep,
+) -> ClaimCreated:
+    """Register a claim (`unverified`), optionally with attributions naming sources.
+
+    `likely_duplicates` lists existing claims with the same or nearly the same words.
+    """
+    duplicates = similarity.likely_duplicates(session, claim_in.text,
+                                              threshold=settings.similarity_threshold)
     claim = crud.create_claim(session, claim_in=claim_in, actor=key.name)
-    public = crud.claim_public(session, claim)
+    public = ClaimCreated.model_validate(crud.claim_public(session, claim),
+                                         update={"likely_duplicates": duplicates})
+    headers = {"ETag": etag(claim.version), "Location": f"/v1/claims/{claim.id}"}
+    idem.save(session, status=201, body=public, headers=headers)
     session.commit()
-    set_etag(response, claim.version)
-    response.headers["Location"] = f"/v1/claims/{claim.id}"
+    response.headers.update(headers)
     return public
 
 
@@ -76,16 +89,21 @@ def list_claims(
     updated_after: Time = None,
     updated_before: Time = None,
     include_merged: bool = False,
-    sort: Sort = "-created_at",
+    q: Annotated[str | None, Query(max_length=1000, description=(
+        "Full-text search over claim text, quotes and source names; every word must match."
+    ))] = None,
+    sort: Annotated[Sort | None, Query(description=(
+        "Default: relevance when searching (`q`), else newest first (`-created_at`)."
+    ))] = None,
 ) -> Page[ClaimPublic]:
-    """List claims, newest first, filtered; follow `next_cursor` for the next page."""
+    """List or search claims with filters; follow `next_cursor` for the next page."""
     where = crud.claim_filters(
         status=status, source_id=source_id, stance=stance, topic=topic, language=language,
         contested=contested, origin=origin, created_after=to_utc(created_after),
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    return crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor)
+    return crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q)
 
 
 @router.get("/{claim_id}")
@@ -98,6 +116,20 @@ def get_claim(
     claim = crud.get_claim(session, claim_id)
     set_etag(response, claim.version)
     return crud.claim_public(session, claim)
+
+
+@router.get("/{claim_id}/similar")
+def list_similar_claims(
+    claim: ClaimDep, _: ReaderKey, session: SessionDep, settings: SettingsDep,
+    threshold: Annotated[float | None, Query(ge=0.05, le=1.0, description=(
+        "Minimum word-overlap score (Jaccard), default from settings.")
+    )] = None,
+    limit: Annotated[int, Query(ge=1, le=50)] = 10,
+) -> list[SimilarClaim]:
+    """Likely duplicates of this claim, best first, with a score from 0 to 1."""
+    return similarity.likely_duplicates(
+        session, claim.text, threshold=threshold or settings.similarity_threshold,
+        limit=limit, exclude=[claim.id])
 
 
 @router.patch("/{claim_id}", responses=WRITE_ERRORS)
@@ -128,7 +160,7 @@ def delete_claim(
 @router.post("/{claim_id}/attributions", status_code=201, responses=WRITE_ERRORS)
 def create_attribution(
     claim_id: str, att_in: AttributionCreate, key: IngesterKey, version: OptionalVersion,
-    session: WriteSessionDep,
+    idem: IdempotencyDep, session: WriteSessionDep,
 ) -> AttributionPublic:
     """Attach a source (by id, or by name or alias) with its stance and citation."""
     claim = crud.get_claim(session, claim_id, for_update=True)
@@ -137,6 +169,7 @@ def create_attribution(
     source = crud.get_source(session, attribution.source_id)
     public = AttributionPublic.model_validate(attribution,
                                               update={"source": crud.source_ref(source)})
+    idem.save(session, status=201, body=public)
     session.commit()
     return public
 
@@ -157,13 +190,14 @@ def delete_attribution(
 @router.post("/{claim_id}/reviews", status_code=201, responses=WRITE_ERRORS)
 def create_review(
     claim_id: str, review_in: ReviewCreate, key: CheckerKey, version: OptionalVersion,
-    session: WriteSessionDep,
+    idem: IdempotencyDep, session: WriteSessionDep,
 ) -> ReviewPublic:
     """Set the claim's status; verdicts need a rationale. Appends to the review history."""
     claim = crud.get_claim(session, claim_id, for_update=True)
     review = verification.set_status(session, claim=claim, review_in=review_in,
                                      expected_version=version, reviewer=key.name)
     public = ReviewPublic.model_validate(review)
+    idem.save(session, status=201, body=public)
     session.commit()
     return public
 
@@ -191,13 +225,14 @@ def claim_history(
 @router.post("/{claim_id}/links", status_code=201, responses=WRITE_ERRORS)
 def create_link(
     claim_id: str, link_in: LinkCreate, key: CheckerKey, version: OptionalVersion,
-    session: WriteSessionDep,
+    idem: IdempotencyDep, session: WriteSessionDep,
 ) -> LinkPublic:
     """Relate this claim to another: supports, contradicts, duplicates, updates, related."""
     claim = crud.get_claim(session, claim_id, for_update=True)
     link = crud.create_link(session, claim=claim, link_in=link_in, expected_version=version,
                             actor=key.name)
     public = LinkPublic.model_validate(link)
+    idem.save(session, status=201, body=public)
     session.commit()
     return public
 
@@ -205,13 +240,14 @@ def create_link(
 @router.post("/{claim_id}/merge", responses=WRITE_ERRORS)
 def merge_claim(
     claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: OptionalVersion,
-    session: WriteSessionDep, response: Response,
+    idem: IdempotencyDep, session: WriteSessionDep, response: Response,
 ) -> ClaimPublic:
     """Fold the duplicate named in the body into this claim; the duplicate points here after."""
     claim = crud.get_claim(session, claim_id, for_update=True)
     crud.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
                       expected_version=version, actor=key.name, note=merge_in.note)
     public = crud.claim_public(session, claim)
+    idem.save(session, status=200, body=public)
     session.commit()
     set_etag(response, claim.version)
     return public

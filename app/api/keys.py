@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from app import keys
 from app.api import READ_ERRORS, WRITE_ERRORS
-from app.deps import AdminKey, SessionDep, WriteSessionDep, require
+from app.deps import AdminKey, IdempotencyDep, SessionDep, WriteSessionDep, require
 from app.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Role
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=READ_ERRORS,
@@ -12,9 +12,17 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=READ_ERRORS,
 
 
 @router.post("", status_code=201, responses=WRITE_ERRORS)
-def create_key(key_in: ApiKeyCreate, admin: AdminKey, session: WriteSessionDep) -> ApiKeyCreated:
-    """Create a key with one role. The `secret` in the response is never shown again."""
+def create_key(
+    key_in: ApiKeyCreate, admin: AdminKey, idem: IdempotencyDep, session: WriteSessionDep
+) -> ApiKeyCreated:
+    """Create a key with one role. The `secret` in the response is never shown again.
+
+    With an Idempotency-Key, a replay returns only the key's public fields: the secret
+    is never stored.
+    """
     created = keys.create_key(session, name=key_in.name, role=key_in.role, actor=admin.name)
+    idem.save(session, status=201,
+              body=ApiKeyPublic.model_validate(created).model_dump(mode="json") | {"secret": ""})
     session.commit()
     return created
 

@@ -9,6 +9,7 @@ from app.api import READ_ERRORS, WRITE_ERRORS
 from app.deps import (
     CheckerKey,
     CursorDep,
+    IdempotencyDep,
     IngesterKey,
     LimitDep,
     ReaderKey,
@@ -16,6 +17,7 @@ from app.deps import (
     SessionDep,
     SourceDep,
     WriteSessionDep,
+    etag,
     set_etag,
 )
 from app.models import (
@@ -34,14 +36,16 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=READ_ERRORS
 
 @router.post("", status_code=201, responses=WRITE_ERRORS)
 def create_source(
-    source_in: SourceCreate, key: IngesterKey, session: WriteSessionDep, response: Response
+    source_in: SourceCreate, key: IngesterKey, idem: IdempotencyDep, session: WriteSessionDep,
+    response: Response,
 ) -> SourcePublic:
     """Register a source; its name and aliases must not match another's (409)."""
     source = crud.create_source(session, source_in=source_in, actor=key.name)
     public = crud.source_public(session, source)
+    headers = {"ETag": etag(source.version), "Location": f"/v1/sources/{source.id}"}
+    idem.save(session, status=201, body=public, headers=headers)
     session.commit()
-    set_etag(response, source.version)
-    response.headers["Location"] = f"/v1/sources/{source.id}"
+    response.headers.update(headers)
     return public
 
 

@@ -1,0 +1,140 @@
+"""Full-text search over claim text, quotes and source names: SQLite FTS5 or PostgreSQL tsvector.
+
+The index (`claim_search`, created by migrations only) is refreshed by `index_claims`
+on every write path; crud.record_claim_event calls it, so no path can forget.
+User input never reaches the query syntax: SQLite gets quoted tokens, PostgreSQL
+`plainto_tsquery`. Terms that match a large share of the ledger are ranked within
+the first `RANK_CAP` matches only, so common words stay fast.
+"""
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.models import Attribution, Claim, Source
+
+RANK_CAP = 2000
+MAX_TERMS = 32
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def terms(query: str) -> list[str]:
+    """The words of a user query; operators, quotes and punctuation are just separators."""
+    return _WORD.findall(query.casefold())[:MAX_TERMS]
+
+
+def _fts5_query(words: Sequence[str]) -> str:
+    return " ".join(f'"{w}"' for w in words)
+
+
+def documents(session: Session, claim_ids: Sequence[str]) -> dict[str, str]:
+    """What is indexed for each claim: its text, the quotes, and its sources' names."""
+    texts = {cid: text for cid, text in session.exec(
+        select(Claim.id, Claim.text).where(col(Claim.id).in_(claim_ids)))}
+    extra: dict[str, list[str]] = defaultdict(list)
+    rows = session.exec(
+        select(Attribution.claim_id, Attribution.quote, Source.name, Source.aliases)
+        .join(Source, Source.id == Attribution.source_id)
+        .where(col(Attribution.claim_id).in_(list(texts)))
+    )
+    for claim_id, quote, name, aliases in rows:
+        extra[claim_id].extend([quote or "", name, *(aliases or [])])
+    return {cid: "\n".join([text, *extra[cid]]) for cid, text in texts.items()}
+
+
+def index_claims(session: Session, claim_ids: Sequence[str], *, removed: bool = False) -> None:
+    """Bring the search index up to date for these claims; `removed` takes them out."""
+    ids = list(dict.fromkeys(claim_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        docs = {} if removed else documents(session, chunk)
+        gone = [cid for cid in chunk if cid not in docs]
+        if _dialect(session) == "postgresql":
+            _index_pg(session, docs, gone)
+        else:
+            _index_sqlite(session, docs, gone)
+
+
+def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:
+    if docs:
+        session.execute(sa.text(
+            "INSERT INTO claim_search (claim_id, document) "
+            "VALUES (:id, to_tsvector('english', :body)) "
+            "ON CONFLICT (claim_id) DO UPDATE SET document = excluded.document"
+        ), [{"id": cid, "body": body} for cid, body in docs.items()])
+    if gone:
+        session.execute(sa.text("DELETE FROM claim_search WHERE claim_id = ANY(:ids)"),
+                        {"ids": gone})
+
+
+def _index_sqlite(session: Session, docs: dict[str, str], gone: list[str]) -> None:
+    ids = list(docs) + gone
+    stmt = sa.text("SELECT claim_id, rowid FROM claim_search_doc WHERE claim_id IN :ids") \
+        .bindparams(sa.bindparam("ids", expanding=True))
+    rowids = dict(session.execute(stmt, {"ids": ids}).all())
+    if rowids:
+        session.execute(sa.text("DELETE FROM claim_search WHERE rowid = :r"),
+                        [{"r": r} for r in rowids.values()])
+    if gone:
+        session.execute(sa.text("DELETE FROM claim_search_doc WHERE claim_id = :c"),
+                        [{"c": c} for c in gone if c in rowids])
+    new = [cid for cid in docs if cid not in rowids]
+    if new:
+        session.execute(sa.text("INSERT INTO claim_search_doc (claim_id) VALUES (:c)"),
+                        [{"c": c} for c in new])
+        rowids.update(session.execute(stmt, {"ids": new}).all())
+    if docs:
+        session.execute(sa.text("INSERT INTO claim_search (rowid, body) VALUES (:r, :b)"),
+                        [{"r": rowids[cid], "b": body} for cid, body in docs.items()])
+
+
+def matches(session: Session, query: str) -> sa.Subquery | None:
+    """A subquery of (claim_id, score) for the query, best first (lower score is better).
+
+    None when the query has no words at all (then nothing can match).
+    """
+    words = terms(query)
+    if not words:
+        return None
+    if _dialect(session) == "postgresql":
+        tsq = sa.func.plainto_tsquery("english", " ".join(words))
+        table = sa.table("claim_search", sa.column("claim_id"), sa.column("document"))
+        hit = table.c.document.op("@@")(tsq)
+        common = _count_capped(session, sa.select(sa.literal(1)).select_from(table).where(hit))
+        base = sa.select(table.c.claim_id.label("claim_id"),
+                         (-sa.func.ts_rank_cd(table.c.document, tsq)).label("score"))
+        inner = base.where(hit)
+        if common:
+            sample = sa.select(table.c.claim_id).where(hit).limit(RANK_CAP).subquery()
+            inner = base.where(table.c.claim_id.in_(sa.select(sample.c.claim_id)))
+        return inner.order_by("score").limit(RANK_CAP).subquery("m")
+    fts = sa.table("claim_search", sa.column("rowid"), sa.column("rank"))
+    doc = sa.table("claim_search_doc", sa.column("rowid"), sa.column("claim_id"))
+    match = sa.text("claim_search MATCH :q").bindparams(q=_fts5_query(words))
+    common = _count_capped(session, sa.select(sa.literal(1)).select_from(fts).where(match))
+    if common:
+        # Ranking every match of a very common term costs a full sort; rank the newest
+        # RANK_CAP matches instead (FTS5 reads rowids in order cheaply).
+        sample = (sa.select(fts.c.rowid, fts.c.rank).where(match)
+                  .order_by(fts.c.rowid.desc()).limit(RANK_CAP).subquery())
+        ranked = sa.select(sample.c.rowid, sample.c.rank.label("score"))
+    else:
+        ranked = sa.select(fts.c.rowid, fts.c.rank.label("score")).where(match) \
+            .order_by(fts.c.rank).limit(RANK_CAP)
+    r = ranked.subquery()
+    return (sa.select(doc.c.claim_id.label("claim_id"), r.c.score)
+            .join(r, r.c.rowid == doc.c.rowid).subquery("m"))
+
+
+def _count_capped(session: Session, query: sa.Select) -> bool:
+    """True when the query has more than RANK_CAP rows (counting no further)."""
+    limited = query.limit(RANK_CAP + 1).subquery()
+    count = session.execute(sa.select(sa.func.count()).select_from(limited)).scalar_one()
+    return count > RANK_CAP
