@@ -5,7 +5,7 @@ never commits: the caller owns the transaction.
 """
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,31 @@ _EVENT_LOCK_ID = 72_620_001
 # --- events -------------------------------------------------------------------
 
 
+def lock_event_feed(session: Session) -> None:
+    """Hold the feed's ordering lock until commit (PostgreSQL; SQLite has one writer anyway).
+
+    Event ids come from a sequence, which hands them out before commit; holding this
+    lock until commit makes ids visible in order, so a feed reader that resumes after
+    id N can never miss an N-1 that committed late.
+    """
+    if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_ID})
+        session.info["event_lock"] = True
+
+
+def lock_source_names(session: Session, names: Iterable[str]) -> None:
+    """Serialise transactions creating sources of the same names (PostgreSQL).
+
+    Taken in sorted order before anything else in the transaction, so two batches
+    naming the same new sources queue instead of both creating them or deadlocking.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({name_key(n) for n in names}):
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7262))"),
+                        {"k": key})
+
+
 def record_event(
     session: Session,
     *,
@@ -64,12 +89,7 @@ def record_event(
     at: datetime | None = None,
 ) -> Event:
     """Append one event to the change log, in the caller's transaction."""
-    if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
-        # Event ids come from a sequence, which hands them out before commit; holding
-        # this lock until commit makes ids visible in order, so a feed reader that
-        # resumes after id N can never miss an N-1 that committed late.
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_ID})
-        session.info["event_lock"] = True
+    lock_event_feed(session)
     event = Event(
         actor=actor,
         action=action,
@@ -195,6 +215,7 @@ def _check_affiliation(session: Session, source_id: str, affiliation_id: str | N
 
 def create_source(session: Session, *, source_in: SourceCreate, actor: str) -> Source:
     """Register a source with its aliases; names are unique ignoring case and spacing."""
+    lock_source_names(session, [source_in.name, *source_in.aliases])
     aliases = _dedupe_aliases(source_in.name, source_in.aliases)
     source = Source.model_validate(source_in.model_dump(exclude={"aliases"}) | {"aliases": aliases})
     if source_in.affiliation_id is not None:
@@ -226,6 +247,7 @@ def update_source(
     actor: str,
 ) -> Source:
     """Edit a source; renames and alias changes keep the lookup index in step."""
+    lock_source_names(session, [n for n in [source_in.name, *(source_in.aliases or [])] if n])
     check_version(source.version, expected_version, f"source {source.id}")
     data = source_in.model_dump(exclude_unset=True)
     changes: dict[str, Any] = {}
@@ -506,6 +528,7 @@ def touch(claim: Claim) -> None:
 
 def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Claim:
     """Register a claim as `unverified`, with any inline attributions."""
+    lock_source_names(session, [a.source for a in claim_in.attributions if a.source])
     if claim_in.origin is not None:
         existing = session.exec(select(Claim.id).where(
             Claim.origin == claim_in.origin, Claim.external_id == claim_in.external_id
@@ -617,6 +640,7 @@ def add_attribution(
     actor: str,
 ) -> Attribution:
     """Attach a source to a claim with its stance and citation."""
+    lock_source_names(session, [att_in.source] if att_in.source else [])
     ensure_not_merged(claim)
     check_version(claim.version, expected_version, f"claim {claim.id}")
     attribution = _add_attribution(session, claim, att_in, actor=actor)
@@ -717,19 +741,19 @@ def merge_claims(
     return claim
 
 
-def _attribution_key(att: Attribution) -> tuple[Any, ...]:
+def attribution_key(att: Attribution) -> tuple[Any, ...]:
     return (att.source_id, att.stance, att.quote, att.citation_url)
 
 
 def _move_attributions(session: Session, duplicate: Claim, target: Claim) -> int:
-    existing = {_attribution_key(a) for a in session.exec(
+    existing = {attribution_key(a) for a in session.exec(
         select(Attribution).where(Attribution.claim_id == target.id))}
     moved = 0
     for att in session.exec(select(Attribution).where(Attribution.claim_id == duplicate.id)):
-        if _attribution_key(att) in existing:
+        if attribution_key(att) in existing:
             session.delete(att)
             continue
-        existing.add(_attribution_key(att))
+        existing.add(attribution_key(att))
         att.claim_id = target.id
         session.add(att)
         moved += 1

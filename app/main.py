@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from app.api import claims, events, health, keys, sources
+from app.api import claims, events, health, ingest, keys, sources, stats
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.db = database
     install_error_handlers(app)
     app.add_exception_handler(Replay, _replay)
-    for module in (health, claims, sources, events, keys):
+    for module in (health, claims, sources, ingest, events, stats, keys):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     logging.getLogger("claimledger").setLevel(settings.log_level.upper())

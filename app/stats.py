@@ -1,12 +1,25 @@
 """Counts: a source's track record and the ledger's statistics."""
 
 from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from app.crud import source_ref
-from app.models import AGAINST_STANCES, FOR_STANCES, Attribution, Claim, SourceRef, Stance, Status
+from app.crud import contested_clause, source_ref
+from app.models import (
+    AGAINST_STANCES,
+    FOR_STANCES,
+    Attribution,
+    Claim,
+    ClaimTopic,
+    Review,
+    Source,
+    SourceRef,
+    Stance,
+    Status,
+)
 
 
 class SourceRecord(SQLModel):
@@ -57,3 +70,72 @@ def source_record(session: Session, source) -> SourceRecord:
         disputed_proved_true=total("disputed", _TRUE),
         disputed_proved_false=total("disputed", _FALSE),
     )
+
+
+class Count(SQLModel):
+    key: str
+    count: int
+
+
+class SourceCount(SQLModel):
+    source: SourceRef
+    claims: int
+
+
+class DayCount(SQLModel):
+    date: date
+    claims: int
+    reviews: int
+
+
+class Stats(SQLModel):
+    claims: int
+    contested: int
+    by_status: dict[Status, int]
+    by_source: list[SourceCount]
+    by_source_kind: dict[str, int]
+    by_topic: list[Count]
+    per_day: list[DayCount]
+
+
+def _day(session: Session, column: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.func.date(sa.func.timezone("UTC", column))
+    return sa.func.date(column)
+
+
+def ledger_stats(session: Session, *, since: date, until: date, top: int = 20) -> Stats:
+    """Counts over the ledger (merged duplicates excluded) and per day in [since, until]."""
+    live = col(Claim.duplicate_of).is_(None)
+    total = session.exec(select(sa.func.count()).select_from(Claim).where(live)).one()
+    contested = session.exec(select(sa.func.count()).select_from(Claim)
+                             .where(live, contested_clause())).one()
+    by_status = {Status(s): n for s, n in session.exec(
+        select(Claim.status, sa.func.count()).where(live).group_by(Claim.status))}
+    per_claim = sa.func.count(sa.distinct(Attribution.claim_id))
+    by_source = [
+        SourceCount(source=source_ref(src), claims=n) for src, n in session.exec(
+            select(Source, per_claim).join(Attribution, Attribution.source_id == Source.id)
+            .group_by(Source.id).order_by(per_claim.desc(), Source.name).limit(top))
+    ]
+    by_kind = {kind: n for kind, n in session.exec(
+        select(Source.kind, per_claim).join(Attribution, Attribution.source_id == Source.id)
+        .group_by(Source.kind))}
+    topic_count = sa.func.count()
+    by_topic = [Count(key=t, count=n) for t, n in session.exec(
+        select(ClaimTopic.topic, topic_count).group_by(ClaimTopic.topic)
+        .order_by(topic_count.desc(), ClaimTopic.topic).limit(top))]
+    start = datetime.combine(since, time.min, UTC)
+    end = datetime.combine(until + timedelta(days=1), time.min, UTC)
+    claim_day, review_day = _day(session, Claim.created_at), _day(session, Review.created_at)
+    claims_per_day = {str(d): n for d, n in session.exec(
+        select(claim_day, sa.func.count()).where(Claim.created_at >= start,
+                                                 Claim.created_at < end).group_by(claim_day))}
+    reviews_per_day = {str(d): n for d, n in session.exec(
+        select(review_day, sa.func.count()).where(Review.created_at >= start,
+                                                  Review.created_at < end).group_by(review_day))}
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    per_day = [DayCount(date=d, claims=claims_per_day.get(str(d), 0),
+                        reviews=reviews_per_day.get(str(d), 0)) for d in days]
+    return Stats(claims=total, contested=contested, by_status=by_status, by_source=by_source,
+                 by_source_kind=by_kind, by_topic=by_topic, per_day=per_day)

@@ -1,0 +1,55 @@
+"""Batch ingestion for automated jobs: up to 1,000 claims per request, JSON array or NDJSON."""
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from app import ingest
+from app.api import WRITE_ERRORS
+from app.config import MIB
+from app.deps import IdempotencyDep, IngesterKey, SettingsDep, WriteSessionDep
+from app.errors import Unprocessable
+from app.ingest import IngestResponse
+
+router = APIRouter(prefix="/v1/ingest", tags=["ingest"], responses=WRITE_ERRORS)
+
+_ITEMS = {"type": "array", "items": {"$ref": "#/components/schemas/ClaimCreate"},
+          "maxItems": 1000, "minItems": 1}
+
+
+@router.post("", max_body_size=16 * MIB, openapi_extra={"requestBody": {
+    "required": True,
+    "content": {
+        "application/json": {"schema": _ITEMS},
+        "application/x-ndjson": {"schema": {"type": "string",
+                                            "description": "one claim object per line"}},
+    },
+}})
+async def ingest_claims(
+    request: Request, key: IngesterKey, idem: IdempotencyDep, session: WriteSessionDep,
+    settings: SettingsDep,
+) -> IngestResponse:
+    """Ingest a batch: one result per item, in order: created, duplicate, updated or error.
+
+    Exact duplicates (same normalized text) fold into the existing claim, adding any new
+    attributions; the same `origin` + `external_id` updates the claim seen before; near
+    duplicates are created and listed in `similar`. Sources are named by id, name or
+    alias; unknown names are created once. Items fail alone; if every item fails the
+    whole request is 422 and nothing is written.
+    """
+    body = await request.body()
+    items = ingest.parse_batch(body, request.headers.get("content-type", ""),
+                               max_items=settings.max_batch_items)
+
+    def run() -> IngestResponse:
+        result = ingest.ingest(session, items=items, actor=key.name,
+                               threshold=settings.similarity_threshold)
+        if result.summary.error == result.summary.received:
+            session.rollback()
+            first = result.items[0].error or {}
+            raise Unprocessable(f"every item failed; the first: {first.get('detail')}",
+                                results=[r.model_dump(mode="json") for r in result.items])
+        idem.save(session, status=200, body=result)
+        session.commit()
+        return result
+
+    return await run_in_threadpool(run)

@@ -1,0 +1,35 @@
+"""Ledger statistics for dashboards."""
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app import stats
+from app.api import READ_ERRORS
+from app.deps import ReaderKey, SessionDep
+from app.errors import Unprocessable
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=READ_ERRORS)
+
+
+@router.get("")
+def get_stats(
+    _: ReaderKey,
+    session: SessionDep,
+    since: Annotated[
+        date | None, Query(description="First day of `per_day` (default: 30 days ago)")
+    ] = None,
+    until: Annotated[
+        date | None, Query(description="Last day of `per_day` (default: today, UTC)")
+    ] = None,
+    top: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> stats.Stats:
+    """Counts by status, source, source kind and topic; contested; claims and reviews per day."""
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=29)
+    if since > until:
+        raise Unprocessable("since is after until")
+    if (until - since).days > 366 * 5:
+        raise Unprocessable("per_day covers at most five years; narrow since/until")
+    return stats.ledger_stats(session, since=since, until=until, top=top)

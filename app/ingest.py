@@ -1,0 +1,365 @@
+"""Batch ingestion: parse, resolve sources, fold duplicates, bulk insert, one transaction.
+
+Each item is a ClaimCreate. Items fail alone (a problem object in their result);
+the rest go in. New claims are written with bulk INSERTs (never `add_all`: see
+MEASURED.md), with their events, search documents and near-duplicate bands.
+"""
+
+import json
+from collections import defaultdict
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlmodel import Session, SQLModel, col, select
+
+from app import crud, search, similarity
+from app.errors import AppError, BadRequest, Unprocessable, problem_dict
+from app.models import (
+    Attribution,
+    AttributionCreate,
+    Claim,
+    ClaimBand,
+    ClaimCreate,
+    ClaimTopic,
+    ClaimUpdate,
+    Event,
+    Source,
+    utcnow,
+)
+from app.text import fingerprint, name_key
+
+NDJSON = "application/x-ndjson"
+
+
+class SimilarRef(SQLModel):
+    claim_id: str
+    score: float
+
+
+class IngestResult(SQLModel):
+    index: int
+    status: Literal["created", "duplicate", "updated", "error"]
+    claim_id: str | None = None
+    attributions_added: int = 0
+    similar: list[SimilarRef] = []
+    error: dict[str, Any] | None = None
+
+
+class IngestSummary(SQLModel):
+    received: int
+    created: int
+    duplicate: int
+    updated: int
+    error: int
+
+
+class IngestResponse(SQLModel):
+    summary: IngestSummary
+    items: list[IngestResult]
+
+
+# --- parsing ------------------------------------------------------------------
+
+
+def parse_batch(body: bytes, content_type: str, *, max_items: int) -> list[Any]:
+    """Items as parsed JSON values; an NDJSON line that is not JSON becomes an AppError."""
+    is_ndjson = content_type.split(";")[0].strip().lower() in (NDJSON, "application/jsonl")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not UTF-8") from None
+    if is_ndjson:
+        lines = [line for line in text.splitlines() if line.strip()]
+        _check_count(len(lines), max_items)
+        return [_parse_line(line, n) for n, line in enumerate(lines, 1)]
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and set(data) == {"items"}:
+        data = data["items"]
+    if not isinstance(data, list):
+        raise Unprocessable("send a JSON array of claims (or {\"items\": [...]}), or NDJSON")
+    _check_count(len(data), max_items)
+    return data
+
+
+def _check_count(count: int, max_items: int) -> None:
+    if count == 0:
+        raise Unprocessable("the batch is empty")
+    if count > max_items:
+        raise Unprocessable(f"a batch holds at most {max_items} items; this one has {count}")
+
+
+def _parse_line(line: str, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        return BadRequest(f"line {number} is not valid JSON: {exc}")
+
+
+def _validate(item: Any) -> ClaimCreate | AppError:
+    if isinstance(item, AppError):
+        return item
+    if not isinstance(item, dict):
+        return Unprocessable("each item must be a JSON object (a claim)")
+    try:
+        return ClaimCreate.model_validate(item)
+    except ValidationError as exc:
+        errors = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+                  for e in exc.errors()]
+        where = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:5])
+        return Unprocessable(f"invalid claim: {where}", errors=errors)
+
+
+# --- ingesting ----------------------------------------------------------------
+
+
+def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) -> IngestResponse:
+    """Ingest a parsed batch in the caller's transaction; the caller commits."""
+    results: list[IngestResult | None] = [None] * len(items)
+    claims: dict[int, ClaimCreate] = {}
+    for index, item in enumerate(items):
+        checked = _validate(item)
+        if isinstance(checked, AppError):
+            results[index] = _error(index, checked)
+        else:
+            claims[index] = checked
+    _reject_repeated_external_ids(claims, results)
+    sources = _resolve_sources(session, claims, results, actor=actor)
+    by_external = _existing_by_external_id(session, claims.values())
+    by_fingerprint = _existing_by_fingerprint(session, claims.values())
+
+    new: dict[int, Claim] = {}
+    pending: dict[str, ClaimCreate] = {}  # created in this batch, not inserted yet
+    for index, claim_in in claims.items():
+        fp = fingerprint(claim_in.text)
+        external = (claim_in.origin, claim_in.external_id)
+        if claim_in.origin is not None and external in by_external:
+            claim = session.get(Claim, by_external[external])
+            results[index] = _update(session, index, claim, claim_in, sources, actor=actor)
+        elif fp in by_fingerprint:
+            claim_id = by_fingerprint[fp]
+            added = _add_missing_attributions(session, claim_id, claim_in, sources, actor=actor,
+                                              pending=pending)
+            results[index] = IngestResult(index=index, status="duplicate", claim_id=claim_id,
+                                          attributions_added=added)
+        else:
+            claim = _new_claim(claim_in, actor=actor)
+            new[index] = claim
+            pending[claim.id] = claim_in
+            by_fingerprint[fp] = claim.id
+            if claim_in.origin is not None:
+                by_external[external] = claim.id
+            results[index] = IngestResult(index=index, status="created", claim_id=claim.id)
+    near = _near_duplicates(session, new, threshold=threshold)
+    for index, similar in near.items():
+        results[index].similar = similar  # type: ignore[union-attr]
+    _insert_new(session, new, claims, sources, actor=actor)
+    final = [r for r in results if r is not None]
+    counts = defaultdict(int, {s: 0 for s in ("created", "duplicate", "updated", "error")})
+    for result in final:
+        counts[result.status] += 1
+    return IngestResponse(summary=IngestSummary(received=len(items), **counts), items=final)
+
+
+def _error(index: int, error: AppError) -> IngestResult:
+    return IngestResult(index=index, status="error", error=problem_dict(error))
+
+
+def _reject_repeated_external_ids(
+    claims: dict[int, ClaimCreate], results: list[IngestResult | None]
+) -> None:
+    seen: dict[tuple[str, str], int] = {}
+    for index, claim_in in list(claims.items()):
+        if claim_in.origin is None:
+            continue
+        key = (claim_in.origin, claim_in.external_id)
+        if key in seen:
+            results[index] = _error(index, Unprocessable(
+                f"external_id {claim_in.external_id} from {claim_in.origin} is repeated in this "
+                f"batch (first at item {seen[key]})"))
+            del claims[index]
+        else:
+            seen[key] = index  # type: ignore[index]
+
+
+def _resolve_sources(
+    session: Session, claims: dict[int, ClaimCreate], results: list[IngestResult | None], *,
+    actor: str,
+) -> dict[str, str]:
+    """Map every source reference in the batch (`id:…` or `name:<key>`) to a source id."""
+    names = {a.source for c in claims.values() for a in c.attributions if a.source}
+    crud.lock_source_names(session, names)
+    ids = {a.source_id for c in claims.values() for a in c.attributions if a.source_id}
+    known_ids = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) \
+        if ids else set()
+    resolved = {f"id:{i}": i for i in known_ids}
+    for index, claim_in in list(claims.items()):
+        missing = [a.source_id for a in claim_in.attributions
+                   if a.source_id and a.source_id not in known_ids]
+        if missing:
+            results[index] = _error(index, Unprocessable(f"source {missing[0]} does not exist"))
+            del claims[index]
+    for name in sorted(names):
+        key = f"name:{name_key(name)}"
+        if key not in resolved:
+            source, _ = crud.resolve_source(session, source_id=None, name=name, actor=actor)
+            resolved[key] = source.id
+    return resolved
+
+
+def _source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
+    return sources[f"id:{att.source_id}"] if att.source_id else sources[
+        f"name:{name_key(att.source or '')}"]
+
+
+def _existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:
+    wanted = {(c.origin, c.external_id) for c in claims if c.origin is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(Claim.origin, Claim.external_id, Claim.id).where(
+        col(Claim.external_id).in_([e for _, e in wanted])))
+    return {(o, e): i for o, e, i in rows if (o, e) in wanted}
+
+
+def _existing_by_fingerprint(session: Session, claims) -> dict[str, str]:
+    fps = list({fingerprint(c.text) for c in claims})
+    out: dict[str, str] = {}
+    for start in range(0, len(fps), 500):
+        rows = session.exec(
+            select(Claim.fingerprint, Claim.id)
+            .where(col(Claim.fingerprint).in_(fps[start:start + 500]),
+                   col(Claim.duplicate_of).is_(None))
+            .order_by(Claim.created_at, Claim.id))
+        for fp, claim_id in rows:
+            out.setdefault(fp, claim_id)
+    return out
+
+
+def _attribution_row(att: AttributionCreate, claim_id: str, source_id: str,
+                     actor: str) -> Attribution:
+    return Attribution.model_validate(
+        att.model_dump(exclude={"source_id", "source"}),
+        update={"claim_id": claim_id, "source_id": source_id, "created_by": actor},
+    )
+
+
+def _add_missing_attributions(
+    session: Session, claim_id: str, claim_in: ClaimCreate, sources: dict[str, str], *,
+    actor: str, pending: dict[str, ClaimCreate],
+) -> int:
+    """Attach the item's attributions the claim lacks; returns how many were added."""
+    if claim_id in pending:  # created earlier in this batch: not in the database yet
+        first = pending[claim_id]
+        have = {(_source_of(a, sources), a.stance, a.quote, a.citation_url)
+                for a in first.attributions}
+        extra = [a for a in claim_in.attributions
+                 if (_source_of(a, sources), a.stance, a.quote, a.citation_url) not in have]
+        first.attributions.extend(extra)
+        return len(extra)
+    claim = session.get(Claim, claim_id)
+    existing = {crud.attribution_key(a) for a in session.exec(
+        select(Attribution).where(Attribution.claim_id == claim_id))}
+    added = 0
+    for att in claim_in.attributions:
+        row = _attribution_row(att, claim_id, _source_of(att, sources), actor)
+        if crud.attribution_key(row) in existing:
+            continue
+        existing.add(crud.attribution_key(row))
+        session.add(row)
+        added += 1
+    if added:
+        crud.touch(claim)
+        session.add(claim)
+        crud.record_claim_event(session, claim, actor=actor, action="attribution.created",
+                                changes={"attributions_added": added, "via": "ingest"})
+    return added
+
+
+def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
+            sources: dict[str, str], *, actor: str) -> IngestResult:
+    fields = claim_in.model_dump(include=set(ClaimUpdate.model_fields))
+    update = ClaimUpdate.model_validate(fields)
+    if claim.duplicate_of is None:
+        crud.update_claim(session, claim=claim, claim_in=update, expected_version=None,
+                          actor=actor)
+    added = _add_missing_attributions(session, claim.id, claim_in, sources, actor=actor,
+                                      pending={})
+    return IngestResult(index=index, status="updated", claim_id=claim.id,
+                        attributions_added=added)
+
+
+def _new_claim(claim_in: ClaimCreate, *, actor: str) -> Claim:
+    now = utcnow()
+    return Claim.model_validate(
+        claim_in.model_dump(exclude={"topics", "attributions"}),
+        update={"fingerprint": fingerprint(claim_in.text), "created_by": actor,
+                "created_at": now, "updated_at": now},
+    )
+
+
+def _near_duplicates(
+    session: Session, new: dict[int, Claim], *, threshold: float
+) -> dict[int, list[SimilarRef]]:
+    """Existing claims close to each new one: one band lookup and one text fetch per batch."""
+    words = {i: similarity.words(c.text) for i, c in new.items()}
+    bands = {i: set(similarity.bands(w)) for i, w in words.items()}
+    all_bands = list(set().union(*bands.values())) if bands else []
+    holders: dict[int, set[str]] = defaultdict(set)
+    for start in range(0, len(all_bands), 1000):
+        for band, claim_id in session.exec(select(ClaimBand.band, ClaimBand.claim_id).where(
+                col(ClaimBand.band).in_(all_bands[start:start + 1000]))):
+            holders[band].add(claim_id)
+    candidates = {i: set().union(*(holders[b] for b in bs)) if bs else set()
+                  for i, bs in bands.items()}
+    earlier: dict[int, set[int]] = defaultdict(set)  # band -> items before this one
+    for index, item_bands in bands.items():
+        for band in item_bands:
+            candidates[index] |= {new[j].id for j in earlier[band]}
+            earlier[band].add(index)
+    texts = {c.id: c.text for c in new.values()}
+    wanted = list(set().union(*candidates.values()) - set(texts)) if candidates else []
+    for start in range(0, len(wanted), 500):
+        texts.update({cid: text for cid, text in session.exec(
+            select(Claim.id, Claim.text).where(col(Claim.id).in_(wanted[start:start + 500]),
+                                               col(Claim.duplicate_of).is_(None)))})
+    out: dict[int, list[SimilarRef]] = {}
+    for index, ids in candidates.items():
+        scored = [SimilarRef(claim_id=cid, score=round(
+            similarity.jaccard(words[index], similarity.words(texts[cid])), 4))
+            for cid in ids if cid in texts]
+        scored = sorted((s for s in scored if s.score >= threshold),
+                        key=lambda s: (-s.score, s.claim_id))[:5]
+        if scored:
+            out[index] = scored
+    return out
+
+
+def _insert_new(session: Session, new: dict[int, Claim], claims: dict[int, ClaimCreate],
+                sources: dict[str, str], *, actor: str) -> None:
+    if not new:
+        return
+    session.flush()
+    session.execute(sa.insert(Claim), [c.model_dump() for c in new.values()])
+    topics, attributions, bands = [], [], []
+    for index, claim in new.items():
+        claim_in = claims[index]
+        topics += [{"claim_id": claim.id, "topic": t} for t in dict.fromkeys(claim_in.topics)]
+        attributions += [_attribution_row(a, claim.id, _source_of(a, sources), actor).model_dump()
+                         for a in claim_in.attributions]
+        bands += similarity.band_rows(claim.id, claim.text)
+    for table, rows in ((ClaimTopic, topics), (Attribution, attributions), (ClaimBand, bands)):
+        if rows:
+            session.execute(sa.insert(table), rows)
+    snapshots = crud.claims_public(session, list(new.values()))
+    crud.lock_event_feed(session)
+    session.execute(sa.insert(Event), [
+        {"actor": actor, "action": "claim.created", "entity_type": "claim",
+         "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
+         "changes": {"text": claim.text, "via": "ingest"},
+         "snapshot": snap.model_dump(mode="json")}
+        for claim, snap in zip(new.values(), snapshots, strict=True)
+    ])
+    search.index_claims(session, [c.id for c in new.values()])
