@@ -1,5 +1,6 @@
 """`claimledger`: serve, migrate, demo, keys. Thin commands over the functions routes use."""
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -63,6 +64,71 @@ def demo_cmd(
         session.commit()
     db.dispose()
     console.print("demo loaded: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+@cli.command(name="import")
+def import_cmd(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
+                                         help="NDJSON (one claim per line) or a JSON array.")],
+    url: Annotated[str | None, typer.Option(help="A server to send to; default: the local "
+                                            "database, directly.")] = None,
+    key: Annotated[str | None, typer.Option(envvar="CLAIMLEDGER_KEY",
+                                            help="API key (ingester) for --url.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+) -> None:
+    """Import claims in batches, locally or through a server's /v1/ingest (safe to rerun)."""
+    from rich.progress import Progress
+
+    from app.client import ClaimledgerClient, batches, read_items
+
+    if url and not key:
+        raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
+    totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "error": 0}
+    errors: list[str] = []
+    client = ClaimledgerClient(url, key or "") if url else None
+    db = None if url else _database()
+    if db is not None:
+        migrate.upgrade(get_settings().database_url)
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("importing", total=None)
+            for number, batch in enumerate(batches(read_items(file), batch_size)):
+                unreadable = [item for item in batch if isinstance(item, ValueError)]
+                batch = [item for item in batch if not isinstance(item, ValueError)]
+                errors += [str(e) for e in unreadable]
+                totals["received"] += len(unreadable)
+                totals["error"] += len(unreadable)
+                if batch:
+                    result = client.ingest(batch) if client else _ingest_locally(db, batch)
+                    for name in totals:
+                        totals[name] += result["summary"][name]
+                    errors += [f"batch {number + 1}, item {r['index'] + 1}: "
+                               f"{r['error']['detail']}"
+                               for r in result["items"] if r["status"] == "error"]
+                progress.update(task, advance=len(batch) + len(unreadable))
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        if client:
+            client.close()
+        if db:
+            db.dispose()
+    for line in errors[:20]:
+        console.print(f"[yellow]{line}[/yellow]")
+    console.print(", ".join(f"{n} {what}" for what, n in totals.items()))
+    if totals["error"]:
+        raise typer.Exit(2)
+
+
+def _ingest_locally(db: Database, batch: list) -> dict:
+    from app import ingest
+
+    with db.write_session() as session:
+        result = ingest.ingest(session, items=batch, actor=ACTOR,
+                               threshold=get_settings().similarity_threshold)
+        session.commit()
+    return result.model_dump(mode="json")
 
 
 @keys_cli.command("create")
