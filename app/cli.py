@@ -35,10 +35,17 @@ def serve(
     """Serve the API with uvicorn."""
     import uvicorn
 
+    from app.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level)
     if migrate_first:
-        migrate.upgrade(get_settings().database_url)
+        migrate.upgrade(settings.database_url)
+    # Slow clients: idle keep-alive connections close after 5 s; graceful shutdown lets
+    # in-flight requests finish (SIGTERM) for up to 20 s.
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
-                timeout_graceful_shutdown=20, access_log=False)
+                timeout_graceful_shutdown=20, timeout_keep_alive=5, access_log=False,
+                log_config=None)
 
 
 @cli.command(name="migrate")

@@ -320,7 +320,7 @@ def list_sources(
     if country is not None:
         query = query.where(Source.country == country)
     if cursor:
-        after_name, after_id = decode_cursor(cursor, length=2)
+        after_name, after_id = decode_cursor(cursor, length=2, types=(str, str))
         query = query.where(
             sa.or_(Source.name > after_name, sa.and_(Source.name == after_name,
                                                       Source.id > after_id))
@@ -471,7 +471,8 @@ def list_claims(
     sort = sort if sort in SORTS else "-created_at"
     column, descending = SORTS[sort]
     if cursor:
-        after_value, after_id, cursor_sort = decode_cursor(cursor, length=3)
+        after_value, after_id, cursor_sort = decode_cursor(cursor, length=3,
+                                                           types=(str, str, str))
         try:
             after = datetime.fromisoformat(after_value)
         except (TypeError, ValueError):

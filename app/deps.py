@@ -14,7 +14,7 @@ from app import crud, idempotency
 from app.auth import hash_secret, role_allows
 from app.config import Settings
 from app.db import Database
-from app.errors import BadRequest, Forbidden, PreconditionRequired, Unauthorized
+from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
 from app.idempotency import Idempotency
 from app.models import ApiKey, Claim, Role, Source
 
@@ -88,6 +88,13 @@ def get_api_key(
         raise Unauthorized("that API key is unknown or revoked",
                            headers={"WWW-Authenticate": "Bearer"})
     request.state.api_key = key
+    limiter = getattr(request.app.state, "rate_limiter", None)
+    if limiter is not None:
+        try:
+            limiter.hit(key.id, None if db.is_sqlite else db.sessions)
+        except AppError:
+            request.app.state.metrics.rate_limited.inc()
+            raise
     return key
 
 

@@ -100,7 +100,44 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+class _BodyLimitAsProblem:
+    """Re-render Starlette's plain-text 413 (sent by its body-size middleware, outside every
+    exception handler) as problem+json."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def send_problem(message: Any) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = dict(message.get("headers", []))
+                if not headers.get(b"content-type", b"").startswith(PROBLEM_JSON.encode()):
+                    replaced = True
+                    response = problem(413, "Content Too Large",
+                                       "the request body is larger than this endpoint accepts",
+                                       instance=scope.get("path"))
+                    await send({"type": "http.response.start", "status": 413,
+                                "headers": response.raw_headers})
+                    await send({"type": "http.response.body", "body": response.body})
+                    return
+            if replaced:
+                return  # the plain-text body that went with the replaced start
+            await send(message)
+
+        await self.app(scope, receive, send_problem)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    # The outermost layer, so that even the framework's own body-size refusal is a problem.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: _BodyLimitAsProblem(build())  # type: ignore[method-assign]
+
     @app.exception_handler(AppError)
     async def app_error(request: Request, exc: AppError) -> JSONResponse:
         return problem(exc.status, exc.title, exc.detail, request=request,

@@ -1,6 +1,5 @@
 """The application factory: settings in, a ready FastAPI app out. Nothing connects at import."""
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +15,8 @@ from app.db import Database
 from app.deps import KeyCache
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.idempotency import Replay
+from app.observability import Metrics, ObservabilityMiddleware
+from app.ratelimit import RateLimiter
 
 DESCRIPTION = """A ledger of factual claims: who said what, where, who disputes it, and what
 fact-checkers concluded, with the full history of every change.
@@ -32,6 +33,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         # than connections, or requests wait on each other's connections forever.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threads
         app.state.db = database or Database(settings)
+        app.state.metrics.watch_pool(app.state.db.engine)
+        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute,
+                                             shared=not app.state.db.is_sqlite)
         yield
         if database is None:
             app.state.db.dispose()
@@ -45,6 +49,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
+    app.state.metrics = Metrics()
+    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
@@ -52,7 +58,6 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     for module in (health, claims, sources, ingest, events, stats, keys):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
-    logging.getLogger("claimledger").setLevel(settings.log_level.upper())
     return app
 
 

@@ -557,6 +557,15 @@ class IdempotencyRecord(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
 
 
+class RateLimitWindow(SQLModel, table=True):
+    """Requests per key per minute, shared by the workers of a PostgreSQL deployment."""
+
+    __tablename__ = "rate_limit_window"
+    key_id: str = Field(primary_key=True, max_length=100)
+    window_start: datetime = Field(primary_key=True)
+    hits: int = 0
+
+
 # --- shapes shared by routes --------------------------------------------------
 
 

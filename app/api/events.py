@@ -1,24 +1,30 @@
-"""The change feed: every event after a cursor."""
+"""The change feed: every event after a cursor, as JSON pages or as Server-Sent Events."""
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Request
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from app import crud
 from app.api import READ_ERRORS
-from app.deps import CursorDep, LimitDep, ReaderKey, SessionDep
+from app.deps import CursorDep, DatabaseDep, LimitDep, ReaderKey, SessionDep
 from app.models import EventPublic
 from app.pagination import Page, decode_position, encode_cursor
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=READ_ERRORS)
 
+ClaimFilter = Annotated[str | None, Query(max_length=100)]
+ActionFilter = Annotated[str | None, Query(max_length=64)]
+TypeFilter = Annotated[str | None, Query(max_length=32)]
+
 
 @router.get("")
 def list_events(
     _: ReaderKey, session: SessionDep, limit: LimitDep, cursor: CursorDep = None,
-    claim_id: Annotated[str | None, Query(max_length=100)] = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    entity_type: Annotated[str | None, Query(max_length=32)] = None,
+    claim_id: ClaimFilter = None, action: ActionFilter = None, entity_type: TypeFilter = None,
 ) -> Page[EventPublic]:
     """Events in order after `cursor`. `next_cursor` is always set: poll again with it."""
     after = decode_position(cursor)
@@ -28,3 +34,36 @@ def list_events(
     return Page(items=[EventPublic.model_validate(e) for e in events],
                 next_cursor=encode_cursor(position))
 
+
+@router.get("/stream", response_class=EventSourceResponse, responses={200: {
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "description": "Server-Sent Events: `id` is the cursor, `data` an event as JSON"}})
+async def stream_events(
+    request: Request, _: ReaderKey, db: DatabaseDep, cursor: CursorDep = None,
+    claim_id: ClaimFilter = None, action: ActionFilter = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=1000)] = None,
+    poll_seconds: Annotated[float, Query(ge=0.1, le=10)] = 1.0,
+) -> EventSourceResponse:
+    """The live feed: events after `cursor` (or `Last-Event-ID` on reconnect), as they happen.
+
+    It reads the event table, so every worker and instance serves the same feed.
+    """
+    position = decode_position(last_event_id or cursor)
+
+    def fetch(after: int) -> list[EventPublic]:
+        with db.session() as session:
+            return [EventPublic.model_validate(e) for e in crud.list_events(
+                session, after=after, limit=200, claim_id=claim_id, action=action)]
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        after = position
+        while not await request.is_disconnected():
+            batch = await run_in_threadpool(fetch, after)
+            for event in batch:
+                after = event.id
+                yield {"id": encode_cursor(event.id), "event": event.action,
+                       "data": event.model_dump_json()}
+            if len(batch) < 200:
+                await asyncio.sleep(poll_seconds)
+
+    return EventSourceResponse(events(), ping=15)

@@ -1,12 +1,12 @@
 """Liveness and readiness."""
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
 
 from app.db import ping
-from app.deps import DatabaseDep
+from app.deps import DatabaseDep, ReaderKey
 from app.migrate import pending_migrations
-from app.models import Health
+from app.models import Health, Problem
 
 router = APIRouter(tags=["health"])
 
@@ -34,3 +34,15 @@ def readyz(db: DatabaseDep) -> Health:
             .model_dump(), status_code=503,
         )
     return Health(status="ok")
+
+
+@router.get("/metrics", response_class=Response, responses={
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+          "description": "Prometheus text format"},
+    401: {"model": Problem, "description": "No valid API key"},
+    429: {"model": Problem, "description": "Rate limit exceeded"},
+})
+def metrics(request: Request, _: ReaderKey) -> Response:
+    """Prometheus metrics: requests and latency by route and status, pool, ingest counters."""
+    return Response(request.app.state.metrics.render(),
+                    media_type="text/plain; version=0.0.4; charset=utf-8")
