@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # A claimed key whose request has not finished after this long is taken to be abandoned.
     idempotency_pending_seconds: float = 120.0
     similarity_threshold: float = 0.5
+    # A client sending its body slower than this between chunks is cut off (408).
+    body_read_timeout_seconds: float = 10.0
+    request_timeout_seconds: float = 60.0
     log_level: str = "info"
     key_cache_seconds: float = 5.0
 

@@ -114,7 +114,10 @@ def record_claim_event(
     """
     session.flush()
     search.index_claims(session, [claim.id])
-    snapshot = claim_public(session, claim).model_dump(mode="json")
+    public = claims_public(session, [claim])[0]
+    # The route usually answers with this very representation: keep it for claim_public.
+    session.info.setdefault("claim_public", {})[claim.id] = public
+    snapshot = public.model_dump(mode="json")
     return record_event(
         session, actor=actor, action=action, entity_type=entity_type,
         entity_id=entity_id or claim.id, claim_id=claim.id, changes=changes,
@@ -397,6 +400,10 @@ def claims_public(session: Session, claims: Sequence[Claim]) -> list[ClaimPublic
 
 
 def claim_public(session: Session, claim: Claim) -> ClaimPublic:
+    """The claim as the API shows it (reusing the one just built for its event, if current)."""
+    known = session.info.get("claim_public", {}).get(claim.id)
+    if known is not None and known.version == claim.version:
+        return known
     return claims_public(session, [claim])[0]
 
 

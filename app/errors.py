@@ -161,7 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 404:
             detail = f"no route matches {request.url.path}"
         title = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-                 413: "Content Too Large"}.get(exc.status_code, "Error")
+                 408: "Request Timeout", 413: "Content Too Large"}.get(exc.status_code, "Error")
         return problem(exc.status_code, title, detail, request=request,
                        headers=getattr(exc, "headers", None))
 

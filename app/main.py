@@ -15,6 +15,7 @@ from app.db import Database
 from app.deps import KeyCache
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.idempotency import Replay
+from app.limits import TimeLimitMiddleware
 from app.observability import Metrics, ObservabilityMiddleware
 from app.ratelimit import RateLimiter
 
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
     app.state.metrics = Metrics()
+    app.add_middleware(TimeLimitMiddleware, body_seconds=settings.body_read_timeout_seconds,
+                       request_seconds=settings.request_timeout_seconds)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     if database is not None:
         app.state.db = database

@@ -12,6 +12,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         401: "No valid API key",
         403: "The key's role may not do this",
         404: "No such resource",
+        408: "The request body arrived too slowly",
         409: "Conflicts with the current state",
         412: "If-Match is stale",
         413: "Request body too large",
@@ -24,4 +25,4 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ_ERRORS = errors(400, 401, 403, 404, 422, 429, 503)
-WRITE_ERRORS = errors(400, 401, 403, 404, 409, 412, 413, 422, 428, 429, 503)
+WRITE_ERRORS = errors(400, 401, 403, 404, 408, 409, 412, 413, 422, 428, 429, 503)

@@ -1,0 +1,65 @@
+"""Time limits per request: slow request bodies are cut off, long requests answered 503."""
+
+import asyncio
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import PROBLEM_JSON
+
+
+class TimeLimitMiddleware:
+    """A client must keep its body coming (slowloris) and a request must finish in time.
+
+    Streaming routes (Server-Sent Events) are exempt from the total limit.
+    """
+
+    def __init__(self, app: ASGIApp, *, body_seconds: float, request_seconds: float,
+                 exempt: tuple[str, ...] = ("/v1/events/stream",)):
+        self.app = app
+        self.body_seconds, self.request_seconds = body_seconds, request_seconds
+        self.exempt = exempt
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_done = False
+        started = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_seconds)
+            except TimeoutError:
+                raise HTTPException(408, "the request body stopped arriving") from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        if scope["path"].startswith(self.exempt):
+            await self.app(scope, timed_receive, tracking_send)
+            return
+        try:
+            await asyncio.wait_for(self.app(scope, timed_receive, tracking_send),
+                                   self.request_seconds)
+        except TimeoutError:
+            if started:
+                raise
+            body = json.dumps({
+                "type": "about:blank", "title": "Service Unavailable", "status": 503,
+                "detail": f"the request took longer than {self.request_seconds:g} s; retry",
+                "instance": scope["path"]}).encode()
+            await send({"type": "http.response.start", "status": 503, "headers": [
+                (b"content-type", PROBLEM_JSON.encode()), (b"retry-after", b"1"),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
