@@ -84,9 +84,10 @@ def import_cmd(
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Import claims in batches, locally or through a server's /v1/ingest (safe to rerun)."""
+    import httpx
     from rich.progress import Progress
 
-    from app.client import ClaimledgerClient, batches, read_items
+    from app.client import ClaimledgerClient, ClaimledgerError, batches, read_items
 
     if url and not key:
         raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
@@ -113,7 +114,7 @@ def import_cmd(
                                f"{r['error']['detail']}"
                                for r in result["items"] if r["status"] == "error"]
                 progress.update(task, advance=len(batch) + len(unreadable))
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, ClaimledgerError, httpx.HTTPError) as exc:  # refused, or down
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     finally:

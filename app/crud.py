@@ -107,14 +107,20 @@ def record_event(
 def record_claim_event(
     session: Session, claim: Claim, *, actor: str, action: str, changes: dict[str, Any],
     entity_type: str = "claim", entity_id: str | None = None,
+    public: ClaimPublic | None = None, document: str | None = None,
 ) -> Event:
     """An event about a claim, carrying the claim as it now stands (for `as_of`).
 
     Every change to a claim passes here, so this is also where the search index follows.
+    A caller that already holds the claim's representation and search document passes
+    them, and nothing is read back.
     """
     session.flush()
-    search.index_claims(session, [claim.id])
-    public = claims_public(session, [claim])[0]
+    if public is None or document is None:
+        search.index_claims(session, [claim.id])
+        public = claims_public(session, [claim])[0]
+    else:
+        search.index_documents(session, {claim.id: document})
     # The route usually answers with this very representation: keep it for claim_public.
     session.info.setdefault("claim_public", {})[claim.id] = public
     snapshot = public.model_dump(mode="json")
@@ -555,11 +561,23 @@ def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Clai
     session.add(claim)
     session.flush()
     similarity.store_bands(session, claim.id, claim.text)
-    _set_topics(session, claim.id, claim_in.topics)
-    for att_in in claim_in.attributions:
-        _add_attribution(session, claim, att_in, actor=actor)
+    topics = sorted(dict.fromkeys(claim_in.topics))
+    _set_topics(session, claim.id, topics)
+    attributions = [_add_attribution(session, claim, att_in, actor=actor)
+                    for att_in in claim_in.attributions]
+    # Everything the new claim shows is at hand: build it here instead of reading it back.
+    public_atts = sorted(
+        (AttributionPublic.model_validate(att, update={"source": source_ref(src)})
+         for att, src in attributions), key=lambda a: (a.created_at, a.id))
+    stances = {a.stance for a in public_atts}
+    public = ClaimPublic.model_validate(claim, update={
+        "topics": topics, "attributions": public_atts, "links": [], "current_review": None,
+        "contested": bool(stances & set(FOR_STANCES)) and bool(stances & set(AGAINST_STANCES)),
+    })
+    document = search.document(claim.text, [(att.quote, src.name, src.aliases)
+                                            for att, src in attributions])
     record_claim_event(session, claim, actor=actor, action="claim.created",
-                       changes={"text": claim.text})
+                       changes={"text": claim.text}, public=public, document=document)
     return claim
 
 
@@ -632,7 +650,7 @@ def ensure_not_merged(claim: Claim) -> None:
 
 def _add_attribution(
     session: Session, claim: Claim, att_in: AttributionCreate, *, actor: str
-) -> Attribution:
+) -> tuple[Attribution, Source]:
     source, _ = resolve_source(session, source_id=att_in.source_id, name=att_in.source,
                                actor=actor)
     attribution = Attribution.model_validate(
@@ -640,7 +658,7 @@ def _add_attribution(
         update={"claim_id": claim.id, "source_id": source.id, "created_by": actor},
     )
     session.add(attribution)
-    return attribution
+    return attribution, source
 
 
 def add_attribution(
@@ -651,7 +669,7 @@ def add_attribution(
     lock_source_names(session, [att_in.source] if att_in.source else [])
     ensure_not_merged(claim)
     check_version(claim.version, expected_version, f"claim {claim.id}")
-    attribution = _add_attribution(session, claim, att_in, actor=actor)
+    attribution, _ = _add_attribution(session, claim, att_in, actor=actor)
     touch(claim)
     session.add(claim)
     session.flush()
@@ -691,6 +709,7 @@ def create_link(
     actor: str,
 ) -> ClaimLink:
     """Relate this claim to another (supports, contradicts, duplicates, updates, related)."""
+    ensure_not_merged(claim)
     check_version(claim.version, expected_version, f"claim {claim.id}")
     if link_in.target_id == claim.id:
         raise Unprocessable("a claim cannot be linked to itself")
@@ -698,6 +717,7 @@ def create_link(
                           .with_for_update()).first()
     if target is None:
         raise Unprocessable(f"target claim {link_in.target_id} does not exist")
+    ensure_not_merged(target)
     exists = session.exec(select(ClaimLink.id).where(
         ClaimLink.claim_id == claim.id, ClaimLink.target_id == target.id,
         ClaimLink.kind == link_in.kind)).first()

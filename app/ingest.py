@@ -202,7 +202,8 @@ def _resolve_sources(
         if missing:
             results[index] = _error(index, Unprocessable(f"source {missing[0]} does not exist"))
             del claims[index]
-    for name in sorted(names):
+    # Only names of items still standing: a failed item must not leave a new source behind.
+    for name in sorted({a.source for c in claims.values() for a in c.attributions if a.source}):
         key = f"name:{name_key(name)}"
         if key not in resolved:
             source, _ = crud.resolve_source(session, source_id=None, name=name, actor=actor)

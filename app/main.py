@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
+from app.admission import AdmissionMiddleware
 from app.api import claims, events, health, ingest, keys, sources, stats
 from app.config import Settings, get_settings
 from app.db import Database
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
     app.state.metrics = Metrics()
+    app.add_middleware(AdmissionMiddleware, limit=settings.threads)
     app.add_middleware(TimeLimitMiddleware, body_seconds=settings.body_read_timeout_seconds,
                        request_seconds=settings.request_timeout_seconds)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)

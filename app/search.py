@@ -34,19 +34,27 @@ def _fts5_query(words: Sequence[str]) -> str:
     return " ".join(f'"{w}"' for w in words)
 
 
+def document(text: str, attributed: Sequence[tuple[str | None, str, Sequence[str]]]) -> str:
+    """The indexed text of a claim: its text, then each (quote, source name, aliases)."""
+    parts = [text]
+    for quote, name, aliases in attributed:
+        parts.extend([quote or "", name, *aliases])
+    return "\n".join(parts)
+
+
 def documents(session: Session, claim_ids: Sequence[str]) -> dict[str, str]:
     """What is indexed for each claim: its text, the quotes, and its sources' names."""
     texts = {cid: text for cid, text in session.exec(
         select(Claim.id, Claim.text).where(col(Claim.id).in_(claim_ids)))}
-    extra: dict[str, list[str]] = defaultdict(list)
+    attributed: dict[str, list[tuple[str | None, str, Sequence[str]]]] = defaultdict(list)
     rows = session.exec(
         select(Attribution.claim_id, Attribution.quote, Source.name, Source.aliases)
         .join(Source, Source.id == Attribution.source_id)
         .where(col(Attribution.claim_id).in_(list(texts)))
     )
     for claim_id, quote, name, aliases in rows:
-        extra[claim_id].extend([quote or "", name, *(aliases or [])])
-    return {cid: "\n".join([text, *extra[cid]]) for cid, text in texts.items()}
+        attributed[claim_id].append((quote, name, aliases or []))
+    return {cid: document(text, attributed[cid]) for cid, text in texts.items()}
 
 
 def index_claims(session: Session, claim_ids: Sequence[str], *, removed: bool = False) -> None:
@@ -55,11 +63,15 @@ def index_claims(session: Session, claim_ids: Sequence[str], *, removed: bool = 
     for start in range(0, len(ids), 500):
         chunk = ids[start:start + 500]
         docs = {} if removed else documents(session, chunk)
-        gone = [cid for cid in chunk if cid not in docs]
-        if _dialect(session) == "postgresql":
-            _index_pg(session, docs, gone)
-        else:
-            _index_sqlite(session, docs, gone)
+        index_documents(session, docs, gone=[cid for cid in chunk if cid not in docs])
+
+
+def index_documents(session: Session, docs: dict[str, str], *, gone: Sequence[str] = ()) -> None:
+    """Write these documents (claim id -> text) to the index; drop the `gone` claims."""
+    if _dialect(session) == "postgresql":
+        _index_pg(session, docs, list(gone))
+    else:
+        _index_sqlite(session, docs, list(gone))
 
 
 def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:

@@ -7,7 +7,10 @@ share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.99 at J = 0
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -28,6 +31,7 @@ STOPWORDS = frozenset((  # noqa: SIM905  (a word list reads better as prose)
 ).split())
 
 
+@lru_cache(maxsize=20_000)
 def words(text: str) -> frozenset[str]:
     """The comparable words of a claim: folded, stop words out, a plain plural 's' off."""
     out = set()
@@ -76,22 +80,31 @@ def store_bands(session: Session, claim_id: str, text: str, *, replace: bool = F
 
 def similar(
     session: Session, text: str, *, threshold: float, limit: int = 10,
-    exclude: Sequence[str] = (), candidates_cap: int = 200,
-) -> list[tuple[Claim, float]]:
-    """Claims whose words overlap this text's by at least `threshold`, best first."""
+    exclude: Sequence[str] = (), per_band: int = 20, candidates_cap: int = 50,
+) -> list[tuple[Any, float]]:
+    """Claims whose words overlap this text's by at least `threshold`, best first.
+
+    Each band bucket is read up to `per_band` rows, so a phrase that thousands of claims
+    share costs a bounded lookup; candidates sharing the most bands are scored first.
+    """
     word_set = words(text)
     keys = list(dict.fromkeys(bands(word_set)))
     if not keys:
         return []
-    shared = sa.func.count().label("shared")
-    query = (select(ClaimBand.claim_id, shared).where(col(ClaimBand.band).in_(keys))
-             .group_by(ClaimBand.claim_id).order_by(shared.desc()).limit(candidates_cap))
-    candidate_ids = [cid for cid, _ in session.exec(query) if cid not in exclude]
+    # Band keys are integers we computed, so they can be written into the SQL; a
+    # statement built with the ORM costs more to compile than to run here.
+    query = " UNION ALL ".join(
+        f"SELECT claim_id FROM (SELECT claim_id FROM claim_band WHERE band = {int(key)} "
+        f"LIMIT {int(per_band)}) AS b{n}" for n, key in enumerate(keys))
+    shared = Counter(cid for (cid,) in session.execute(sa.text(query)) if cid not in exclude)
+    candidate_ids = [cid for cid, _ in shared.most_common(candidates_cap)]
     if not candidate_ids:
         return []
     scored = []
-    for claim in session.exec(select(Claim).where(col(Claim.id).in_(candidate_ids),
-                                                  col(Claim.duplicate_of).is_(None))):
+    for claim in session.exec(
+        select(Claim.id, Claim.text, Claim.status, Claim.fingerprint)
+        .where(col(Claim.id).in_(candidate_ids), col(Claim.duplicate_of).is_(None))
+    ):
         score = jaccard(word_set, words(claim.text))
         if score >= threshold:
             scored.append((claim, round(score, 4)))

@@ -35,8 +35,21 @@ def list_events(
                 next_cursor=encode_cursor(position))
 
 
+# Before OpenAPI 3.2 (`itemSchema`), the `schema` of an event stream describes one event.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "description": "The cursor after this event"},
+        "event": {"type": "string", "description": "The event's action"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/EventPublic"}},
+    },
+}
+
+
 @router.get("/stream", response_class=EventSourceResponse, responses={200: {
-    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "content": {"text/event-stream": {"schema": SSE_EVENT}},
     "description": "Server-Sent Events: `id` is the cursor, `data` an event as JSON"}})
 async def stream_events(
     request: Request, _: ReaderKey, db: DatabaseDep, cursor: CursorDep = None,
