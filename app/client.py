@@ -11,6 +11,7 @@ timeout or a crash replays the first answer instead of ingesting twice.
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -58,8 +59,13 @@ class ClaimledgerClient:
                     raise
                 time.sleep(self.backoff * 2**attempt)
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.retries:
-                time.sleep(_retry_after(response) or self.backoff * 2**attempt)
+            # A 409 is retried only when it is a request in flight (it says Retry-After);
+            # one naming a conflict with the data will not go away.
+            retry = response.status_code in RETRY_STATUSES and (
+                response.status_code != 409 or "Retry-After" in response.headers)
+            if retry and attempt < self.retries:
+                delay = _retry_after(response)
+                time.sleep(self.backoff * 2**attempt if delay is None else delay)
                 continue
             if response.status_code >= 400:
                 raise ClaimledgerError(response.status_code, _problem(response))
@@ -83,8 +89,9 @@ class ClaimledgerClient:
 
     def create_claim(self, claim: dict[str, Any], *,
                      idempotency_key: str | None = None) -> dict[str, Any]:
+        """Register one claim; retries reuse one idempotency key, so it is created once."""
         return self.request("POST", "/v1/claims", json=claim,
-                            idempotency_key=idempotency_key).json()
+                            idempotency_key=idempotency_key or f"claim-{uuid.uuid4()}").json()
 
     def get_claim(self, claim_id: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/claims/{claim_id}").json()
@@ -112,7 +119,7 @@ def read_items(path: Path) -> Iterator[Any]:
     An NDJSON line that is not JSON comes out as a ValueError instance, so the caller can
     report it and go on with the rest.
     """
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:  # -sig: a leading BOM is not data
         head = handle.read(1)
         while head and head.isspace():
             head = handle.read(1)

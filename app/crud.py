@@ -4,6 +4,7 @@ Every function takes the session first, adds and flushes, records its event, and
 never commits: the caller owns the transaction.
 """
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -74,6 +75,30 @@ def lock_source_names(session: Session, names: Iterable[str]) -> None:
     for key in sorted({name_key(n) for n in names}):
         session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7262))"),
                         {"k": key})
+
+
+_CLAIM_LOCK_BUCKETS = 64  # a batch holds at most this many claim locks, whatever its size
+
+
+def lock_claims(session: Session, claims: Iterable[ClaimCreate]) -> None:
+    """Serialise transactions creating claims of the same text or origin + external_id (PostgreSQL).
+
+    Without it, two overlapping batches both insert a shared item: a duplicate, or a 500 on
+    the unique origin + external_id. Keys are hashed into buckets locked in order, before
+    source names and the event feed, so nothing deadlocks and the lock table stays small.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = set()
+    for claim_in in claims:
+        keys.add(f"text:{fingerprint(claim_in.text)}")
+        if claim_in.origin is not None:
+            keys.add(f"external:{claim_in.origin}\n{claim_in.external_id}")
+    buckets = sorted({int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "big")
+                      % _CLAIM_LOCK_BUCKETS for k in keys})
+    if buckets:
+        session.execute(sa.text("SELECT count(pg_advisory_xact_lock(7263, b)) "
+                                "FROM unnest(CAST(:b AS integer[])) AS b"), {"b": buckets})
 
 
 def record_event(
@@ -264,8 +289,9 @@ def update_source(
         _check_affiliation(session, source.id, data["affiliation_id"])
     if "aliases" in data and data["aliases"] is None:
         data["aliases"] = []
-    if "name" in data and data["name"] is None:
-        raise Unprocessable("a source's name cannot be removed")
+    for field in ("name", "kind", "reliability"):
+        if field in data and data[field] is None:
+            raise Unprocessable(f"a source's {field} cannot be removed")
     for field, value in data.items():
         if field == "aliases":
             value = _dedupe_aliases(data.get("name") or source.name, value)
@@ -542,6 +568,7 @@ def touch(claim: Claim) -> None:
 
 def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Claim:
     """Register a claim as `unverified`, with any inline attributions."""
+    lock_claims(session, [claim_in])
     lock_source_names(session, [a.source for a in claim_in.attributions if a.source])
     if claim_in.origin is not None:
         existing = session.exec(select(Claim.id).where(
@@ -633,8 +660,18 @@ def delete_claim(session: Session, *, claim: Claim, expected_version: int | None
                  entity_id=claim.id, claim_id=claim.id, changes={"deleted": True},
                  snapshot=snapshot)
     search.index_claims(session, [claim.id], removed=True)
+    unlinked = []
+    for link in session.exec(select(ClaimLink).where(sa.or_(
+            ClaimLink.claim_id == claim.id, ClaimLink.target_id == claim.id))).all():
+        other = link.target_id if link.claim_id == claim.id else link.claim_id
+        unlinked.append((other, "link.deleted", {
+            "link_id": link.id, "kind": link.kind, "from": link.claim_id, "to": link.target_id,
+            "deleted_claim": claim.id}))
+        session.delete(link)
+    session.flush()
     session.delete(claim)
     session.flush()
+    _record_link_changes(session, unlinked, actor=actor)
 
 
 def ensure_not_merged(claim: Claim) -> None:
@@ -755,7 +792,7 @@ def merge_claims(
     topics = set(session.exec(select(ClaimTopic.topic).where(
         col(ClaimTopic.claim_id).in_([claim.id, duplicate.id]))).all())
     _set_topics(session, claim.id, sorted(topics))
-    _move_links(session, duplicate, claim)
+    relinked = _move_links(session, duplicate, claim)
     duplicate.duplicate_of = claim.id
     for end in (duplicate, claim):
         touch(end)
@@ -766,6 +803,7 @@ def merge_claims(
     record_claim_event(session, duplicate, actor=actor, action="claim.merged_into",
                        changes=changes)
     record_claim_event(session, claim, actor=actor, action="claim.merged", changes=changes)
+    _record_link_changes(session, relinked, actor=actor)
     return claim
 
 
@@ -788,20 +826,43 @@ def _move_attributions(session: Session, duplicate: Claim, target: Claim) -> int
     return moved
 
 
-def _move_links(session: Session, duplicate: Claim, target: Claim) -> None:
+def _move_links(session: Session, duplicate: Claim,
+                target: Claim) -> list[tuple[str, str, dict[str, Any]]]:
+    """Repoint the duplicate's links at the target; returns the third claims' link changes."""
     links = session.exec(select(ClaimLink).where(sa.or_(
         ClaimLink.claim_id == duplicate.id, ClaimLink.target_id == duplicate.id))).all()
     kept = {(lk.claim_id, lk.target_id, lk.kind) for lk in session.exec(select(ClaimLink).where(
         sa.or_(ClaimLink.claim_id == target.id, ClaimLink.target_id == target.id)))}
+    changed = []
     for link in links:
         src = target.id if link.claim_id == duplicate.id else link.claim_id
         dst = target.id if link.target_id == duplicate.id else link.target_id
+        other = link.target_id if link.claim_id == duplicate.id else link.claim_id
+        change = {"link_id": link.id, "kind": link.kind, "from": src, "to": dst,
+                  "merged_claim": duplicate.id}
         if src == dst or (src, dst, link.kind) in kept:
             session.delete(link)
+            if other != target.id:
+                changed.append((other, "link.deleted", change))
             continue
         kept.add((src, dst, link.kind))
         link.claim_id, link.target_id = src, dst
         session.add(link)
+        changed.append((other, "link.moved", change))
+    return changed
+
+
+def _record_link_changes(session: Session, changes: list[tuple[str, str, dict[str, Any]]], *,
+                         actor: str) -> None:
+    """A merge or delete changed links of third claims: each change is a version and an event
+    of that claim, so its history and `as_of` never show a link it no longer has."""
+    session.flush()
+    for claim_id, action, change in changes:
+        other = get_claim(session, claim_id, for_update=True)
+        touch(other)
+        session.add(other)
+        record_claim_event(session, other, actor=actor, action=action, entity_type="link",
+                           entity_id=change["link_id"], changes=change)
 
 
 # --- history ------------------------------------------------------------------

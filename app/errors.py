@@ -7,7 +7,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
@@ -170,6 +170,15 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database pool exhausted on %s", request.url.path)
         return problem(503, "Service Unavailable", "the database is busy; retry shortly",
                        request=request, headers={"Retry-After": "1"})
+
+    @app.exception_handler(DataError)
+    async def data_refused(request: Request, exc: DataError) -> JSONResponse:
+        # A value the database cannot hold or compare, such as a NUL byte in a path or
+        # query parameter (PostgreSQL text cannot contain one): the request's fault.
+        log.warning("database refused a value on %s: %s", request.url.path,
+                    exc.orig.__class__.__name__)
+        return problem(400, "Bad Request", "a value in the request cannot be stored or "
+                       "searched for (for example, it contains a NUL byte)", request=request)
 
     @app.exception_handler(OperationalError)
     async def db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:

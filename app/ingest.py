@@ -127,6 +127,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
         else:
             claims[index] = checked
     _reject_repeated_external_ids(claims, results)
+    crud.lock_claims(session, claims.values())  # first: overlapping batches queue here
     sources = _resolve_sources(session, claims, results, actor=actor)
     by_external = _existing_by_external_id(session, claims.values())
     by_fingerprint = _existing_by_fingerprint(session, claims.values())
@@ -286,6 +287,8 @@ def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
     if claim.duplicate_of is None:
         crud.update_claim(session, claim=claim, claim_in=update, expected_version=None,
                           actor=actor)
+    while claim.duplicate_of is not None:  # merged away: new sources go to the survivor
+        claim = session.get(Claim, claim.duplicate_of)
     added = _add_missing_attributions(session, claim.id, claim_in, sources, actor=actor,
                                       pending={})
     return IngestResult(index=index, status="updated", claim_id=claim.id,

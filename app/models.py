@@ -43,7 +43,10 @@ def to_utc(value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a valid time with no UTC equivalent
+        raise ValueError("the time is out of range once converted to UTC") from None
 
 
 def _rfc3339(value: datetime) -> str:

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.models import Attribution, Claim, Source
+from app.similarity import STOPWORDS
 
 RANK_CAP = 2000
 MAX_TERMS = 32
@@ -26,8 +27,13 @@ def _dialect(session: Session) -> str:
 
 
 def terms(query: str) -> list[str]:
-    """The words of a user query; operators, quotes and punctuation are just separators."""
-    return _WORD.findall(query.casefold())[:MAX_TERMS]
+    """The words of a user query; operators, quotes and punctuation are just separators.
+
+    Common English words are dropped, as PostgreSQL's `english` configuration does, so
+    both databases answer "OR troops" alike.
+    """
+    words = [w for w in _WORD.findall(query.casefold()) if w not in STOPWORDS]
+    return words[:MAX_TERMS]
 
 
 def _fts5_query(words: Sequence[str]) -> str:

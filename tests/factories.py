@@ -43,3 +43,87 @@ def assert_problem(response, status: int, *, contains: str | None = None) -> dic
     if contains is not None:
         assert contains.lower() in body["detail"].lower(), body["detail"]
     return body
+
+
+# --- helpers for roles, bad input, history, sources, links, keys and demo tests ---------
+
+
+def with_version(headers: dict[str, str], version: int | str) -> dict[str, str]:
+    """These headers plus `If-Match` for the given version (or a raw If-Match value)."""
+    value = f'"{version}"' if isinstance(version, int) else version
+    return {**headers, "If-Match": value}
+
+
+def get_json(client: TestClient, url: str, headers: dict[str, str], **params: Any) -> Any:
+    response = client.get(url, params=params or None, headers=headers)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def add_attribution(client: TestClient, headers: dict[str, str], claim_id: str,
+                    **fields: Any) -> dict[str, Any]:
+    response = client.post(f"/v1/claims/{claim_id}/attributions", json=fields, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def make_link(client: TestClient, headers: dict[str, str], claim_id: str, target_id: str,
+              kind: str = "related", **fields: Any) -> dict[str, Any]:
+    response = client.post(f"/v1/claims/{claim_id}/links",
+                           json={"target_id": target_id, "kind": kind, **fields},
+                           headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def make_key(client: TestClient, headers: dict[str, str], name: str,
+             role: str = "reader") -> dict[str, Any]:
+    response = client.post("/v1/keys", json={"name": name, "role": role}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def all_pages(client: TestClient, url: str, headers: dict[str, str], *, limit: int = 200,
+              **params: Any) -> list[dict[str, Any]]:
+    """Every item of a cursor-paged list (stops when `next_cursor` is null or a page is empty)."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        query = {**params, "limit": limit} | ({"cursor": cursor} if cursor else {})
+        page = get_json(client, url, headers, **query)
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if not cursor or not page["items"]:
+            return items
+
+
+def ledger_state(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
+    """Everything a write could change, to assert that a refused request changed nothing."""
+    return {
+        "claims": all_pages(client, "/v1/claims", headers, include_merged="true"),
+        "sources": all_pages(client, "/v1/sources", headers),
+        "events": all_pages(client, "/v1/events", headers),
+    }
+
+
+# --- helpers for ingest, idempotency, search, similar, stats and client tests ----------
+
+NDJSON = {"content-type": "application/x-ndjson"}
+
+
+def ingest(client: TestClient, headers: dict[str, str], items: list[Any], *,
+           status: int = 200) -> dict[str, Any]:
+    """POST a JSON batch to /v1/ingest; returns the response body (a result or a problem)."""
+    response = client.post("/v1/ingest", json=items, headers=headers)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def ledger_counts(client: TestClient, headers: dict[str, str]) -> dict[str, int]:
+    """How many claims (merged included), sources and events the ledger holds."""
+    return {name: len(rows) for name, rows in ledger_state(client, headers).items()}
+
+
+def search_ids(client: TestClient, headers: dict[str, str], q: str, **params: Any) -> list[str]:
+    """Ids of the claims a search finds, in result order, across every page."""
+    return [c["id"] for c in all_pages(client, "/v1/claims", headers, q=q, **params)]

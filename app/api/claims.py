@@ -3,7 +3,6 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from pydantic import AwareDatetime
 
 from app import crud, similarity, verification
 from app.api import READ_ERRORS, WRITE_ERRORS
@@ -32,6 +31,7 @@ from app.models import (
     ClaimPublic,
     ClaimUpdate,
     EventPublic,
+    InputTime,
     LinkCreate,
     LinkPublic,
     MergeRequest,
@@ -46,7 +46,7 @@ from app.pagination import Page, decode_position, encode_cursor
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=READ_ERRORS)
 
-Time = Annotated[AwareDatetime | None, Query(description="RFC 3339 time with offset")]
+Time = Annotated[InputTime | None, Query(description="RFC 3339 time with offset")]
 Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated_at"]
 
 
@@ -247,7 +247,7 @@ def merge_claim(
     crud.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
                       expected_version=version, actor=key.name, note=merge_in.note)
     public = crud.claim_public(session, claim)
-    idem.save(session, status=200, body=public)
+    idem.save(session, status=200, body=public, headers={"ETag": etag(claim.version)})
     session.commit()
     set_etag(response, claim.version)
     return public

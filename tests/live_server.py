@@ -1,0 +1,155 @@
+"""The real service under uvicorn in a subprocess, for tests that need real sockets and threads.
+
+`live_server` starts `uvicorn app.asgi:app` on a free 127.0.0.1 port against the test's own
+database (the `settings` fixture), waits for /healthz and stops it afterwards. Every wait is
+bounded, and the child is tied to this process so an interrupted run leaves no server behind.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app import keys
+from app.config import Settings
+from app.db import Database
+from app.models import Role
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the child binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The test's settings as CLAIMLEDGER_* variables, so the child reads exactly these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMLEDGER_")}
+    for name, value in settings.model_dump().items():
+        env[f"CLAIMLEDGER_{name.upper()}"] = str(value)
+    return env
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the test process dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class LiveServer:
+    """One uvicorn process serving the app; `url` is its base URL once started."""
+
+    def __init__(self, settings: Settings, log_path: Path):
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def start(self, attempts: int = 3) -> "LiveServer":
+        for _ in range(attempts):
+            port = free_port()
+            if self._start_on(port):
+                return self
+        raise RuntimeError(f"uvicorn did not start after {attempts} attempts:\n{self.log_tail()}")
+
+    def _start_on(self, port: int) -> bool:
+        command = [
+            sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
+            "--port", str(port), "--no-access-log", "--log-level", "warning",
+            "--timeout-graceful-shutdown", "5",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=settings_env(self.settings), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+            )
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT
+        with httpx.Client(base_url=self.url, timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    return False  # most likely the port was taken in between; try another
+                with contextlib.suppress(httpx.TransportError):
+                    if client.get("/healthz").status_code == 200:
+                        return True
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"uvicorn gave no healthy /healthz in {START_TIMEOUT}s:\n"
+                           f"{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM, a bounded wait for the graceful shutdown, then SIGKILL."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no server log)"
+
+
+@contextlib.contextmanager
+def run_live_server(settings: Settings, log_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(settings, log_path)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    """The real service on a free port, on this test's fresh database."""
+    with run_live_server(settings, tmp_path / "uvicorn.log") as server:
+        yield server
+        if server.process is not None and server.process.poll() is not None:
+            pytest.fail(f"the server died during the test:\n{server.log_tail()}")
+
+
+@pytest.fixture
+def live_secrets(settings: Settings) -> dict[str, str]:
+    """One key per role in the database the live server uses: role name -> secret."""
+    database = Database(settings)
+    try:
+        with database.write_session() as session:
+            out = {role.value: keys.create_key(session, name=f"live-{role}", role=role,
+                                               actor="tests").secret for role in Role}
+            session.commit()
+    finally:
+        database.dispose()
+    return out
+
+
+@pytest.fixture
+def live_auth(live_secrets: dict[str, str]):
+    """live_auth("checker") -> the Authorization header for a key with that role."""
+
+    def header(role: str = "admin") -> dict[str, str]:
+        return {"Authorization": f"Bearer {live_secrets[role]}"}
+
+    return header

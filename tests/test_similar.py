@@ -1,0 +1,98 @@
+"""Near duplicates: GET /v1/claims/{claim_id}/similar and `likely_duplicates` on create."""
+
+from tests.factories import assert_problem, get_json, make_claim, with_version
+
+BASE = "Thousands of Russian soldiers have been stationed in Belarus since October."
+EXACT = "THOUSANDS of Russian soldiers have been stationed in Belarus, since October!"
+CLOSE = "Thousands of Russian soldiers have been stationed in Belarus since November."  # 0.75
+MEDIUM = "Thousands of Russian troops have been in Belarus since October"  # 0.625
+UNRELATED = "Russia does not intentionally target civilians."
+
+
+def similar(client, headers, claim_id: str, **params) -> list[dict]:
+    return get_json(client, f"/v1/claims/{claim_id}/similar", headers, **params)
+
+
+def test_list_similar_claims_best_first_with_scores(client, auth):
+    base = make_claim(client, auth("ingester"), BASE)
+    medium = make_claim(client, auth("ingester"), MEDIUM)
+    exact = make_claim(client, auth("ingester"), EXACT)
+    close = make_claim(client, auth("ingester"), CLOSE)
+    make_claim(client, auth("ingester"), UNRELATED)
+    found = similar(client, auth("reader"), base["id"])
+    assert [s["claim_id"] for s in found] == [exact["id"], close["id"], medium["id"]]
+    assert [s["score"] for s in found] == [1.0, 0.75, 0.625]
+    assert [s["exact"] for s in found] == [True, False, False]
+    assert found[1]["text"] == CLOSE and found[1]["status"] == "unverified"
+
+
+def test_list_similar_claims_threshold_and_limit(client, auth):
+    base = make_claim(client, auth("ingester"), BASE)
+    medium = make_claim(client, auth("ingester"), MEDIUM)
+    close = make_claim(client, auth("ingester"), CLOSE)
+    reader = auth("reader")
+    assert [s["claim_id"] for s in similar(client, reader, base["id"], threshold=0.7)] == [
+        close["id"]]
+    assert similar(client, reader, base["id"], threshold=0.8) == []
+    assert [s["claim_id"] for s in similar(client, reader, base["id"], threshold=0.6)] == [
+        close["id"], medium["id"]]
+    assert [s["claim_id"] for s in similar(client, reader, base["id"], limit=1)] == [close["id"]]
+    for bad in ({"threshold": 0.01}, {"threshold": 1.5}, {"threshold": "high"}, {"limit": 0},
+                {"limit": 51}):
+        response = client.get(f"/v1/claims/{base['id']}/similar", params=bad, headers=reader)
+        assert_problem(response, 422)
+
+
+def test_list_similar_claims_follows_edits_merges_and_deletes(client, auth):
+    base = make_claim(client, auth("ingester"), BASE)
+    other = make_claim(client, auth("ingester"), UNRELATED)
+    exact = make_claim(client, auth("ingester"), EXACT)
+    assert [s["claim_id"] for s in similar(client, auth("reader"), base["id"])] == [exact["id"]]
+    edited = client.patch(f"/v1/claims/{other['id']}", json={"text": CLOSE},
+                          headers=with_version(auth("checker"), 1))
+    assert edited.status_code == 200, edited.text
+    assert [s["claim_id"] for s in similar(client, auth("reader"), base["id"])] == [
+        exact["id"], other["id"]]
+    # A merged duplicate is no longer offered; a deleted claim neither.
+    merged = client.post(f"/v1/claims/{base['id']}/merge", json={"duplicate_id": exact["id"]},
+                         headers=auth("checker"))
+    assert merged.status_code == 200, merged.text
+    assert [s["claim_id"] for s in similar(client, auth("reader"), base["id"])] == [other["id"]]
+    assert client.delete(f"/v1/claims/{other['id']}", headers=auth("admin")).status_code == 204
+    assert similar(client, auth("reader"), base["id"]) == []
+
+
+def test_list_similar_claims_unknown_claim_is_404_and_needs_a_key(client, auth):
+    assert_problem(client.get("/v1/claims/clm_nope/similar", headers=auth("reader")), 404)
+    base = make_claim(client, auth("ingester"), BASE)
+    assert_problem(client.get(f"/v1/claims/{base['id']}/similar"), 401)
+
+
+def test_create_claim_reports_likely_duplicates(client, auth):
+    base = make_claim(client, auth("ingester"), BASE)
+    assert base["likely_duplicates"] == []
+    exact = make_claim(client, auth("ingester"), EXACT)
+    assert exact["likely_duplicates"] == [{"claim_id": base["id"], "text": BASE,
+                                           "status": "unverified", "score": 1.0,
+                                           "exact": True}]
+    assert exact["fingerprint"] == base["fingerprint"]
+    close = make_claim(client, auth("ingester"), CLOSE)
+    # Equal scores come in id order.
+    assert [(d["claim_id"], d["exact"], d["score"]) for d in close["likely_duplicates"]] == [
+        (cid, False, 0.75) for cid in sorted([base["id"], exact["id"]])]
+    unrelated = make_claim(client, auth("ingester"), UNRELATED)
+    assert unrelated["likely_duplicates"] == []
+    # A claim read back later carries no such list: it belongs to the create response.
+    assert "likely_duplicates" not in get_json(client, f"/v1/claims/{exact['id']}",
+                                               auth("reader"))
+
+
+def test_create_claim_likely_duplicates_skip_merged_claims(client, auth):
+    base = make_claim(client, auth("ingester"), BASE)
+    dup = make_claim(client, auth("ingester"), CLOSE)
+    merged = client.post(f"/v1/claims/{base['id']}/merge", json={"duplicate_id": dup["id"]},
+                         headers=auth("checker"))
+    assert merged.status_code == 200, merged.text
+    again = make_claim(client, auth("ingester"), CLOSE.upper())
+    assert [(d["claim_id"], d["score"]) for d in again["likely_duplicates"]] == [
+        (base["id"], 0.75)]

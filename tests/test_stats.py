@@ -1,0 +1,168 @@
+"""Ledger statistics (GET /v1/stats) and a source's track record (GET /v1/sources/…/record)."""
+
+from datetime import date, timedelta
+
+import pytest
+
+from tests.factories import assert_problem, get_json, make_claim, make_source, review
+
+SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
+NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
+NOT_TARGET = "Russia does not intentionally target civilians."
+DEATHS = "At least 6,700 civilian deaths have been counted in the war."
+INFO_OP = ("Belarus is running an information operation aimed at fixing Ukrainian forces on the "
+           "border.")
+GETTING_READY = ("Belarus has been getting ready to join the conflict on Russia's side for a few "
+                 "months.")
+
+
+@pytest.fixture
+def ledger(client, auth):
+    """Six claims of the Belarus article with sources, stances and verdicts."""
+    ing = auth("ingester")
+    ukraine = make_source(client, ing, "Government of Ukraine", kind="government")
+    russia = make_source(client, ing, "Government of Russia", kind="government")
+    un = make_source(client, ing, "United Nations", kind="intergovernmental")
+    isw = make_source(client, ing, "Institute for the Study of War", kind="think_tank")
+    belta = make_source(client, ing, "BelTA", kind="news_agency")
+
+    def att(source: dict, stance: str) -> dict:
+        return {"source_id": source["id"], "stance": stance}
+
+    claims = {
+        "soldiers": make_claim(client, ing, SOLDIERS, topics=["belarus", "military"],
+                               attributions=[att(ukraine, "asserts"), att(russia, "denies")]),
+        "no_forces": make_claim(client, ing, NO_FORCES, topics=["belarus"],
+                                attributions=[att(ukraine, "asserts")]),
+        "not_target": make_claim(client, ing, NOT_TARGET, topics=["civilians"],
+                                 attributions=[att(russia, "asserts"),
+                                               att(ukraine, "disputes")]),
+        "deaths": make_claim(client, ing, DEATHS, topics=["casualties", "civilians"],
+                             attributions=[att(un, "asserts")]),
+        "info_op": make_claim(client, ing, INFO_OP,
+                              attributions=[att(isw, "asserts"), att(belta, "reports")]),
+        "ready": make_claim(client, ing, GETTING_READY),
+    }
+    check = auth("checker")
+    review(client, check, claims["soldiers"]["id"], "true")
+    review(client, check, claims["no_forces"]["id"], "in_review", rationale=None)
+    review(client, check, claims["no_forces"]["id"], "false")
+    review(client, check, claims["not_target"]["id"], "false")
+    review(client, check, claims["deaths"]["id"], "mostly_true")
+    review(client, check, claims["info_op"]["id"], "in_review", rationale=None)
+    return {"claims": claims, "ukraine": ukraine, "russia": russia, "un": un, "isw": isw,
+            "belta": belta}
+
+
+def day_of(claim: dict) -> date:
+    return date.fromisoformat(claim["created_at"][:10])
+
+
+def test_get_stats_counts_by_status_source_kind_topic(client, auth, ledger):
+    today = day_of(ledger["claims"]["soldiers"])
+    stats = get_json(client, "/v1/stats", auth("reader"), since=today.isoformat(),
+                     until=today.isoformat())
+    assert stats["claims"] == 6
+    assert stats["contested"] == 2
+    assert stats["by_status"] == {"true": 1, "false": 2, "mostly_true": 1, "in_review": 1,
+                                  "unverified": 1}
+    assert [(s["source"]["name"], s["claims"]) for s in stats["by_source"]] == [
+        ("Government of Ukraine", 3), ("Government of Russia", 2), ("BelTA", 1),
+        ("Institute for the Study of War", 1), ("United Nations", 1)]
+    assert stats["by_source"][0]["source"]["id"] == ledger["ukraine"]["id"]
+    assert stats["by_source_kind"] == {"government": 3, "intergovernmental": 1,
+                                       "think_tank": 1, "news_agency": 1}
+    assert [(t["key"], t["count"]) for t in stats["by_topic"]] == [
+        ("belarus", 2), ("civilians", 2), ("casualties", 1), ("military", 1)]
+    assert stats["per_day"] == [{"date": today.isoformat(), "claims": 6, "reviews": 6}]
+
+
+def test_get_stats_top_limits_lists(client, auth, ledger):
+    stats = get_json(client, "/v1/stats", auth("reader"), top=2)
+    assert [s["source"]["name"] for s in stats["by_source"]] == ["Government of Ukraine",
+                                                                 "Government of Russia"]
+    assert [t["key"] for t in stats["by_topic"]] == ["belarus", "civilians"]
+
+
+def test_get_stats_per_day_covers_since_to_until(client, auth, ledger):
+    today = day_of(ledger["claims"]["soldiers"])
+    reader = auth("reader")
+    before = get_json(client, "/v1/stats", reader, since=(today - timedelta(days=3)).isoformat(),
+                      until=(today - timedelta(days=1)).isoformat())
+    assert before["per_day"] == [
+        {"date": (today - timedelta(days=n)).isoformat(), "claims": 0, "reviews": 0}
+        for n in (3, 2, 1)]
+    assert before["claims"] == 6  # the totals are not limited to the window
+    around = get_json(client, "/v1/stats", reader, since=(today - timedelta(days=1)).isoformat(),
+                      until=(today + timedelta(days=1)).isoformat())
+    assert [(d["claims"], d["reviews"]) for d in around["per_day"]] == [(0, 0), (6, 6), (0, 0)]
+    default = get_json(client, "/v1/stats", reader, until=today.isoformat())
+    assert len(default["per_day"]) == 30
+    assert default["per_day"][-1] == {"date": today.isoformat(), "claims": 6, "reviews": 6}
+    assert sum(d["claims"] for d in default["per_day"]) == 6
+
+
+def test_get_stats_since_after_until_is_422(client, auth):
+    reader = auth("reader")
+    assert_problem(client.get("/v1/stats", params={"since": "2026-12-02", "until": "2026-12-01"},
+                              headers=reader), 422, contains="since")
+    assert_problem(client.get("/v1/stats", params={"since": "2000-01-01", "until": "2026-12-01"},
+                              headers=reader), 422)
+    for bad in ({"since": "yesterday"}, {"until": "2026-13-01"}, {"top": 0}, {"top": 101}):
+        assert_problem(client.get("/v1/stats", params=bad, headers=reader), 422)
+    assert_problem(client.get("/v1/stats"), 401)
+
+
+def test_get_stats_empty_ledger(client, auth):
+    stats = get_json(client, "/v1/stats", auth("reader"))
+    assert stats["claims"] == stats["contested"] == 0
+    assert stats["by_status"] == {} and stats["by_source"] == [] and stats["by_topic"] == []
+    assert len(stats["per_day"]) == 30 and all(d["claims"] == 0 for d in stats["per_day"])
+
+
+def test_get_stats_leaves_out_merged_duplicates(client, auth, ledger):
+    dup = make_claim(client, auth("ingester"), "Thousands of Russian troops are in Belarus.")
+    assert get_json(client, "/v1/stats", auth("reader"))["claims"] == 7
+    merged = client.post(f"/v1/claims/{ledger['claims']['soldiers']['id']}/merge",
+                         json={"duplicate_id": dup["id"]}, headers=auth("checker"))
+    assert merged.status_code == 200, merged.text
+    stats = get_json(client, "/v1/stats", auth("reader"))
+    assert stats["claims"] == 6
+    assert sum(stats["by_status"].values()) == 6
+
+
+def test_get_source_record_counts_verdicts_by_stance(client, auth, ledger):
+    reader = auth("reader")
+    ukraine = get_json(client, f"/v1/sources/{ledger['ukraine']['id']}/record", reader)
+    assert ukraine["source"]["id"] == ledger["ukraine"]["id"]
+    assert ukraine["asserted"] == {"true": 1, "false": 1}
+    assert ukraine["disputed"] == {"false": 1}
+    assert ukraine["reported"] == {}
+    assert (ukraine["asserted_total"], ukraine["disputed_total"],
+            ukraine["reported_total"]) == (2, 1, 0)
+    assert (ukraine["asserted_proved_true"], ukraine["asserted_proved_false"]) == (1, 1)
+    # It disputed a claim that proved false: right.
+    assert (ukraine["disputed_proved_true"], ukraine["disputed_proved_false"]) == (0, 1)
+    russia = get_json(client, f"/v1/sources/{ledger['russia']['id']}/record", reader)
+    assert russia["asserted"] == {"false": 1} and russia["disputed"] == {"true": 1}
+    assert (russia["asserted_proved_true"], russia["asserted_proved_false"]) == (0, 1)
+    # It denied a claim that proved true: wrong.
+    assert (russia["disputed_proved_true"], russia["disputed_proved_false"]) == (1, 0)
+    un = get_json(client, f"/v1/sources/{ledger['un']['id']}/record", reader)
+    assert un["asserted"] == {"mostly_true": 1} and un["asserted_proved_true"] == 1
+    belta = get_json(client, f"/v1/sources/{ledger['belta']['id']}/record", reader)
+    assert belta["reported"] == {"in_review": 1} and belta["reported_total"] == 1
+    assert belta["asserted_total"] == belta["disputed_total"] == 0
+
+
+def test_get_source_record_follows_new_verdicts(client, auth, ledger):
+    url = f"/v1/sources/{ledger['isw']['id']}/record"
+    assert get_json(client, url, auth("reader"))["asserted"] == {"in_review": 1}
+    review(client, auth("checker"), ledger["claims"]["info_op"]["id"], "mostly_false")
+    record = get_json(client, url, auth("reader"))
+    assert record["asserted"] == {"mostly_false": 1}
+    assert record["asserted_proved_false"] == 1 and record["asserted_proved_true"] == 0
+
+
+def test_get_source_record_unknown_source_is_404(client, auth):
+    assert_problem(client.get("/v1/sources/src_nope/record", headers=auth("reader")), 404)
