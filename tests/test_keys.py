@@ -1,0 +1,147 @@
+"""API keys: the secret is shown once and stored only as a hash; revoked keys stop working."""
+
+import hashlib
+
+import pytest
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.config import get_settings
+from tests.factories import assert_problem, get_json, make_key
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_create_key_returns_secret_once(client, auth):
+    response = client.post("/v1/keys", json={"name": "feed-scraper", "role": "ingester"},
+                           headers=auth("admin"))
+    assert response.status_code == 201, response.text
+    created = response.json()
+    secret = created["secret"]
+    assert secret.startswith("clk_") and len(secret) >= 40
+    assert (created["name"], created["role"], created["created_by"]) == (
+        "feed-scraper", "ingester", "test-admin")
+    assert secret.startswith(created["prefix"]) and created["prefix"] != secret
+    assert created["revoked_at"] is None
+
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    for url, params in (("/v1/keys", {}), ("/v1/keys", {"include_revoked": "true"}),
+                        ("/v1/events", {"limit": 200})):
+        text = client.get(url, params=params, headers=auth("admin")).text
+        assert secret not in text and digest not in text, url
+        assert "secret" not in text, url
+    listed = get_json(client, "/v1/keys", auth("admin"))
+    mine = next(k for k in listed if k["id"] == created["id"])
+    assert set(mine) == {"id", "name", "role", "prefix", "created_by", "created_at",
+                         "revoked_at"}
+    assert mine == {k: v for k, v in created.items() if k != "secret"}
+
+
+def test_create_key_works_with_its_role(client, auth):
+    secret = make_key(client, auth("admin"), "desk-reader", "reader")["secret"]
+    assert client.get("/v1/claims", headers=bearer(secret)).status_code == 200
+    assert_problem(client.post("/v1/claims", json={"text": "A claim."}, headers=bearer(secret)),
+                   403)
+    checker = make_key(client, auth("admin"), "desk-checker", "checker")["secret"]
+    created = client.post("/v1/claims", json={"text": "A claim."}, headers=bearer(checker))
+    assert created.status_code == 201, created.text
+    assert created.json()["created_by"] == "desk-checker"
+    assert_problem(client.get("/v1/keys", headers=bearer(checker)), 403)
+
+
+def test_delete_key_revokes_it(client, auth):
+    created = make_key(client, auth("admin"), "departing-checker", "checker")
+    assert client.get("/v1/claims", headers=bearer(created["secret"])).status_code == 200
+    response = client.delete(f"/v1/keys/{created['id']}", headers=auth("admin"))
+    assert response.status_code == 204, response.text
+    assert_problem(client.get("/v1/claims", headers=bearer(created["secret"])), 401)
+    assert_problem(client.post("/v1/claims", json={"text": "A claim."},
+                               headers=bearer(created["secret"])), 401)
+
+    active = get_json(client, "/v1/keys", auth("admin"))
+    assert created["id"] not in {k["id"] for k in active}
+    every = get_json(client, "/v1/keys", auth("admin"), include_revoked="true")
+    revoked = next(k for k in every if k["id"] == created["id"])
+    assert revoked["revoked_at"] is not None
+    assert client.delete(f"/v1/keys/{created['id']}", headers=auth("admin")).status_code == 204
+    events = get_json(client, "/v1/events", auth("admin"), action="key.revoked")["items"]
+    assert [(e["entity_id"], e["actor"]) for e in events] == [(created["id"], "test-admin")]
+
+
+def test_create_key_duplicate_active_name_is_409(client, auth):
+    first = make_key(client, auth("admin"), "ingest-bot", "ingester")
+    before = get_json(client, "/v1/keys", auth("admin"), include_revoked="true")
+    for role in ("ingester", "reader"):
+        assert_problem(client.post("/v1/keys", json={"name": "ingest-bot", "role": role},
+                                   headers=auth("admin")), 409, contains="ingest-bot")
+    assert get_json(client, "/v1/keys", auth("admin"), include_revoked="true") == before
+    assert client.delete(f"/v1/keys/{first['id']}", headers=auth("admin")).status_code == 204
+    again = make_key(client, auth("admin"), "ingest-bot", "ingester")
+    assert again["id"] != first["id"]
+    assert client.get("/v1/claims", headers=bearer(again["secret"])).status_code == 200
+
+
+def test_delete_own_key_locks_caller_out(client, auth):
+    admin = make_key(client, auth("admin"), "second-admin", "admin")
+    response = client.delete(f"/v1/keys/{admin['id']}", headers=bearer(admin["secret"]))
+    assert response.status_code == 204, response.text
+    assert_problem(client.get("/v1/keys", headers=bearer(admin["secret"])), 401)
+
+
+# --- the CLI -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner(settings, monkeypatch):
+    """A CliRunner whose commands use the test database."""
+    monkeypatch.setenv("CLAIMLEDGER_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_run_keys_cli_create_list_revoke(client, auth, runner):
+    result = runner.invoke(cli, ["keys", "create", "--name", "cli-bot", "--role", "checker",
+                                 "--quiet"])
+    assert result.exit_code == 0, result.output
+    secret = result.output.strip()
+    assert secret.startswith("clk_") and "\n" not in secret
+    assert client.get("/v1/claims", headers=bearer(secret)).status_code == 200
+    key = next(k for k in get_json(client, "/v1/keys", auth("admin")) if k["name"] == "cli-bot")
+    assert key["role"] == "checker"
+    assert key["created_by"] == "cli"
+
+    listing = runner.invoke(cli, ["keys", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "cli-bot" in listing.output
+    assert secret not in listing.output
+    assert hashlib.sha256(secret.encode()).hexdigest() not in listing.output
+
+    duplicate = runner.invoke(cli, ["keys", "create", "--name", "cli-bot", "--role", "reader"])
+    assert duplicate.exit_code == 1
+    assert "cli-bot" in duplicate.output
+
+    revoked = runner.invoke(cli, ["keys", "revoke", key["id"]])
+    assert revoked.exit_code == 0, revoked.output
+    assert_problem(client.get("/v1/claims", headers=bearer(secret)), 401)
+    missing = runner.invoke(cli, ["keys", "revoke", "key_missing"])
+    assert missing.exit_code == 1
+
+    verbose = runner.invoke(cli, ["keys", "create", "--name", "cli-bot", "--role", "admin"])
+    assert verbose.exit_code == 0, verbose.output
+    new_secret = verbose.output.strip().splitlines()[-1]
+    assert client.get("/v1/keys", headers=bearer(new_secret)).status_code == 200
+
+
+def test_run_keys_cli_create_replace_revokes_old_key(client, auth, runner):
+    old = runner.invoke(cli, ["keys", "create", "--name", "nightly", "--role", "ingester",
+                              "--quiet"]).output.strip()
+    result = runner.invoke(cli, ["keys", "create", "--name", "nightly", "--role", "ingester",
+                                 "--replace", "--quiet"])
+    assert result.exit_code == 0, result.output
+    new = result.output.strip()
+    assert new != old
+    assert_problem(client.get("/v1/claims", headers=bearer(old)), 401)
+    assert client.get("/v1/claims", headers=bearer(new)).status_code == 200
