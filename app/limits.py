@@ -35,7 +35,9 @@ class TimeLimitMiddleware:
             try:
                 message = await asyncio.wait_for(receive(), self.body_seconds)
             except TimeoutError:
-                raise HTTPException(408, "the request body stopped arriving") from None
+                # Connection: close, or the client could go on dribbling into a kept-alive socket.
+                raise HTTPException(408, "the request body stopped arriving",
+                                    headers={"Connection": "close"}) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message
@@ -61,5 +63,6 @@ class TimeLimitMiddleware:
                 "instance": scope["path"]}).encode()
             await send({"type": "http.response.start", "status": 503, "headers": [
                 (b"content-type", PROBLEM_JSON.encode()), (b"retry-after", b"1"),
-                (b"content-length", str(len(body)).encode())]})
+                (b"content-length", str(len(body)).encode()),
+                *([] if body_done else [(b"connection", b"close")])]})
             await send({"type": "http.response.body", "body": body})

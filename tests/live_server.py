@@ -6,6 +6,8 @@ bounded, and the child is tied to this process so an interrupted run leaves no s
 """
 
 import contextlib
+import ctypes
+import json
 import os
 import signal
 import socket
@@ -38,19 +40,22 @@ def free_port() -> int:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The test's settings as CLAIMLEDGER_* variables, so the child reads exactly these."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMLEDGER_")}
-    for name, value in settings.model_dump().items():
-        env[f"CLAIMLEDGER_{name.upper()}"] = str(value)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"CLAIMLEDGER_{name.upper()}"] = value if isinstance(value, str) \
+                else json.dumps(value)
     return env
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the test process dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
+# Looked up here, not in the child: between fork and exec only this call may run.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
 
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the (main) test thread dies, even by SIGKILL."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class LiveServer:
@@ -127,8 +132,12 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
     """The real service on a free port, on this test's fresh database."""
     with run_live_server(settings, tmp_path / "uvicorn.log") as server:
         yield server
-        if server.process is not None and server.process.poll() is not None:
-            pytest.fail(f"the server died during the test:\n{server.log_tail()}")
+        died = server.process is not None and server.process.poll() is not None
+    log = server.log_tail()
+    if log.strip():
+        print(f"--- uvicorn log (tail) ---\n{log}")  # shown when the test fails
+    if died:
+        pytest.fail("the server died during the test; its log is above")
 
 
 @pytest.fixture
