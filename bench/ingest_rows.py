@@ -1,0 +1,177 @@
+"""P4: batch ingestion through POST /v1/ingest against the raw driver writing the same rows.
+
+The API side: 100,000 generated claims (sources named, ~3% exact duplicates, near
+duplicates as they come), in batches of 1,000 with an Idempotency-Key each, sent one
+after another by one client — the way `claimledger import --url` sends them — into a
+fresh database. The ceiling: the claim rows the API created (one per distinct claim),
+written by the bare driver into the same migrated `claim` table of another fresh
+database, in one transaction: sqlite3 `executemany` on SQLite, psycopg `COPY` on
+PostgreSQL. Commit included on both sides.
+"""
+
+import json
+import sqlite3
+import statistics
+import time
+from datetime import UTC, datetime
+
+import psycopg
+
+from bench import corpus
+from bench.harness import (
+    Options,
+    Profile,
+    Result,
+    Service,
+    admin_key,
+    driver_url,
+    pg_database,
+    say,
+    sqlite_database,
+)
+
+BATCH = 1000
+COLUMNS = ("id", "text", "language", "places", "origin", "external_id", "fingerprint",
+           "version", "status", "created_by", "created_at", "updated_at")
+
+
+def claim_rows(items: list[dict]) -> list[tuple]:
+    """The claim rows ingesting `items` creates: one per distinct normalized text."""
+    from app.text import fingerprint  # the service's own fingerprint, so duplicates agree
+
+    seen: set[str] = set()
+    rows = []
+    now = datetime.now(UTC)
+    for n, item in enumerate(items):
+        fp = fingerprint(item["text"])
+        if fp in seen:
+            continue
+        seen.add(fp)
+        rows.append((f"clm_{n:020x}", item["text"], "en", "[]", item["origin"],
+                     item["external_id"], fp, 1, "unverified", "bench", now, now))
+    return rows
+
+
+def raw_sqlite(url: str, rows: list[tuple]) -> float:
+    """Seconds for sqlite3 executemany of the rows (the app's pragmas), commit included."""
+    conn = sqlite3.connect(driver_url(url), isolation_level=None)
+    for pragma in ("journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL"):
+        conn.execute(f"PRAGMA {pragma}")
+    stamp = rows[0][-1].strftime("%Y-%m-%d %H:%M:%S.%f")
+    data = [(*r[:-2], stamp, stamp) for r in rows]
+    sql = f"INSERT INTO claim ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+    start = time.perf_counter()
+    conn.execute("BEGIN")
+    conn.executemany(sql, data)
+    conn.execute("COMMIT")
+    took = time.perf_counter() - start
+    conn.close()
+    return took
+
+
+def raw_pg(url: str, rows: list[tuple]) -> float:
+    """Seconds for psycopg COPY of the rows, commit included."""
+    with psycopg.connect(driver_url(url)) as conn:
+        start = time.perf_counter()
+        with conn.cursor() as cur, cur.copy(
+                f"COPY claim ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return time.perf_counter() - start
+
+
+def ingest(service: Service, bodies: list[bytes], tag: str,
+           budget: float | None = None) -> dict[str, int]:
+    """Send the batches in order (until `budget` seconds have passed); summed results."""
+    totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "error": 0}
+    deadline = time.monotonic() + budget if budget else None
+    with service.client(timeout=900) as client:
+        for n, body in enumerate(bodies):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            response = client.post("/v1/ingest", content=body, headers={
+                "Content-Type": "application/json", "Idempotency-Key": f"{tag}-{n}"})
+            if response.status_code != 200:
+                raise RuntimeError(f"batch {n}: {response.status_code} {response.text[:300]}")
+            for name, value in response.json()["summary"].items():
+                totals[name] += value
+    return totals
+
+
+def count_claims(url: str) -> int:
+    if url.startswith("sqlite"):
+        with sqlite3.connect(driver_url(url)) as conn:
+            return conn.execute("SELECT count(*) FROM claim").fetchone()[0]
+    with psycopg.connect(driver_url(url)) as conn:
+        return conn.execute("SELECT count(*) FROM claim").fetchone()[0]
+
+
+def _one_database(database: str, fresh, raw, items: list[dict], bodies: list[bytes],
+                  rows: list[tuple], opts: Options) -> Result:
+    runs = 3 if opts.full else 1
+    budget = None if opts.full else opts.ingest_budget
+    api_rates, raw_rates, notes, profiles = [], [], [], []
+    totals: dict[str, int] = {}
+    for run in range(runs):
+        with fresh(f"p4api{run}") as url, Service(url, name=f"p4-{database.lower()}") as svc:
+            # Sample the second half of the first run (the ledger has grown by then), to
+            # show where the time goes if the row fails.
+            window = (budget or 120) / 2
+            profile = Profile(svc.pid, window, f"p4-{database.lower()}", delay=window) \
+                if opts.profile and run == 0 else None
+            if profile:
+                profile.start()
+            start = time.perf_counter()
+            totals = ingest(svc, bodies, f"run{run}", budget)
+            took = time.perf_counter() - start
+            stored = count_claims(url)
+            if profile:
+                profiles = profile.finish()
+        api_rates.append(totals["received"] / took)
+        say(f"    run {run + 1}: API {totals['received']:,} items in {took:.1f} s = "
+            f"{api_rates[-1]:,.0f} items/s ({totals['created']:,} created, "
+            f"{totals['duplicate']:,} duplicates, {totals['error']} errors; "
+            f"{stored:,} claims stored)")
+        if totals["received"] < len(items):
+            notes.append(
+                f"run {run + 1} stopped at the {budget:.0f} s budget after "
+                f"{totals['received']:,} of {len(items):,} items (--full sends them all); "
+                f"the rate is of that first part, on the smaller ledger, so the whole run "
+                f"would be no faster")
+        with fresh(f"p4raw{run}") as url:
+            admin_key(url)  # migrates the fresh database
+            took = raw(url, rows)
+        raw_rates.append(len(rows) / took)
+        say(f"           raw {len(rows):,} claim rows in {took:.2f} s = "
+            f"{raw_rates[-1]:,.0f} rows/s")
+        if stored != totals["created"]:  # nothing else writes claims here
+            notes.append(f"run {run + 1}: {totals['created']:,} reported created but "
+                         f"{stored:,} claims stored")
+    api, ceiling = statistics.median(api_rates), statistics.median(raw_rates)
+    ratio = api / ceiling
+    method = "sqlite3 executemany" if database == "SQLite" else "psycopg COPY"
+    passed = ratio >= 0.10 and not notes and totals.get("error", 1) == 0
+    measured = f"{ratio:.3f}x ({api:,.0f} items/s via API / {ceiling:,.0f} rows/s {method})"
+    notes.insert(0, f"{len(items):,} items in batches of {BATCH} (Idempotency-Key each), one "
+                    f"client, sequential; {len(rows):,} distinct claims; raw: all "
+                    f"{len(rows):,} rows")
+    if not passed and opts.profile:
+        notes.append("py-spy attached for the second half of run 1:")
+        notes += profiles
+    return Result(f"P4-{'sqlite' if database == 'SQLite' else 'pg'}",
+                  f"POST /v1/ingest, {len(items):,} claims with sources, dedup on, "
+                  f"{database}", measured, f"≥ 0.10x of {method}", passed, notes)
+
+
+def p4(opts: Options) -> list[Result]:
+    began = time.perf_counter()
+    items = corpus.Corpus(seed=4).items(opts.ingest_claims)
+    bodies = [json.dumps(items[i:i + BATCH]).encode() for i in range(0, len(items), BATCH)]
+    rows = claim_rows(items)
+    say(f"    generated {len(items):,} items ({len(rows):,} distinct) in "
+        f"{time.perf_counter() - began:.0f} s")
+    return [
+        _one_database("SQLite", sqlite_database, raw_sqlite, items, bodies, rows, opts),
+        _one_database("PostgreSQL", pg_database, raw_pg, items, bodies, rows, opts),
+    ]
