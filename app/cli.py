@@ -41,10 +41,11 @@ def serve(
     configure_logging(settings.log_level)
     if migrate_first:
         migrate.upgrade(settings.database_url)
-    # Slow clients: idle keep-alive connections close after 5 s; graceful shutdown lets
+    # Idle keep-alive connections stay open 75 s (longer than common load-balancer idle
+    # timeouts, and than clients that reuse a connection after 5 s); graceful shutdown lets
     # in-flight requests finish (SIGTERM) for up to 20 s.
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
-                timeout_graceful_shutdown=20, timeout_keep_alive=5, access_log=False,
+                timeout_graceful_shutdown=20, timeout_keep_alive=75, access_log=False,
                 log_config=None)
 
 
