@@ -9,6 +9,8 @@ import contextlib
 import statistics
 from collections.abc import Iterator
 
+import httpx
+
 from bench import corpus, requests
 from bench.harness import (
     Load,
@@ -59,7 +61,11 @@ def _ratio_line(service: Load, ceiling: Load) -> str:
 def _errors_note(svc: Service, load_: Load) -> list[str]:
     if not load_.errors:
         return []
-    counts = {k: v for k, v in svc.status_counts().items() if not k.split()[-1].startswith("2")}
+    try:
+        counts = {k: v for k, v in svc.status_counts().items()
+                  if not k.split()[-1].startswith("2")}
+    except httpx.HTTPError as exc:
+        counts = {"/metrics did not answer": type(exc).__name__}
     return [f"errors: {load_.non2xx} non-2xx and {load_.socket_errors} socket errors "
             f"(wrk); the worker's /metrics counts {counts or 'no error statuses'}"]
 
