@@ -6,7 +6,6 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
@@ -171,16 +170,6 @@ def test_create_claim_64_concurrent_writers_lose_nothing(live_server, live_auth)
           f"({len(results) / elapsed:.0f}/s) on {live_server.settings.database_url.split(':')[0]}")
 
 
-# PostgreSQL lock-order deadlocks, reported to the lead (see the docstring); the test
-# xfails on PostgreSQL only while the server log shows that cause, and fails on anything else.
-KNOWN_DEADLOCK = (
-    "PostgreSQL deadlock (lock-order inversion): link/merge lock the path claim, then the "
-    "other claim, so A->B and B->A lock in opposite orders; ingest takes the event-feed "
-    "advisory lock at its first event, then row-locks later claims, while PATCH row-locks "
-    "first and takes the event lock second. PostgreSQL aborts one (DeadlockDetected) -> 503."
-)
-
-
 def test_write_same_claims_from_both_ends_concurrently(live_server, live_auth):  # noqa: F811
     """Pairs of writes that lock the same two claims from opposite ends, released together.
 
@@ -226,12 +215,9 @@ def test_write_same_claims_from_both_ends_concurrently(live_server, live_auth): 
                     label = kind.split("+")[n] if "+" in kind else kind
                     outcomes.append((label, response.status_code, response.text[:200]))
 
+    # These pairs lock the same rows from opposite ends; on PostgreSQL they deadlocked
+    # (503) until write transactions queued on one lock from their first statement.
     server_errors = [o for o in outcomes if o[1] >= 500]
-    if server_errors and live_server.settings.database_url.startswith("postgresql") and \
-            all(o[1] == 503 for o in server_errors) and \
-            "DeadlockDetected" in live_server.log_tail(100_000):
-        pytest.xfail(f"{KNOWN_DEADLOCK} Seen {len(server_errors)} times: "
-                     f"{sorted({o[0] for o in server_errors})}")
     assert not server_errors, server_errors
     assert {status for kind, status, _ in outcomes if kind == "link"} == {201}
     merges = [status for kind, status, _ in outcomes if kind == "merge"]
