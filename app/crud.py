@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import search, similarity
+from app.db import WRITE_LOCK_ID
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import (
     AGAINST_STANCES,
@@ -45,10 +46,6 @@ from app.models import (
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.text import fingerprint, name_key
 
-# Any constant will do: it names the lock that keeps the event feed in commit order.
-_EVENT_LOCK_ID = 72_620_001
-
-
 # --- events -------------------------------------------------------------------
 
 
@@ -60,7 +57,7 @@ def lock_event_feed(session: Session) -> None:
     id N can never miss an N-1 that committed late.
     """
     if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK_ID})
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_ID})
         session.info["event_lock"] = True
 
 

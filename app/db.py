@@ -89,8 +89,7 @@ class Database:
         self.engine.dispose()
 
 
-# The same lock id as crud.lock_event_feed: the PostgreSQL write gate and the feed's
-# ordering lock are one lock.
+# The PostgreSQL write gate; crud.lock_event_feed takes the same lock (one lock for both).
 WRITE_LOCK_ID = 72_620_001
 
 

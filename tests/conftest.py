@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
+from typer.testing import CliRunner
 
 from app import keys, migrate
-from app.config import Settings
+from app.config import Settings, get_settings
 from app.db import Database
 from app.main import create_app
 from app.models import Role
@@ -113,16 +114,32 @@ def client(app) -> Iterator[TestClient]:
         yield test_client
 
 
-@pytest.fixture
-def secrets(db: Database) -> dict[str, str]:
-    """One key per role: role name -> secret."""
-    out = {}
-    with db.write_session() as session:
-        for role in Role:
-            out[role.value] = keys.create_key(session, name=f"test-{role}", role=role,
-                                              actor="tests").secret
-        session.commit()
+def mint_role_keys(settings: Settings, prefix: str) -> dict[str, str]:
+    """One key per role in the settings' database: role name -> secret."""
+    database = Database(settings)
+    try:
+        with database.write_session() as session:
+            out = {role.value: keys.create_key(session, name=f"{prefix}-{role}", role=role,
+                                               actor="tests").secret for role in Role}
+            session.commit()
+    finally:
+        database.dispose()
     return out
+
+
+@pytest.fixture
+def secrets(settings: Settings) -> dict[str, str]:
+    """One key per role: role name -> secret."""
+    return mint_role_keys(settings, "test")
+
+
+@pytest.fixture
+def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """A CliRunner whose commands use the test database."""
+    monkeypatch.setenv("CLAIMLEDGER_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
 
 
 @pytest.fixture

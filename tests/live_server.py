@@ -20,10 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import keys
 from app.config import Settings
-from app.db import Database
-from app.models import Role
+from tests.conftest import mint_role_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -143,15 +141,7 @@ def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def live_secrets(settings: Settings) -> dict[str, str]:
     """One key per role in the database the live server uses: role name -> secret."""
-    database = Database(settings)
-    try:
-        with database.write_session() as session:
-            out = {role.value: keys.create_key(session, name=f"live-{role}", role=role,
-                                               actor="tests").secret for role in Role}
-            session.commit()
-    finally:
-        database.dispose()
-    return out
+    return mint_role_keys(settings, "live")
 
 
 @pytest.fixture

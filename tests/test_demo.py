@@ -1,10 +1,7 @@
 """`claimledger demo`: the Belarus article's ledger, loaded once."""
 
-import pytest
-from typer.testing import CliRunner
 
 from app.cli import cli
-from app.config import get_settings
 from tests.factories import all_pages, get_json
 
 SOURCES = [
@@ -13,13 +10,6 @@ SOURCES = [
 ]
 
 
-@pytest.fixture
-def runner(settings, monkeypatch):
-    """A CliRunner whose commands use the test database."""
-    monkeypatch.setenv("CLAIMLEDGER_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def source_named(client, auth, name: str) -> dict:

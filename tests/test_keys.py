@@ -2,11 +2,7 @@
 
 import hashlib
 
-import pytest
-from typer.testing import CliRunner
-
 from app.cli import cli
-from app.config import get_settings
 from tests.factories import assert_problem, get_json, make_key
 
 
@@ -93,13 +89,6 @@ def test_delete_own_key_locks_caller_out(client, auth):
 # --- the CLI -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def runner(settings, monkeypatch):
-    """A CliRunner whose commands use the test database."""
-    monkeypatch.setenv("CLAIMLEDGER_DATABASE_URL", settings.database_url)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_run_keys_cli_create_list_revoke(client, auth, runner):

@@ -18,10 +18,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app import keys
 from app.config import Settings
-from app.db import Database
-from app.models import Role
+from tests.conftest import mint_role_keys
 from tests.reliability_support import (
     FULL,
     ConnectionLost,
@@ -55,15 +53,7 @@ PENDING_SECONDS = 3.0
 @pytest.fixture
 def rel_secrets(settings: Settings) -> dict[str, str]:
     """One key per role in the test's database: role name -> secret (before any server)."""
-    database = Database(settings)
-    try:
-        with database.write_session() as session:
-            out = {role.value: keys.create_key(session, name=f"rel-{role}", role=role,
-                                               actor="tests").secret for role in Role}
-            session.commit()
-    finally:
-        database.dispose()
-    return out
+    return mint_role_keys(settings, "rel")
 
 
 def bearer(secrets: dict[str, str], role: str = "admin") -> dict[str, str]:
