@@ -30,9 +30,7 @@ from app.models import (
     ClaimUpdate,
     Event,
     LinkCreate,
-    LinkPublic,
     Review,
-    ReviewPublic,
     Source,
     SourceCreate,
     SourceKind,
@@ -377,55 +375,64 @@ def get_claim(session: Session, claim_id: str, *, for_update: bool = False) -> C
     return claim
 
 
+# The four reads behind a claim's representation, built once: on the read path, building
+# and compiling a statement costs more than SQLite takes to run it.
+_TOPIC, _ATT, _SRC = ClaimTopic.__table__, Attribution.__table__, Source.__table__  # type: ignore[attr-defined]
+_LINK, _REVIEW = ClaimLink.__table__, Review.__table__  # type: ignore[attr-defined]
+_IDS = sa.bindparam("ids", expanding=True)
+_TOPICS_OF = sa.select(_TOPIC.c.claim_id, _TOPIC.c.topic).where(
+    _TOPIC.c.claim_id.in_(_IDS)).order_by(_TOPIC.c.topic)
+_ATTRIBUTIONS_OF = sa.select(
+    _ATT, _SRC.c.name.label("source_name"), _SRC.c.kind.label("source_kind"),
+    _SRC.c.reliability.label("source_reliability"),
+).join_from(_ATT, _SRC, _SRC.c.id == _ATT.c.source_id).where(
+    _ATT.c.claim_id.in_(_IDS)).order_by(_ATT.c.created_at, _ATT.c.id)
+_LINKS_OF = sa.select(_LINK).where(sa.or_(
+    _LINK.c.claim_id.in_(_IDS), _LINK.c.target_id.in_(sa.bindparam("ids2", expanding=True))
+)).order_by(_LINK.c.created_at, _LINK.c.id)
+_REVIEWS_OF = sa.select(_REVIEW).where(_REVIEW.c.claim_id.in_(_IDS)).order_by(
+    _REVIEW.c.created_at, _REVIEW.c.id)
+_FOR, _AGAINST = set(FOR_STANCES), set(AGAINST_STANCES)
+
+
 def claims_public(session: Session, claims: Sequence[Claim]) -> list[ClaimPublic]:
-    """Claims with their topics, attributions, links and current review, in five queries."""
+    """Claims with their topics, attributions, links and current review, in four queries."""
     if not claims:
         return []
     ids = [c.id for c in claims]
+    conn = session.connection()
     topics: dict[str, list[str]] = defaultdict(list)
-    for claim_id, topic in session.exec(
-        select(ClaimTopic.claim_id, ClaimTopic.topic)
-        .where(col(ClaimTopic.claim_id).in_(ids)).order_by(ClaimTopic.topic)
-    ):
+    for claim_id, topic in conn.execute(_TOPICS_OF, {"ids": ids}):
         topics[claim_id].append(topic)
-    attributions: dict[str, list[AttributionPublic]] = defaultdict(list)
-    for att, src in session.exec(
-        select(Attribution, Source).join(Source, Source.id == Attribution.source_id)
-        .where(col(Attribution.claim_id).in_(ids))
-        .order_by(Attribution.created_at, Attribution.id)
-    ):
-        attributions[att.claim_id].append(
-            AttributionPublic.model_validate(att, update={"source": source_ref(src)})
-        )
-    links: dict[str, list[LinkPublic]] = defaultdict(list)
-    for link in session.exec(
-        select(ClaimLink).where(
-            sa.or_(col(ClaimLink.claim_id).in_(ids), col(ClaimLink.target_id).in_(ids))
-        ).order_by(ClaimLink.created_at, ClaimLink.id)
-    ):
-        public = LinkPublic.model_validate(link)
-        for end in {link.claim_id, link.target_id}:
-            if end in ids:
-                links[end].append(public)
-    reviews: dict[str, Review] = {}
-    for review in session.exec(
-        select(Review).where(col(Review.claim_id).in_(ids))
-        .order_by(Review.created_at, Review.id)
-    ):
-        reviews[review.claim_id] = review
+    attributions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in conn.execute(_ATTRIBUTIONS_OF, {"ids": ids}).mappings():
+        att = dict(row)
+        att["source"] = {"id": att.pop("source_id"), "name": att.pop("source_name"),
+                         "kind": att.pop("source_kind"),
+                         "reliability": att.pop("source_reliability")}
+        attributions[att["claim_id"]].append(att)
+    links: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    wanted = set(ids)
+    for row in conn.execute(_LINKS_OF, {"ids": ids, "ids2": ids}).mappings():
+        for end in {row["claim_id"], row["target_id"]} & wanted:
+            links[end].append(row)
+    reviews: dict[str, Any] = {}
+    for row in conn.execute(_REVIEWS_OF, {"ids": ids}).mappings():
+        reviews[row["claim_id"]] = row
     out = []
     for claim in claims:
         atts = attributions[claim.id]
-        stances = {a.stance for a in atts}
-        current = reviews.get(claim.id)
-        out.append(ClaimPublic.model_validate(claim, update={
-            "topics": topics[claim.id],
-            "attributions": atts,
-            "links": links[claim.id],
-            "current_review": ReviewPublic.model_validate(current) if current else None,
-            "contested": bool(stances & set(FOR_STANCES)) and bool(stances & set(AGAINST_STANCES)),
+        stances = {a["stance"] for a in atts}
+        out.append(ClaimPublic.model_validate({
+            **{name: getattr(claim, name) for name in _CLAIM_FIELDS},
+            "topics": topics[claim.id], "attributions": atts, "links": links[claim.id],
+            "current_review": reviews.get(claim.id),
+            "contested": bool(stances & _FOR) and bool(stances & _AGAINST),
         }))
     return out
+
+
+_CLAIM_FIELDS = [name for name in ClaimPublic.model_fields if name in Claim.model_fields]
 
 
 def claim_public(session: Session, claim: Claim) -> ClaimPublic:

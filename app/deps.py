@@ -2,7 +2,8 @@
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
@@ -19,11 +20,13 @@ from app.idempotency import Idempotency
 from app.models import ApiKey, Claim, Role, Source
 
 
-def get_db(request: Request) -> Database:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in
+# the thread pool, and every such hop costs more than the work (GIL hand-overs under load).
+async def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -31,13 +34,30 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_session(db: DatabaseDep) -> Iterator[Session]:
-    with db.session() as session:
+async def _session_from(db: Database, manager: AbstractContextManager[Session]
+                        ) -> AsyncIterator[Session]:
+    # Opening a session does no I/O. Closing hands its connection back with a rollback:
+    # microseconds on SQLite (done here), a round trip on PostgreSQL (done in a thread).
+    session = manager.__enter__()
+    try:
+        yield session
+    except BaseException as exc:  # inline: a cancelled request must still hand it back
+        if not manager.__exit__(type(exc), exc, exc.__traceback__):
+            raise
+    else:
+        if db.is_sqlite:
+            manager.__exit__(None, None, None)
+        else:
+            await run_in_threadpool(manager.__exit__, None, None, None)
+
+
+async def get_session(db: DatabaseDep) -> AsyncIterator[Session]:
+    async for session in _session_from(db, db.session()):
         yield session
 
 
-def get_write_session(db: DatabaseDep) -> Iterator[Session]:
-    with db.write_session() as session:
+async def get_write_session(db: DatabaseDep) -> AsyncIterator[Session]:
+    async for session in _session_from(db, db.write_session()):
         yield session
 
 
@@ -56,11 +76,18 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[float, ApiKey | None]] = {}
 
-    def get(self, db: Database, secret_hash: str) -> ApiKey | None:
-        now = time.monotonic()
+    def cached(self, secret_hash: str) -> tuple[bool, ApiKey | None]:
+        """(found, key) from memory alone: no query, so callable on the event loop."""
         hit = self._entries.get(secret_hash)
-        if hit is not None and now - hit[0] < self.ttl:
-            return hit[1]
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            return True, hit[1]
+        return False, None
+
+    def get(self, db: Database, secret_hash: str) -> ApiKey | None:
+        found, key = self.cached(secret_hash)
+        if found:
+            return key
+        now = time.monotonic()
         with db.session() as session:
             key = session.exec(select(ApiKey).where(ApiKey.secret_hash == secret_hash)).first()
         if key is not None and key.revoked_at is not None:
@@ -75,15 +102,20 @@ class KeyCache:
         self._entries.clear()
 
 
-def get_api_key(
+async def get_api_key(
     request: Request,
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
+    """The caller's key: from memory when recently seen, else one query in the thread pool."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`",
                            headers={"WWW-Authenticate": "Bearer"})
-    key = request.app.state.key_cache.get(db, hash_secret(credentials.credentials))
+    cache: KeyCache = request.app.state.key_cache
+    secret_hash = hash_secret(credentials.credentials)
+    found, key = cache.cached(secret_hash)
+    if not found:
+        key = await run_in_threadpool(cache.get, db, secret_hash)
     if key is None:
         raise Unauthorized("that API key is unknown or revoked",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -91,7 +123,10 @@ def get_api_key(
     limiter = getattr(request.app.state, "rate_limiter", None)
     if limiter is not None:
         try:
-            limiter.hit(key.id, None if db.is_sqlite else db.sessions)
+            if db.is_sqlite or not limiter.share_due(key.id):
+                limiter.hit(key.id)  # counted in memory
+            else:
+                await run_in_threadpool(limiter.hit, key.id, db.sessions)
         except AppError:
             request.app.state.metrics.rate_limited.inc()
             raise
@@ -101,7 +136,7 @@ def get_api_key(
 def require(role: Role):
     """A dependency that hands over the caller's key if its role is `role` or higher."""
 
-    def dependency(key: Annotated[ApiKey, Depends(get_api_key)]) -> ApiKey:
+    async def dependency(key: Annotated[ApiKey, Depends(get_api_key)]) -> ApiKey:
         if not role_allows(key.role, role):
             raise Forbidden(f"this needs the {role} role; your key has {key.role}")
         return key
@@ -129,7 +164,7 @@ ClaimDep = Annotated[Claim, Depends(get_claim)]
 SourceDep = Annotated[Source, Depends(get_source)]
 
 
-def page_size(
+async def page_size(
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1, le=200, description="Page size (max 200).")] = None,
 ) -> int:
@@ -168,11 +203,11 @@ IfMatchHeader = Annotated[
 ]
 
 
-def optional_if_match(if_match: IfMatchHeader = None) -> int | None:
+async def optional_if_match(if_match: IfMatchHeader = None) -> int | None:
     return _parse_if_match(if_match)
 
 
-def required_if_match(if_match: IfMatchHeader = None) -> int:
+async def required_if_match(if_match: IfMatchHeader = None) -> int:
     version = _parse_if_match(if_match)
     if version is None:
         raise PreconditionRequired(

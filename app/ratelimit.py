@@ -30,6 +30,15 @@ class RateLimiter:
         # key id -> [window, hits not yet shared, shared total last seen, last sync time]
         self._state: dict[str, list[float]] = {}
 
+    def share_due(self, key_id: str) -> bool:
+        """Whether this key's next hit goes to the database (so belongs in a thread)."""
+        if not self.shared:
+            return False
+        now = time.time()
+        state = self._state.get(key_id)
+        return state is None or state[0] != math.floor(now / WINDOW) * WINDOW \
+            or state[1] + 1 >= self.sync_hits or now - state[3] >= self.sync_seconds
+
     def hit(self, key_id: str, session_factory=None) -> None:
         """Count one request; raise 429 (with Retry-After) past the limit."""
         now = time.time()
