@@ -19,7 +19,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1 * MIB
     max_ingest_body_bytes: int = 16 * MIB
     max_batch_items: int = 1000
-    max_query_chars: int = 500
     default_page_size: int = 50
     max_page_size: int = 200
     rate_limit_per_minute: int = 6000
@@ -32,6 +31,10 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 60.0
     log_level: str = "info"
     key_cache_seconds: float = 5.0
+    # Rendered claims kept per worker for GET /v1/claims/{id} (app/readcache.py), ~1-2 KB each.
+    claim_cache_entries: int = 5000
+    # Most claims one group commit writes together (app/writer.py).
+    write_batch_max: int = 64
 
     @property
     def is_sqlite(self) -> bool:

@@ -18,6 +18,8 @@ from app.db import Database
 from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
 from app.idempotency import Idempotency
 from app.models import ApiKey, Claim, Role, Source
+from app.readcache import ClaimCache
+from app.writer import ClaimWriter
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in
@@ -243,3 +245,27 @@ async def get_idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency, scope="function")]
+
+
+async def get_claim_writer(request: Request) -> ClaimWriter:
+    state = request.app.state
+    writer = getattr(state, "claim_writer", None)
+    if writer is None or writer.db is not state.db:
+        writer = state.claim_writer = ClaimWriter(
+            state.db, threshold=state.settings.similarity_threshold,
+            max_batch=state.settings.write_batch_max, on_batch=state.metrics.write_batch.observe)
+    return writer
+
+
+ClaimWriterDep = Annotated[ClaimWriter, Depends(get_claim_writer)]
+
+
+async def get_claim_cache(request: Request) -> ClaimCache:
+    state = request.app.state
+    cache = getattr(state, "claim_cache", None)
+    if cache is None or cache.db is not state.db:
+        cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries)
+    return cache
+
+
+ClaimCacheDep = Annotated[ClaimCache, Depends(get_claim_cache)]

@@ -21,6 +21,7 @@ from app.models import (
     Claim,
     ClaimBand,
     ClaimCreate,
+    ClaimPublic,
     ClaimTopic,
     ClaimUpdate,
     Event,
@@ -147,7 +148,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
             results[index] = IngestResult(index=index, status="duplicate", claim_id=claim_id,
                                           attributions_added=added)
         else:
-            claim = _new_claim(claim_in, actor=actor)
+            claim = new_claim(claim_in, actor=actor)
             new[index] = claim
             pending[claim.id] = claim_in
             by_fingerprint[fp] = claim.id
@@ -157,7 +158,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
     near = _near_duplicates(session, new, threshold=threshold)
     for index, similar in near.items():
         results[index].similar = similar  # type: ignore[union-attr]
-    _insert_new(session, new, claims, sources, actor=actor)
+    insert_new(session, new, claims, sources, actor=actor)
     final = [r for r in results if r is not None]
     counts = defaultdict(int, {s: 0 for s in ("created", "duplicate", "updated", "error")})
     for result in final:
@@ -212,7 +213,7 @@ def _resolve_sources(
     return resolved
 
 
-def _source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
+def source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
     return sources[f"id:{att.source_id}"] if att.source_id else sources[
         f"name:{name_key(att.source or '')}"]
 
@@ -255,10 +256,10 @@ def _add_missing_attributions(
     """Attach the item's attributions the claim lacks; returns how many were added."""
     if claim_id in pending:  # created earlier in this batch: not in the database yet
         first = pending[claim_id]
-        have = {(_source_of(a, sources), a.stance, a.quote, a.citation_url)
+        have = {(source_of(a, sources), a.stance, a.quote, a.citation_url)
                 for a in first.attributions}
         extra = [a for a in claim_in.attributions
-                 if (_source_of(a, sources), a.stance, a.quote, a.citation_url) not in have]
+                 if (source_of(a, sources), a.stance, a.quote, a.citation_url) not in have]
         first.attributions.extend(extra)
         return len(extra)
     claim = session.get(Claim, claim_id)
@@ -266,7 +267,7 @@ def _add_missing_attributions(
         select(Attribution).where(Attribution.claim_id == claim_id))}
     added = 0
     for att in claim_in.attributions:
-        row = _attribution_row(att, claim_id, _source_of(att, sources), actor)
+        row = _attribution_row(att, claim_id, source_of(att, sources), actor)
         if crud.attribution_key(row) in existing:
             continue
         existing.add(crud.attribution_key(row))
@@ -295,7 +296,7 @@ def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
                         attributions_added=added)
 
 
-def _new_claim(claim_in: ClaimCreate, *, actor: str) -> Claim:
+def new_claim(claim_in: ClaimCreate, *, actor: str) -> Claim:
     now = utcnow()
     return Claim.model_validate(
         claim_in.model_dump(exclude={"topics", "attributions"}),
@@ -307,51 +308,27 @@ def _new_claim(claim_in: ClaimCreate, *, actor: str) -> Claim:
 def _near_duplicates(
     session: Session, new: dict[int, Claim], *, threshold: float
 ) -> dict[int, list[SimilarRef]]:
-    """Existing claims close to each new one: one band lookup and one text fetch per batch."""
-    words = {i: similarity.words(c.text) for i, c in new.items()}
-    bands = {i: set(similarity.bands(w)) for i, w in words.items()}
-    all_bands = list(set().union(*bands.values())) if bands else []
-    holders: dict[int, set[str]] = defaultdict(set)
-    for start in range(0, len(all_bands), 1000):
-        for band, claim_id in session.exec(select(ClaimBand.band, ClaimBand.claim_id).where(
-                col(ClaimBand.band).in_(all_bands[start:start + 1000]))):
-            holders[band].add(claim_id)
-    candidates = {i: set().union(*(holders[b] for b in bs)) if bs else set()
-                  for i, bs in bands.items()}
-    earlier: dict[int, set[int]] = defaultdict(set)  # band -> items before this one
-    for index, item_bands in bands.items():
-        for band in item_bands:
-            candidates[index] |= {new[j].id for j in earlier[band]}
-            earlier[band].add(index)
-    texts = {c.id: c.text for c in new.values()}
-    wanted = list(set().union(*candidates.values()) - set(texts)) if candidates else []
-    for start in range(0, len(wanted), 500):
-        texts.update({cid: text for cid, text in session.exec(
-            select(Claim.id, Claim.text).where(col(Claim.id).in_(wanted[start:start + 500]),
-                                               col(Claim.duplicate_of).is_(None)))})
-    out: dict[int, list[SimilarRef]] = {}
-    for index, ids in candidates.items():
-        scored = [SimilarRef(claim_id=cid, score=round(
-            similarity.jaccard(words[index], similarity.words(texts[cid])), 4))
-            for cid in ids if cid in texts]
-        scored = sorted((s for s in scored if s.score >= threshold),
-                        key=lambda s: (-s.score, s.claim_id))[:5]
-        if scored:
-            out[index] = scored
-    return out
+    """Existing (or earlier in the batch) claims close to each new one, best five."""
+    found = similarity.similar_batch(
+        session, {i: (c.id, c.text) for i, c in new.items()}, threshold=threshold, limit=5)
+    return {i: [SimilarRef(claim_id=m.claim_id, score=m.score) for m in matches]
+            for i, matches in found.items()}
 
 
-def _insert_new(session: Session, new: dict[int, Claim], claims: dict[int, ClaimCreate],
-                sources: dict[str, str], *, actor: str) -> None:
+def insert_new(session: Session, new: dict[Any, Claim], claims: dict[Any, ClaimCreate],
+               sources: dict[str, str], *, actor: str, via: str | None = "ingest"
+               ) -> list[ClaimPublic]:
+    """Bulk-insert new claims with topics, attributions, bands, events and search documents;
+    returns their representations."""
     if not new:
-        return
+        return []
     session.flush()
     session.execute(sa.insert(Claim), [c.model_dump() for c in new.values()])
     topics, attributions, bands = [], [], []
     for index, claim in new.items():
         claim_in = claims[index]
         topics += [{"claim_id": claim.id, "topic": t} for t in dict.fromkeys(claim_in.topics)]
-        attributions += [_attribution_row(a, claim.id, _source_of(a, sources), actor).model_dump()
+        attributions += [_attribution_row(a, claim.id, source_of(a, sources), actor).model_dump()
                          for a in claim_in.attributions]
         bands += similarity.band_rows(claim.id, claim.text)
     for table, rows in ((ClaimTopic, topics), (Attribution, attributions), (ClaimBand, bands)):
@@ -362,8 +339,9 @@ def _insert_new(session: Session, new: dict[int, Claim], claims: dict[int, Claim
     session.execute(sa.insert(Event), [
         {"actor": actor, "action": "claim.created", "entity_type": "claim",
          "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
-         "changes": {"text": claim.text, "via": "ingest"},
+         "changes": {"text": claim.text, **({"via": via} if via else {})},
          "snapshot": snap.model_dump(mode="json")}
         for claim, snap in zip(new.values(), snapshots, strict=True)
     ])
     search.index_claims(session, [c.id for c in new.values()])
+    return snapshots

@@ -56,6 +56,9 @@ class Metrics:
                                registry=self.registry)
         self.ingested = Counter("claimledger_ingest_items_total", "Ingested items by result",
                                 ["result"], registry=self.registry)
+        self.write_batch = Histogram(
+            "claimledger_claim_write_batch_size", "Claims committed together (group commit)",
+            registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64))
         self.rate_limited = Counter("claimledger_rate_limited_total",
                                     "Requests refused by the rate limit", registry=self.registry)
         self._pools: list[Any] = []

@@ -7,10 +7,10 @@ share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.99 at J = 0
 
 import hashlib
 import random
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -124,3 +124,65 @@ def likely_duplicates(
         for claim, score in similar(session, text, threshold=threshold, limit=limit,
                                     exclude=exclude)
     ]
+
+
+class Match(NamedTuple):
+    claim_id: str
+    text: str
+    status: str
+    fingerprint: str
+    score: float
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def similar_batch(
+    session: Session, new: dict[K, tuple[str, str]], *, threshold: float, limit: int,
+    per_band: int = 20, candidates_cap: int = 50,
+) -> dict[K, list[Match]]:
+    """Near duplicates for a batch of new claims, `{key: (claim_id, text)}`, best first.
+
+    One band lookup and one text fetch for the whole batch; a claim earlier in the batch
+    counts as a candidate for later ones (it is being created with them).
+    """
+    words_of = {k: words(text) for k, (_, text) in new.items()}
+    bands_of = {k: set(bands(w)) for k, w in words_of.items()}
+    all_bands = list(set().union(*bands_of.values())) if bands_of else []
+    holders: dict[int, list[str]] = defaultdict(list)
+    for start in range(0, len(all_bands), 1000):
+        # At most `per_band` holders of each band: a phrase thousands of claims share
+        # costs a bounded read (as in `similar`).
+        ranked = sa.select(ClaimBand.band, ClaimBand.claim_id, sa.func.row_number().over(
+            partition_by=ClaimBand.band).label("n")).where(
+            col(ClaimBand.band).in_(all_bands[start:start + 1000])).subquery()
+        for band, claim_id in session.execute(
+                sa.select(ranked.c.band, ranked.c.claim_id).where(ranked.c.n <= per_band)):
+            holders[band].append(claim_id)
+    earlier: dict[int, list[str]] = defaultdict(list)  # band -> new claims before this one
+    candidates: dict[K, set[str]] = {}
+    for key, item_bands in bands_of.items():
+        shared = Counter(cid for b in item_bands for cid in (*holders[b], *earlier[b]))
+        candidates[key] = {cid for cid, _ in shared.most_common(candidates_cap)}
+        for band in item_bands:
+            earlier[band].append(new[key][0])
+    known = {cid: (text, "unverified", fingerprint(text)) for cid, text in new.values()}
+    wanted = list(set().union(*candidates.values()) - set(known)) if candidates else []
+    for start in range(0, len(wanted), 500):
+        known.update({row.id: (row.text, row.status, row.fingerprint) for row in session.exec(
+            select(Claim.id, Claim.text, Claim.status, Claim.fingerprint).where(
+                col(Claim.id).in_(wanted[start:start + 500]),
+                col(Claim.duplicate_of).is_(None)))})
+    out: dict[K, list[Match]] = {}
+    for key, ids in candidates.items():
+        scored = []
+        for cid in ids:
+            if cid in known:
+                text, status, fp = known[cid]
+                score = round(jaccard(words_of[key], words(text)), 4)
+                if score >= threshold:
+                    scored.append(Match(cid, text, str(status), fp, score))
+        if scored:
+            scored.sort(key=lambda m: (-m.score, m.claim_id))
+            out[key] = scored[:limit]
+    return out

@@ -3,14 +3,18 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
 
 from app import crud, similarity, verification
 from app.api import READ_ERRORS, WRITE_ERRORS
 from app.deps import (
     AdminKey,
     CheckerKey,
+    ClaimCacheDep,
     ClaimDep,
+    ClaimWriterDep,
     CursorDep,
+    DatabaseDep,
     IdempotencyDep,
     IngesterKey,
     LimitDep,
@@ -43,6 +47,7 @@ from app.models import (
     to_utc,
 )
 from app.pagination import Page, decode_position, encode_cursor
+from app.writer import headers_of
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=READ_ERRORS)
 
@@ -51,24 +56,19 @@ Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated
 
 
 @router.post("", status_code=201, responses=WRITE_ERRORS)
-def create_claim(
-    claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, session: WriteSessionDep,
-    response: Response, settings: SettingsDep,
+async def create_claim(
+    claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, writer: ClaimWriterDep,
+    response: Response,
 ) -> ClaimCreated:
     """Register a claim (`unverified`), optionally with attributions naming sources.
 
     `likely_duplicates` lists existing claims with the same or nearly the same words.
+    Concurrent requests are committed together (app/writer.py); each is answered once
+    its claim is committed.
     """
-    duplicates = similarity.likely_duplicates(session, claim_in.text,
-                                              threshold=settings.similarity_threshold)
-    claim = crud.create_claim(session, claim_in=claim_in, actor=key.name)
-    public = ClaimCreated.model_validate(crud.claim_public(session, claim),
-                                         update={"likely_duplicates": duplicates})
-    headers = {"ETag": etag(claim.version), "Location": f"/v1/claims/{claim.id}"}
-    idem.save(session, status=201, body=public, headers=headers)
-    session.commit()
-    response.headers.update(headers)
-    return public
+    created = await writer.create(claim_in, actor=key.name, idem=idem)
+    response.headers.update(headers_of(created))
+    return created
 
 
 @router.get("")
@@ -106,16 +106,20 @@ def list_claims(
     return crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q)
 
 
-@router.get("/{claim_id}")
-def get_claim(
-    claim_id: str, _: ReaderKey, session: SessionDep, response: Response, as_of: Time = None
-) -> ClaimPublic:
+@router.get("/{claim_id}", response_model=ClaimPublic)
+async def get_claim(
+    claim_id: str, _: ReaderKey, db: DatabaseDep, cache: ClaimCacheDep, as_of: Time = None
+) -> Response:
     """One claim with its attributions, sources, links and current review; `as_of` for the past."""
     if as_of is not None:
-        return crud.claim_as_of(session, claim_id=claim_id, as_of=to_utc(as_of))
-    claim = crud.get_claim(session, claim_id)
-    set_etag(response, claim.version)
-    return crud.claim_public(session, claim)
+        def past() -> bytes:
+            with db.session() as session:
+                public = crud.claim_as_of(session, claim_id=claim_id, as_of=to_utc(as_of))
+            return public.__pydantic_serializer__.to_json(public)
+        return Response(await run_in_threadpool(past), media_type="application/json")
+    hit = cache.current(claim_id)  # SQLite: checked right here, no thread hop
+    body, version = hit or await run_in_threadpool(cache.get, claim_id)
+    return Response(body, media_type="application/json", headers={"ETag": etag(version)})
 
 
 @router.get("/{claim_id}/similar")

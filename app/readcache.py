@@ -1,0 +1,91 @@
+"""`GET /v1/claims/{id}` from rendered JSON, reused while nothing it shows has changed.
+
+Rendering a claim takes five queries and a pydantic round; checking that a rendered copy
+is still current takes one small query. What a claim shows changes only with the claim's
+version (every write to the claim, its attributions, links or reviews bumps it) or with
+a source it cites (name, kind, reliability: `source.updated_at`). So each copy is stored
+with that pair and served while a fresh read of the pair matches; any worker may change
+the database, and every request still checks it. Bounded: least recently used copies go.
+"""
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import crud
+from app.db import Database
+from app.errors import NotFound
+
+_STAMP = sa.text(
+    "SELECT c.version, max(s.updated_at) FROM claim AS c "
+    "LEFT JOIN attribution AS a ON a.claim_id = c.id "
+    "LEFT JOIN source AS s ON s.id = a.source_id "
+    "WHERE c.id = :id GROUP BY c.version"
+)
+
+_STAMP_SQLITE = str(_STAMP).replace(":id", "?")
+
+
+class ClaimCache:
+    def __init__(self, db: Database, *, size: int = 4096):
+        self.db, self.size = db, size
+        self._entries: OrderedDict[str, tuple[Any, bytes, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        self._reader: sqlite3.Connection | None = None
+
+    def current(self, claim_id: str) -> tuple[bytes, int] | None:
+        """A copy known to be current, checked on the calling thread; None otherwise.
+
+        SQLite only, on a read-only connection of its own (never the pool's, so the event
+        loop can never wait on a connection a thread holds): checking takes microseconds
+        and saves the thread hop, which costs more than the rest of the request.
+        """
+        if not self.db.is_sqlite:
+            return None
+        entry = self._entries.get(claim_id)
+        if entry is None:
+            return None
+        try:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    f"file:{self.db.engine.url.database}?mode=ro", uri=True, timeout=0.05,
+                    check_same_thread=False)
+            row = self._reader.execute(_STAMP_SQLITE, (claim_id,)).fetchone()
+        except sqlite3.Error:
+            return None  # busy or gone: the thread path decides
+        if row is None or tuple(row) != entry[0]:
+            return None
+        self.hits += 1
+        return entry[1], entry[2]
+
+    def get(self, claim_id: str) -> tuple[bytes, int]:
+        """The claim's JSON and version; NotFound if there is no such claim. Blocking."""
+        with self.db.engine.connect() as conn:
+            row = conn.execute(_STAMP, {"id": claim_id}).first()
+        if row is None:
+            with self._lock:
+                self._entries.pop(claim_id, None)
+            raise NotFound(f"claim {claim_id} does not exist")
+        stamp = tuple(row)
+        with self._lock:
+            entry = self._entries.get(claim_id)
+            if entry is not None and entry[0] == stamp:
+                self._entries.move_to_end(claim_id)
+                self.hits += 1
+                return entry[1], entry[2]
+        self.misses += 1
+        # Read after the stamp: the copy is at least as new as the stamp it is filed under,
+        # so a stale copy can never match a later stamp.
+        with self.db.session() as session:
+            public = crud.claim_public(session, crud.get_claim(session, claim_id))
+        body = public.__pydantic_serializer__.to_json(public)
+        with self._lock:
+            self._entries[claim_id] = (stamp, body, public.version)
+            self._entries.move_to_end(claim_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        return body, public.version
