@@ -1,0 +1,203 @@
+"""The fast paths: group commit for POST /v1/claims and the render cache behind GET.
+
+Concurrent POSTs share transactions (app/writer.py) yet each must behave exactly as if
+it were alone: its own errors, its own idempotency record, nothing lost. A cached GET
+(app/readcache.py) must never show a claim older than the database holds.
+"""
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from app import ingest
+from app.errors import Conflict
+from app.main import create_app
+from app.models import Claim, Event
+from tests.factories import assert_problem, make_claim, make_source, with_version
+
+
+def _batch_sizes(app) -> list[float]:
+    """How many batches of each size the writer committed (histogram bucket counts)."""
+    counts = {}
+    for metric in app.state.metrics.write_batch.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count"):
+                counts["count"] = sample.value
+            if sample.name.endswith("_sum"):
+                counts["sum"] = sample.value
+    return [counts.get("count", 0), counts.get("sum", 0)]
+
+
+async def _post_all(app, bodies: list[dict[str, Any]], headers: dict[str, str],
+                    extra: list[dict[str, str]] | None = None) -> list[httpx.Response]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await asyncio.gather(*(
+                client.post("/v1/claims", json=body,
+                            headers={**headers, **(extra[i] if extra else {})})
+                for i, body in enumerate(bodies)))
+
+
+def test_concurrent_posts_share_commits_and_each_gets_its_own_claim(settings, db, auth):
+    app = create_app(settings, database=db)
+    bodies = [{"text": f"Convoy number {i} crossed into Belarus near Homel on day {i * 3}.",
+               "topics": ["belarus"],
+               "attributions": [{"source": "Rochan Consulting", "stance": "asserts"}]}
+              for i in range(40)]
+    responses = asyncio.run(_post_all(app, bodies, auth("ingester")))
+    assert [r.status_code for r in responses] == [201] * 40, responses[0].text
+    created = [r.json() for r in responses]
+    assert len({c["id"] for c in created}) == 40
+    for body, claim in zip(bodies, created, strict=True):
+        assert claim["text"] == body["text"]
+        assert claim["version"] == 1 and claim["status"] == "unverified"
+        assert [a["source"]["name"] for a in claim["attributions"]] == ["Rochan Consulting"]
+    batches, claims = _batch_sizes(app)
+    assert claims == 40 and batches < 40, "no two requests were committed together"
+    with db.session() as session:
+        stored = session.exec(select(Claim.id)).all()
+        events = session.exec(select(Event).where(Event.action == "claim.created")).all()
+        sources = {a["source"]["id"] for c in created for a in c["attributions"]}
+    assert set(stored) == {c["id"] for c in created}
+    assert len(events) == 40 and all(e.snapshot["version"] == 1 for e in events)
+    assert len(sources) == 1, "one new source name must create one source, not one per request"
+
+
+def test_a_bad_request_in_a_batch_fails_alone(settings, db, auth):
+    app = create_app(settings, database=db)
+    good = [{"text": f"Artillery strikes reported in village {i} overnight."} for i in range(12)]
+    missing_source = {"text": "A claim citing nobody real.",
+                      "attributions": [{"source_id": "src_doesnotexist", "stance": "asserts"}]}
+    twins = [{"text": f"Feed item {i}.", "origin": "belta", "external_id": "42"} for i in range(3)]
+    responses = asyncio.run(_post_all(app, [*good, missing_source, *twins], auth("ingester")))
+    assert [r.status_code for r in responses[:12]] == [201] * 12
+    assert_problem(responses[12], 422, contains="src_doesnotexist")
+    twin_statuses = sorted(r.status_code for r in responses[13:])
+    assert twin_statuses == [201, 409, 409], "the same origin + external_id is created once"
+    winner = next(r.json()["id"] for r in responses[13:] if r.status_code == 201)
+    for loser in (r for r in responses[13:] if r.status_code == 409):
+        assert winner in loser.json()["detail"]
+    with db.session() as session:
+        assert len(session.exec(select(Claim.id)).all()) == 13
+
+
+def test_a_batch_that_fails_as_a_whole_is_retried_one_by_one(settings, db, auth, monkeypatch):
+    real = ingest.insert_new
+
+    def poisoned(session, new, claims, *args, **kwargs):
+        if any("poison" in c.text for c in claims.values()) and len(new) > 0:
+            raise Conflict("the poisoned claim cannot be written")
+        return real(session, new, claims, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "insert_new", poisoned)
+    app = create_app(settings, database=db)
+    bodies = [{"text": f"Troop train {i} arrived at Brest."} for i in range(15)]
+    bodies.insert(7, {"text": "The poison pill claim."})
+    responses = asyncio.run(_post_all(app, bodies, auth("ingester")))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(201) == 15 and statuses[7] == 409
+    assert_problem(responses[7], 409, contains="poisoned")
+    with db.session() as session:
+        texts = set(session.exec(select(Claim.text)).all())
+    assert texts == {b["text"] for b in bodies} - {"The poison pill claim."}
+
+
+def test_idempotency_keys_hold_inside_a_batch(settings, db, auth):
+    app = create_app(settings, database=db)
+    bodies = [{"text": f"Drone sighting {i} over Mazyr."} for i in range(10)]
+    keys = [{"Idempotency-Key": f"batch-key-{i}"} for i in range(10)]
+    first = asyncio.run(_post_all(app, bodies, auth("ingester"), keys))
+    again = asyncio.run(_post_all(app, bodies, auth("ingester"), keys))
+    assert [r.status_code for r in first] == [201] * 10
+    assert [r.status_code for r in again] == [201] * 10
+    assert all(r.headers.get("Idempotent-Replayed") == "true" for r in again)
+    assert [r.json()["id"] for r in again] == [r.json()["id"] for r in first]
+    with db.session() as session:
+        assert len(session.exec(select(Claim.id)).all()) == 10
+
+
+def test_likely_duplicates_see_earlier_claims_of_the_same_batch(settings, db, auth):
+    app = create_app(settings, database=db)
+    text = "Thousands of Russian soldiers have been stationed in Belarus since October."
+    responses = asyncio.run(_post_all(app, [{"text": text}] * 5, auth("ingester")))
+    assert [r.status_code for r in responses] == [201] * 5
+    ids = [r.json()["id"] for r in responses]
+    seen = [{d["claim_id"] for d in r.json()["likely_duplicates"]} for r in responses]
+    # Whatever the batching, every claim after the first lists at least one earlier twin
+    # and never itself, and exact twins are marked exact.
+    assert sum(1 for s in seen if s) >= 4
+    for claim_id, dupes, response in zip(ids, seen, responses, strict=True):
+        assert claim_id not in dupes
+        assert all(d["exact"] and d["score"] == 1.0 for d in response.json()["likely_duplicates"])
+
+
+# --- the render cache behind GET /v1/claims/{id} ---------------------------------------
+
+
+def test_cached_claim_follows_every_change(client, auth):
+    source = make_source(client, auth("checker"), "Institute for the Study of War")
+    claim = make_claim(client, auth("checker"), attributions=[
+        {"source_id": source["id"], "stance": "asserts"}])
+    url = f"/v1/claims/{claim['id']}"
+    first = client.get(url, headers=auth("reader"))
+    assert first.status_code == 200 and first.headers["ETag"] == '"1"'
+    assert client.get(url, headers=auth("reader")).content == first.content  # served again
+
+    renamed = client.patch(f"/v1/sources/{source['id']}", json={"name": "ISW"},
+                           headers=with_version(auth("checker"), source["version"]))
+    assert renamed.status_code == 200, renamed.text
+    after_rename = client.get(url, headers=auth("reader")).json()
+    assert after_rename["attributions"][0]["source"]["name"] == "ISW"
+
+    reviewed = client.post(f"{url}/reviews", json={"status": "in_review"},
+                           headers=auth("checker"))
+    assert reviewed.status_code == 201, reviewed.text
+    after_review = client.get(url, headers=auth("reader"))
+    assert after_review.json()["status"] == "in_review"
+    assert after_review.headers["ETag"] == f'"{after_review.json()["version"]}"'
+    assert after_review.json()["version"] > 1
+
+    other = make_claim(client, auth("checker"), "Belarus denies hosting Russian troops.")
+    linked = client.post(f"/v1/claims/{other['id']}/links",
+                         json={"target_id": claim["id"], "kind": "contradicts"},
+                         headers=auth("checker"))
+    assert linked.status_code == 201, linked.text
+    assert [link["kind"] for link in client.get(url, headers=auth("reader")).json()["links"]] \
+        == ["contradicts"]
+
+    deleted = client.delete(url, headers=auth("admin"))
+    assert deleted.status_code == 204, deleted.text
+    assert_problem(client.get(url, headers=auth("reader")), 404, contains=claim["id"])
+    past = client.get(url, params={"as_of": after_rename["updated_at"]}, headers=auth("reader"))
+    assert past.status_code == 200 and past.json()["id"] == claim["id"]
+
+
+def test_cached_claim_sees_changes_made_by_another_worker(settings, db, client, auth):
+    claim = make_claim(client, auth("checker"))
+    url = f"/v1/claims/{claim['id']}"
+    assert client.get(url, headers=auth("reader")).json()["topics"] == []
+    # A second app on the same database stands for another worker process.
+    from fastapi.testclient import TestClient
+    with TestClient(create_app(settings, database=db)) as other:
+        changed = other.patch(url, json={"topics": ["troops"]},
+                              headers=with_version(auth("checker"), 1))
+        assert changed.status_code == 200, changed.text
+    fresh = client.get(url, headers=auth("reader"))
+    assert fresh.json()["topics"] == ["troops"] and fresh.headers["ETag"] == '"2"'
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_the_cache_is_bounded(settings, db, auth, size):
+    from fastapi.testclient import TestClient
+    settings = settings.model_copy(update={"claim_cache_entries": size})
+    with TestClient(create_app(settings, database=db)) as client:
+        ids = [make_claim(client, auth("checker"), f"Claim number {i} about Belarus.")["id"]
+               for i in range(6)]
+        for claim_id in ids * 2:
+            response = client.get(f"/v1/claims/{claim_id}", headers=auth("reader"))
+            assert response.status_code == 200 and response.json()["id"] == claim_id
+        assert len(client.app.state.claim_cache._entries) == size
