@@ -7,6 +7,8 @@ MEASURED.md), with their events, search documents and near-duplicate bands.
 
 import json
 from collections import defaultdict
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -26,6 +28,8 @@ from app.models import (
     ClaimUpdate,
     Event,
     Source,
+    Status,
+    new_id,
     utcnow,
 )
 from app.text import fingerprint, name_key
@@ -133,7 +137,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
     by_external = _existing_by_external_id(session, claims.values())
     by_fingerprint = _existing_by_fingerprint(session, claims.values())
 
-    new: dict[int, Claim] = {}
+    new: dict[int, NewClaim] = {}
     pending: dict[str, ClaimCreate] = {}  # created in this batch, not inserted yet
     for index, claim_in in claims.items():
         fp = fingerprint(claim_in.text)
@@ -296,17 +300,33 @@ def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
                         attributions_added=added)
 
 
-def new_claim(claim_in: ClaimCreate, *, actor: str) -> Claim:
+class NewClaim(SimpleNamespace):
+    """A claim about to be bulk-inserted: its column values, without the ORM's machinery
+    (validating a table model costs more than inserting its row)."""
+
+    id: str
+    text: str
+    updated_at: datetime
+
+
+def new_claim(claim_in: ClaimCreate, *, actor: str) -> NewClaim:
     now = utcnow()
-    return Claim.model_validate(
-        claim_in.model_dump(exclude={"topics", "attributions"}),
-        update={"fingerprint": fingerprint(claim_in.text), "created_by": actor,
-                "created_at": now, "updated_at": now},
-    )
+    return NewClaim(
+        **claim_in.model_dump(exclude={"topics", "attributions"}),
+        id=new_id("clm"), fingerprint=fingerprint(claim_in.text), version=1,
+        status=Status.unverified, duplicate_of=None, created_by=actor,
+        created_at=now, updated_at=now)
+
+
+def _attribution_values(att: AttributionCreate, claim_id: str, source_id: str,
+                        actor: str) -> dict[str, Any]:
+    return {**att.model_dump(exclude={"source_id", "source"}), "id": new_id("att"),
+            "claim_id": claim_id, "source_id": source_id, "created_by": actor,
+            "created_at": utcnow()}
 
 
 def _near_duplicates(
-    session: Session, new: dict[int, Claim], *, threshold: float
+    session: Session, new: dict[int, NewClaim], *, threshold: float
 ) -> dict[int, list[SimilarRef]]:
     """Existing (or earlier in the batch) claims close to each new one, best five."""
     found = similarity.similar_batch(
@@ -315,7 +335,7 @@ def _near_duplicates(
             for i, matches in found.items()}
 
 
-def insert_new(session: Session, new: dict[Any, Claim], claims: dict[Any, ClaimCreate],
+def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
                sources: dict[str, str], *, actor: str, via: str | None = "ingest"
                ) -> list[ClaimPublic]:
     """Bulk-insert new claims with topics, attributions, bands, events and search documents;
@@ -323,12 +343,12 @@ def insert_new(session: Session, new: dict[Any, Claim], claims: dict[Any, ClaimC
     if not new:
         return []
     session.flush()
-    session.execute(sa.insert(Claim), [c.model_dump() for c in new.values()])
+    session.execute(sa.insert(Claim), [vars(c) for c in new.values()])
     topics, attributions, bands = [], [], []
     for index, claim in new.items():
         claim_in = claims[index]
         topics += [{"claim_id": claim.id, "topic": t} for t in dict.fromkeys(claim_in.topics)]
-        attributions += [_attribution_row(a, claim.id, source_of(a, sources), actor).model_dump()
+        attributions += [_attribution_values(a, claim.id, source_of(a, sources), actor)
                          for a in claim_in.attributions]
         bands += similarity.band_rows(claim.id, claim.text)
     for table, rows in ((ClaimTopic, topics), (Attribution, attributions), (ClaimBand, bands)):

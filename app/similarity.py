@@ -66,8 +66,14 @@ def bands(word_set: Iterable[str]) -> list[int]:
     ]
 
 
+@lru_cache(maxsize=4096)  # looked up, then stored, for each new claim
+def text_bands(text: str) -> tuple[int, ...]:
+    """The distinct band keys of a claim's text."""
+    return tuple(dict.fromkeys(bands(words(text))))
+
+
 def band_rows(claim_id: str, text: str) -> list[dict[str, object]]:
-    return [{"band": b, "claim_id": claim_id} for b in dict.fromkeys(bands(words(text)))]
+    return [{"band": b, "claim_id": claim_id} for b in text_bands(text)]
 
 
 def store_bands(session: Session, claim_id: str, text: str, *, replace: bool = False) -> None:
@@ -126,6 +132,11 @@ def likely_duplicates(
     ]
 
 
+_CLAIM = Claim.__table__  # type: ignore[attr-defined]
+_TEXTS_OF = sa.select(_CLAIM.c.id, _CLAIM.c.text, _CLAIM.c.status, _CLAIM.c.fingerprint).where(
+    _CLAIM.c.id.in_(sa.bindparam("ids", expanding=True)), _CLAIM.c.duplicate_of.is_(None))
+
+
 class Match(NamedTuple):
     claim_id: str
     text: str
@@ -147,7 +158,7 @@ def similar_batch(
     counts as a candidate for later ones (it is being created with them).
     """
     words_of = {k: words(text) for k, (_, text) in new.items()}
-    bands_of = {k: set(bands(w)) for k, w in words_of.items()}
+    bands_of = {k: text_bands(text) for k, (_, text) in new.items()}
     all_bands = list(set().union(*bands_of.values())) if bands_of else []
     holders: dict[int, list[str]] = defaultdict(list)
     for start in range(0, len(all_bands), 1000):
@@ -156,7 +167,7 @@ def similar_batch(
         ranked = sa.select(ClaimBand.band, ClaimBand.claim_id, sa.func.row_number().over(
             partition_by=ClaimBand.band).label("n")).where(
             col(ClaimBand.band).in_(all_bands[start:start + 1000])).subquery()
-        for band, claim_id in session.execute(
+        for band, claim_id in session.connection().execute(
                 sa.select(ranked.c.band, ranked.c.claim_id).where(ranked.c.n <= per_band)):
             holders[band].append(claim_id)
     earlier: dict[int, list[str]] = defaultdict(list)  # band -> new claims before this one
@@ -169,10 +180,9 @@ def similar_batch(
     known = {cid: (text, "unverified", fingerprint(text)) for cid, text in new.values()}
     wanted = list(set().union(*candidates.values()) - set(known)) if candidates else []
     for start in range(0, len(wanted), 500):
-        known.update({row.id: (row.text, row.status, row.fingerprint) for row in session.exec(
-            select(Claim.id, Claim.text, Claim.status, Claim.fingerprint).where(
-                col(Claim.id).in_(wanted[start:start + 500]),
-                col(Claim.duplicate_of).is_(None)))})
+        known.update({row.id: (row.text, row.status, row.fingerprint)
+                      for row in session.connection().execute(_TEXTS_OF, {
+                          "ids": wanted[start:start + 500]})})
     out: dict[K, list[Match]] = {}
     for key, ids in candidates.items():
         scored = []

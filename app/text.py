@@ -3,6 +3,7 @@
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 _DROPPED = re.compile(r"[.'\u2019`\u00b4]+")  # U.N. -> un, Ukraine's -> ukraines
 _NON_WORD = re.compile(r"[^\w\s]+|_+")
@@ -23,6 +24,7 @@ def name_key(value: str) -> str:
     return key if key else value.strip().casefold()
 
 
+@lru_cache(maxsize=4096)  # a claim is fingerprinted several times on its way in
 def fingerprint(text: str) -> str:
     """Exact-duplicate fingerprint of a claim: sha256 of its folded text."""
     return hashlib.sha256(fold(text).encode("utf-8")).hexdigest()

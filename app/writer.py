@@ -167,7 +167,7 @@ def _resolve_names(session: Session, items: list[tuple[ClaimCreate, str]],
 
 
 def _reject_taken_external_ids(session: Session, claims: dict[int, ClaimCreate],
-                               new: dict[int, Claim], outcomes: list[Any]) -> None:
+                               new: dict[int, ingest.NewClaim], outcomes: list[Any]) -> None:
     """origin + external_id must be new: taken ones (or repeated in the batch) are 409."""
     wanted = {(c.origin, c.external_id) for c in claims.values() if c.origin is not None}
     if not wanted:
