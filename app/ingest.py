@@ -335,6 +335,19 @@ def _near_duplicates(
             for i, matches in found.items()}
 
 
+_CLAIM, _EVENT, _SOURCE = Claim.__table__, Event.__table__, Source.__table__  # type: ignore[attr-defined]
+
+
+def _documents(session: Session, claims: list[ClaimPublic]) -> dict[str, str]:
+    """Search documents of new claims, from their representations plus source aliases."""
+    source_ids = list({a.source.id for c in claims for a in c.attributions})
+    aliases = dict(session.connection().execute(
+        sa.select(_SOURCE.c.id, _SOURCE.c.aliases).where(_SOURCE.c.id.in_(source_ids))
+    ).all()) if source_ids else {}
+    return {c.id: search.document(c.text, [(a.quote, a.source.name, aliases.get(a.source.id) or [])
+                                           for a in c.attributions]) for c in claims}
+
+
 def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
                sources: dict[str, str], *, actor: str, via: str | None = "ingest"
                ) -> list[ClaimPublic]:
@@ -343,7 +356,8 @@ def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, Cla
     if not new:
         return []
     session.flush()
-    session.execute(sa.insert(Claim), [vars(c) for c in new.values()])
+    conn = session.connection()  # Core executemany: the ORM's bulk path costs ~2x (MEASURED.md)
+    conn.execute(_CLAIM.insert(), [vars(c) for c in new.values()])
     topics, attributions, bands = [], [], []
     for index, claim in new.items():
         claim_in = claims[index]
@@ -353,15 +367,15 @@ def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, Cla
         bands += similarity.band_rows(claim.id, claim.text)
     for table, rows in ((ClaimTopic, topics), (Attribution, attributions), (ClaimBand, bands)):
         if rows:
-            session.execute(sa.insert(table), rows)
+            conn.execute(table.__table__.insert(), rows)  # type: ignore[attr-defined]
     snapshots = crud.claims_public(session, list(new.values()))
     crud.lock_event_feed(session)
-    session.execute(sa.insert(Event), [
+    conn.execute(_EVENT.insert(), [
         {"actor": actor, "action": "claim.created", "entity_type": "claim",
          "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
          "changes": {"text": claim.text, **({"via": via} if via else {})},
          "snapshot": snap.model_dump(mode="json")}
         for claim, snap in zip(new.values(), snapshots, strict=True)
     ])
-    search.index_claims(session, [c.id for c in new.values()])
+    search.index_documents(session, _documents(session, snapshots), fresh=True)
     return snapshots

@@ -72,12 +72,16 @@ def index_claims(session: Session, claim_ids: Sequence[str], *, removed: bool = 
         index_documents(session, docs, gone=[cid for cid in chunk if cid not in docs])
 
 
-def index_documents(session: Session, docs: dict[str, str], *, gone: Sequence[str] = ()) -> None:
-    """Write these documents (claim id -> text) to the index; drop the `gone` claims."""
+def index_documents(session: Session, docs: dict[str, str], *, gone: Sequence[str] = (),
+                    fresh: bool = False) -> None:
+    """Write these documents (claim id -> text) to the index; drop the `gone` claims.
+
+    `fresh`: the claims were created in this transaction, so none is indexed yet.
+    """
     if _dialect(session) == "postgresql":
         _index_pg(session, docs, list(gone))
     else:
-        _index_sqlite(session, docs, list(gone))
+        _index_sqlite(session, docs, list(gone), fresh=fresh)
 
 
 def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:
@@ -92,11 +96,12 @@ def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:
                         {"ids": gone})
 
 
-def _index_sqlite(session: Session, docs: dict[str, str], gone: list[str]) -> None:
+def _index_sqlite(session: Session, docs: dict[str, str], gone: list[str], *,
+                  fresh: bool = False) -> None:
     ids = list(docs) + gone
     stmt = sa.text("SELECT claim_id, rowid FROM claim_search_doc WHERE claim_id IN :ids") \
         .bindparams(sa.bindparam("ids", expanding=True))
-    rowids = dict(session.execute(stmt, {"ids": ids}).all())
+    rowids = {} if fresh else dict(session.execute(stmt, {"ids": ids}).all())
     if rowids:
         session.execute(sa.text("DELETE FROM claim_search WHERE rowid = :r"),
                         [{"r": r} for r in rowids.values()])

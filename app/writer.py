@@ -40,8 +40,8 @@ class ClaimWriter:
     """Queues claim creations and writes whatever is queued together, one batch at a time."""
 
     def __init__(self, db: Database, *, threshold: float, max_batch: int = MAX_BATCH,
-                 on_batch: Any = None):
-        self.db, self.threshold, self.max_batch = db, threshold, max_batch
+                 linger: float = 0.002, on_batch: Any = None):
+        self.db, self.threshold, self.max_batch, self.linger = db, threshold, max_batch, linger
         self.on_batch = on_batch  # called with each batch's size (metrics)
         self._queue: list[_Job] = []
         self._draining: asyncio.Task | None = None
@@ -59,8 +59,15 @@ class ClaimWriter:
         return await job.future
 
     async def _drain(self) -> None:
+        last = 0
         while self._queue:
+            if len(self._queue) < last // 2:
+                # Under load, the requests answered by the last batch come back within a
+                # few milliseconds: wait for them rather than commit a handful alone
+                # (each commit has a fixed cost of several milliseconds).
+                await asyncio.sleep(self.linger)
             batch = self._queue[:self.max_batch]
+            last = len(batch)
             del self._queue[:self.max_batch]
             try:
                 outcomes = await run_in_threadpool(self._write, batch)
