@@ -44,9 +44,13 @@ def serve(
     # Idle keep-alive connections stay open 75 s (longer than common load-balancer idle
     # timeouts, and than clients that reuse a connection after 5 s); graceful shutdown lets
     # in-flight requests finish (SIGTERM) for up to 20 s.
+    # Request headers have a deadline too (app/protocol.py: uvicorn has none). With several
+    # workers, the supervisor kills one that misses a health ping: its answering thread
+    # needs the GIL, so a saturated but healthy worker gets 30 s, not the default 5.
     uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
                 timeout_graceful_shutdown=20, timeout_keep_alive=75, access_log=False,
-                log_config=None)
+                log_config=None, http="app.protocol:HeaderTimeoutProtocol",
+                timeout_worker_healthcheck=30)
 
 
 @cli.command(name="migrate")

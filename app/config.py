@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     similarity_threshold: float = 0.5
     # A client sending its body slower than this between chunks is cut off (408).
     body_read_timeout_seconds: float = 10.0
+    # A request's line and headers must arrive within this (app/protocol.py; 408 + close).
+    header_timeout_seconds: float = 10.0
     request_timeout_seconds: float = 60.0
     log_level: str = "info"
     key_cache_seconds: float = 5.0

@@ -76,7 +76,7 @@ class LiveServer:
         command = [
             sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning",
-            "--timeout-graceful-shutdown", "5",
+            "--timeout-graceful-shutdown", "5", "--http", "app.protocol:HeaderTimeoutProtocol",
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
