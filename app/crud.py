@@ -494,8 +494,17 @@ def claim_filters(
         if value is not None:
             where.append(column >= value if op == ">=" else column < value)
     if not include_merged:
-        where.append(col(Claim.duplicate_of).is_(None))
+        where.append(not_merged())
     return where
+
+
+def not_merged() -> sa.ColumnElement[bool]:
+    """`duplicate_of IS NULL`, written so no planner uses the duplicate_of index for it.
+
+    Nearly every claim matches, yet SQLite took that index and then sorted the whole
+    table for a page of 50 (3.5 s at 1,000,000 claims) instead of walking created_at.
+    """
+    return sa.func.coalesce(col(Claim.duplicate_of), "") == ""
 
 
 def list_claims(

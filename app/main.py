@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute,
                                              shared=not app.state.db.is_sqlite)
         yield
+        cache = getattr(app.state, "claim_cache", None)
+        if cache is not None:
+            cache.close()
         if database is None:
             app.state.db.dispose()
 

@@ -62,6 +62,11 @@ class ClaimCache:
         self.hits += 1
         return entry[1], entry[2]
 
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
     def get(self, claim_id: str) -> tuple[bytes, int]:
         """The claim's JSON and version; NotFound if there is no such claim. Blocking."""
         with self.db.engine.connect() as conn:

@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from app.crud import contested_clause, source_ref
+from app.crud import contested_clause, not_merged, source_ref
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
@@ -106,7 +106,7 @@ def _day(session: Session, column: Any) -> Any:
 
 def ledger_stats(session: Session, *, since: date, until: date, top: int = 20) -> Stats:
     """Counts over the ledger (merged duplicates excluded) and per day in [since, until]."""
-    live = col(Claim.duplicate_of).is_(None)
+    live = not_merged()
     total = session.exec(select(sa.func.count()).select_from(Claim).where(live)).one()
     contested = session.exec(select(sa.func.count()).select_from(Claim)
                              .where(live, contested_clause())).one()

@@ -71,12 +71,12 @@ class ClaimWriter:
             del self._queue[:self.max_batch]
             try:
                 outcomes = await run_in_threadpool(self._write, batch)
-            except BaseException as exc:  # cancelled (shutdown): nobody is left waiting
+            except asyncio.CancelledError:  # the loop is shutting down: stop waiting
+                for job in batch + self._queue:
+                    job.future.cancel()
+                raise
+            except Exception as exc:  # _write answers every job; this is a last resort
                 outcomes = [exc] * len(batch)
-                if not isinstance(exc, Exception):
-                    for job in batch + self._queue:
-                        job.future.cancel()
-                    raise
             for job, outcome in zip(batch, outcomes, strict=True):
                 if job.future.done():  # the request was cancelled meanwhile
                     continue
