@@ -262,6 +262,8 @@ class Claim(ClaimBase, table=True):
         sa.UniqueConstraint("origin", "external_id", name="uq_claim_origin_external_id"),
         sa.Index("ix_claim_created_at_id", "created_at", "id"),
         sa.Index("ix_claim_updated_at_id", "updated_at", "id"),
+        # Serves `status = …` and, for one status, its pages newest first without a sort.
+        sa.Index("ix_claim_status_created_at_id", "status", "created_at", "id"),
     )
     id: str = Field(default_factory=lambda: new_id("clm"), primary_key=True)
     first_stated_at: datetime | None = None
@@ -269,7 +271,7 @@ class Claim(ClaimBase, table=True):
     external_id: str | None = Field(default=None, max_length=200)
     fingerprint: str = Field(index=True, max_length=64)
     version: int = 1
-    status: Status = Field(default=Status.unverified, sa_type=_enum_col(), index=True)
+    status: Status = Field(default=Status.unverified, sa_type=_enum_col())
     duplicate_of: str | None = Field(
         default=None, foreign_key="claim.id", ondelete="SET NULL", index=True
     )
