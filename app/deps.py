@@ -264,7 +264,8 @@ async def get_claim_cache(request: Request) -> ClaimCache:
     state = request.app.state
     cache = getattr(state, "claim_cache", None)
     if cache is None or cache.db is not state.db:
-        cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries)
+        cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries,
+                                                counter=state.metrics.claim_cache)
     return cache
 
 

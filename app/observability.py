@@ -59,6 +59,9 @@ class Metrics:
         self.write_batch = Histogram(
             "claimledger_claim_write_batch_size", "Claims committed together (group commit)",
             registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.claim_cache = Counter(
+            "claimledger_claim_cache_total", "GET /v1/claims/{id} served from a rendered copy "
+            "(hit) or rendered anew (miss)", ["result"], registry=self.registry)
         self.rate_limited = Counter("claimledger_rate_limited_total",
                                     "Requests refused by the rate limit", registry=self.registry)
         self._pools: list[Any] = []

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 
@@ -30,11 +31,11 @@ _STAMP_SQLITE = str(_STAMP).replace(":id", "?")
 
 
 class ClaimCache:
-    def __init__(self, db: Database, *, size: int = 4096):
+    def __init__(self, db: Database, *, size: int = 4096, counter: Any = None):
         self.db, self.size = db, size
         self._entries: OrderedDict[str, tuple[Any, bytes, int]] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
+        self._counter = counter  # a Prometheus counter labelled by result (hit / miss)
         self._reader: sqlite3.Connection | None = None
 
     def current(self, claim_id: str) -> tuple[bytes, int] | None:
@@ -51,16 +52,20 @@ class ClaimCache:
             return None
         try:
             if self._reader is None:
-                self._reader = sqlite3.connect(
-                    f"file:{self.db.engine.url.database}?mode=ro", uri=True, timeout=0.05,
-                    check_same_thread=False)
+                path = quote(self.db.engine.url.database or "", safe="/")
+                self._reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                               timeout=0.05, check_same_thread=False)
             row = self._reader.execute(_STAMP_SQLITE, (claim_id,)).fetchone()
         except sqlite3.Error:
             return None  # busy or gone: the thread path decides
         if row is None or tuple(row) != entry[0]:
             return None
-        self.hits += 1
+        self._count("hit")
         return entry[1], entry[2]
+
+    def _count(self, result: str) -> None:
+        if self._counter is not None:
+            self._counter.labels(result).inc()
 
     def close(self) -> None:
         if self._reader is not None:
@@ -80,9 +85,9 @@ class ClaimCache:
             entry = self._entries.get(claim_id)
             if entry is not None and entry[0] == stamp:
                 self._entries.move_to_end(claim_id)
-                self.hits += 1
+                self._count("hit")
                 return entry[1], entry[2]
-        self.misses += 1
+        self._count("miss")
         # Read after the stamp: the copy is at least as new as the stamp it is filed under,
         # so a stale copy can never match a later stamp.
         with self.db.session() as session:

@@ -146,6 +146,8 @@ def test_cached_claim_follows_every_change(client, auth):
     first = client.get(url, headers=auth("reader"))
     assert first.status_code == 200 and first.headers["ETag"] == '"1"'
     assert client.get(url, headers=auth("reader")).content == first.content  # served again
+    metrics = client.get("/metrics", headers=auth("reader")).text
+    assert 'claimledger_claim_cache_total{result="hit"} 1.0' in metrics, metrics[-800:]
 
     renamed = client.patch(f"/v1/sources/{source['id']}", json={"name": "ISW"},
                            headers=with_version(auth("checker"), source["version"]))
