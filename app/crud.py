@@ -181,6 +181,16 @@ def find_source(session: Session, name_or_alias: str) -> Source | None:
     return session.get(Source, row.source_id) if row else None
 
 
+def sources_named(session: Session, names: Iterable[str]) -> dict[str, str]:
+    """`{name_key: source_id}` for the names and aliases that exist, in one query per 500."""
+    keys = list({name_key(n) for n in names})
+    out: dict[str, str] = {}
+    for start in range(0, len(keys), 500):
+        out.update(session.exec(select(SourceName.key, SourceName.source_id).where(
+            col(SourceName.key).in_(keys[start:start + 500]))).all())
+    return out
+
+
 def resolve_source(
     session: Session, *, source_id: str | None, name: str | None, actor: str
 ) -> tuple[Source, bool]:

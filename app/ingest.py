@@ -209,7 +209,9 @@ def _resolve_sources(
             results[index] = _error(index, Unprocessable(f"source {missing[0]} does not exist"))
             del claims[index]
     # Only names of items still standing: a failed item must not leave a new source behind.
-    for name in sorted({a.source for c in claims.values() for a in c.attributions if a.source}):
+    names = sorted({a.source for c in claims.values() for a in c.attributions if a.source})
+    resolved.update({f"name:{k}": i for k, i in crud.sources_named(session, names).items()})
+    for name in names:
         key = f"name:{name_key(name)}"
         if key not in resolved:
             source, _ = crud.resolve_source(session, source_id=None, name=name, actor=actor)

@@ -163,7 +163,7 @@ def _resolve_names(session: Session, items: list[tuple[ClaimCreate, str]],
     """Sources named by name or alias; an unknown name creates the source, once."""
     names = {a.source: i for i, c in claims.items() for a in c.attributions if a.source}
     crud.lock_source_names(session, names)
-    resolved: dict[str, str] = {}
+    resolved = {f"name:{k}": i for k, i in crud.sources_named(session, names).items()}
     for name in sorted(names):
         key = f"name:{name_key(name)}"
         if key not in resolved:
