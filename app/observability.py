@@ -87,6 +87,9 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+CLIENT_CLOSED_REQUEST = 499
+
+
 class ObservabilityMiddleware:
     """Gives each request an id (X-Request-ID), times it, counts it, logs it as JSON."""
 
@@ -102,19 +105,31 @@ class ObservabilityMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
+        started = gone = False  # gone: the client hung up before an answer started
+
+        async def watched_receive() -> Message:
+            nonlocal gone
+            message = await receive()
+            if message["type"] == "http.disconnect" and not started:
+                gone = True
+            return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, started = message["status"], True
                 message.setdefault("headers", []).append(
                     (b"x-request-id", request_id.encode("latin-1")))
             await send(message)
 
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, watched_receive, send_with_id)
         finally:
+            if gone:
+                # Whatever the app answered went nowhere; count it as nginx does, not as
+                # a 400 (the body "could not be parsed") or a 5xx.
+                status = CLIENT_CLOSED_REQUEST
             self.metrics.in_flight.dec()
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
