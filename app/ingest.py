@@ -7,6 +7,7 @@ MEASURED.md), with their events, search documents and near-duplicate bands.
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Literal
@@ -133,8 +134,11 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
             claims[index] = checked
     _reject_repeated_external_ids(claims, results)
     crud.lock_claims(session, claims.values())  # first: overlapping batches queue here
-    sources = _resolve_sources(session, claims, results, actor=actor)
-    by_external = _existing_by_external_id(session, claims.values())
+    sources, failed = check_source_ids(session, claims)
+    for index, error in failed.items():
+        results[index] = _error(index, error)
+    sources.update(resolve_names(session, claims, lambda _: actor))
+    by_external = existing_by_external_id(session, claims.values())
     by_fingerprint = _existing_by_fingerprint(session, claims.values())
 
     new: dict[int, NewClaim] = {}
@@ -191,30 +195,35 @@ def _reject_repeated_external_ids(
             seen[key] = index  # type: ignore[index]
 
 
-def _resolve_sources(
-    session: Session, claims: dict[int, ClaimCreate], results: list[IngestResult | None], *,
-    actor: str,
-) -> dict[str, str]:
-    """Map every source reference in the batch (`id:…` or `name:<key>`) to a source id."""
-    names = {a.source for c in claims.values() for a in c.attributions if a.source}
-    crud.lock_source_names(session, names)
+def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
+                     ) -> tuple[dict[str, str], dict[int, AppError]]:
+    """The source ids the batch names that exist (as `source_of` keys), and the items
+    naming one that does not (422), which are taken out of `claims`."""
     ids = {a.source_id for c in claims.values() for a in c.attributions if a.source_id}
-    known_ids = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) \
-        if ids else set()
-    resolved = {f"id:{i}": i for i in known_ids}
+    known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
+    failed: dict[int, AppError] = {}
     for index, claim_in in list(claims.items()):
         missing = [a.source_id for a in claim_in.attributions
-                   if a.source_id and a.source_id not in known_ids]
+                   if a.source_id and a.source_id not in known]
         if missing:
-            results[index] = _error(index, Unprocessable(f"source {missing[0]} does not exist"))
+            failed[index] = Unprocessable(f"source {missing[0]} does not exist")
             del claims[index]
-    # Only names of items still standing: a failed item must not leave a new source behind.
-    names = sorted({a.source for c in claims.values() for a in c.attributions if a.source})
-    resolved.update({f"name:{k}": i for k, i in crud.sources_named(session, names).items()})
-    for name in names:
+    return {f"id:{i}": i for i in known}, failed
+
+
+def resolve_names(session: Session, claims: dict[int, ClaimCreate],
+                  actor_of: Callable[[int], str]) -> dict[str, str]:
+    """Sources named by name or alias (as `source_of` keys); an unknown name creates the
+    source, once, on behalf of the first item naming it. Call it with the items still
+    standing: a failed item must not leave a new source behind."""
+    names = {a.source: i for i, c in claims.items() for a in c.attributions if a.source}
+    crud.lock_source_names(session, names)
+    resolved = {f"name:{k}": i for k, i in crud.sources_named(session, names).items()}
+    for name in sorted(names):
         key = f"name:{name_key(name)}"
         if key not in resolved:
-            source, _ = crud.resolve_source(session, source_id=None, name=name, actor=actor)
+            source, _ = crud.resolve_source(session, source_id=None, name=name,
+                                            actor=actor_of(names[name]))
             resolved[key] = source.id
     return resolved
 
@@ -224,7 +233,8 @@ def source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
         f"name:{name_key(att.source or '')}"]
 
 
-def _existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:
+def existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:
+    """`{(origin, external_id): claim_id}` for those of these claims already stored."""
     wanted = {(c.origin, c.external_id) for c in claims if c.origin is not None}
     if not wanted:
         return {}
@@ -247,14 +257,6 @@ def _existing_by_fingerprint(session: Session, claims) -> dict[str, str]:
     return out
 
 
-def _attribution_row(att: AttributionCreate, claim_id: str, source_id: str,
-                     actor: str) -> Attribution:
-    return Attribution.model_validate(
-        att.model_dump(exclude={"source_id", "source"}),
-        update={"claim_id": claim_id, "source_id": source_id, "created_by": actor},
-    )
-
-
 def _add_missing_attributions(
     session: Session, claim_id: str, claim_in: ClaimCreate, sources: dict[str, str], *,
     actor: str, pending: dict[str, ClaimCreate],
@@ -273,7 +275,7 @@ def _add_missing_attributions(
         select(Attribution).where(Attribution.claim_id == claim_id))}
     added = 0
     for att in claim_in.attributions:
-        row = _attribution_row(att, claim_id, source_of(att, sources), actor)
+        row = Attribution(**_attribution_values(att, claim_id, source_of(att, sources), actor))
         if crud.attribution_key(row) in existing:
             continue
         existing.add(crud.attribution_key(row))

@@ -10,10 +10,10 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from app.models import Claim, ClaimBand, SimilarClaim
 from app.text import fingerprint, fold
@@ -84,52 +84,20 @@ def store_bands(session: Session, claim_id: str, text: str, *, replace: bool = F
         session.execute(sa.insert(ClaimBand), rows)
 
 
-def similar(
-    session: Session, text: str, *, threshold: float, limit: int = 10,
-    exclude: Sequence[str] = (), per_band: int = 20, candidates_cap: int = 50,
-) -> list[tuple[Any, float]]:
-    """Claims whose words overlap this text's by at least `threshold`, best first.
-
-    Each band bucket is read up to `per_band` rows, so a phrase that thousands of claims
-    share costs a bounded lookup; candidates sharing the most bands are scored first.
-    """
-    word_set = words(text)
-    keys = list(dict.fromkeys(bands(word_set)))
-    if not keys:
-        return []
-    # Band keys are integers we computed, so they can be written into the SQL; a
-    # statement built with the ORM costs more to compile than to run here.
-    query = " UNION ALL ".join(
-        f"SELECT claim_id FROM (SELECT claim_id FROM claim_band WHERE band = {int(key)} "
-        f"LIMIT {int(per_band)}) AS b{n}" for n, key in enumerate(keys))
-    shared = Counter(cid for (cid,) in session.execute(sa.text(query)) if cid not in exclude)
-    candidate_ids = [cid for cid, _ in shared.most_common(candidates_cap)]
-    if not candidate_ids:
-        return []
-    scored = []
-    for claim in session.exec(
-        select(Claim.id, Claim.text, Claim.status, Claim.fingerprint)
-        .where(col(Claim.id).in_(candidate_ids), col(Claim.duplicate_of).is_(None))
-    ):
-        score = jaccard(word_set, words(claim.text))
-        if score >= threshold:
-            scored.append((claim, round(score, 4)))
-    scored.sort(key=lambda pair: (-pair[1], pair[0].id))
-    return scored[:limit]
-
-
 def likely_duplicates(
     session: Session, text: str, *, threshold: float, limit: int = 10,
     exclude: Sequence[str] = (),
 ) -> list[SimilarClaim]:
-    """Claims that say the same (exact: same normalized text) or nearly the same."""
+    """Claims that say the same (exact: same normalized text) or nearly the same.
+
+    A read (`/similar`), so it looks wider than the write path: 20 holders per band bucket,
+    50 candidates scored.
+    """
     exact_fp = fingerprint(text)
-    return [
-        SimilarClaim(claim_id=claim.id, text=claim.text, status=claim.status, score=score,
-                     exact=claim.fingerprint == exact_fp)
-        for claim, score in similar(session, text, threshold=threshold, limit=limit,
-                                    exclude=exclude)
-    ]
+    matches = similar_batch(session, {0: ("", text)}, threshold=threshold, limit=limit,
+                            per_band=20, candidates_cap=50, exclude=exclude).get(0, [])
+    return [SimilarClaim(claim_id=m.claim_id, text=m.text, status=m.status, score=m.score,
+                         exact=m.fingerprint == exact_fp) for m in matches]
 
 
 _CLAIM = Claim.__table__  # type: ignore[attr-defined]
@@ -157,12 +125,13 @@ K = TypeVar("K", bound=Hashable)
 
 def similar_batch(
     session: Session, new: dict[K, tuple[str, str]], *, threshold: float, limit: int,
-    per_band: int = 8, candidates_cap: int = 20,
+    per_band: int = 8, candidates_cap: int = 20, exclude: Sequence[str] = (),
 ) -> dict[K, list[Match]]:
     """Near duplicates for a batch of new claims, `{key: (claim_id, text)}`, best first.
 
     One band lookup and one text fetch for the whole batch; a claim earlier in the batch
-    counts as a candidate for later ones (it is being created with them). On this write
+    counts as a candidate for later ones (it is being created with them); `exclude`d ids
+    never are. On this write
     path each band bucket is read up to 8 holders and only the 20 candidates sharing the
     most bands are scored (fetching each one's text is a random read: 22% of a mixed
     load's time at 1,000,000 claims with 50); `/similar` looks further. A crowded bucket
@@ -181,7 +150,8 @@ def similar_batch(
     earlier: dict[int, list[str]] = defaultdict(list)  # band -> new claims before this one
     candidates: dict[K, set[str]] = {}
     for key, item_bands in bands_of.items():
-        shared = Counter(cid for b in item_bands for cid in (*holders[b], *earlier[b]))
+        shared = Counter(cid for b in item_bands for cid in (*holders[b], *earlier[b])
+                         if cid not in exclude)
         candidates[key] = {cid for cid, _ in shared.most_common(candidates_cap)}
         for band in item_bands:
             earlier[band].append(new[key][0])

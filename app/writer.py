@@ -15,15 +15,15 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app import crud, ingest, similarity
 from app.db import Database
-from app.errors import AppError, Conflict, Unprocessable
+from app.errors import AppError, Conflict
 from app.idempotency import Idempotency
-from app.models import Claim, ClaimCreate, ClaimCreated, SimilarClaim, Source
-from app.text import fingerprint, name_key
+from app.models import ClaimCreate, ClaimCreated, SimilarClaim
+from app.text import fingerprint
 
 MAX_BATCH = 64
 
@@ -122,11 +122,12 @@ def create_claims(
     outcomes: list[ClaimCreated | AppError | None] = [None] * len(items)
     claims = dict(enumerate(claim_in for claim_in, _ in items))
     crud.lock_claims(session, claims.values())
-    sources = _check_source_ids(session, claims, outcomes)
+    sources, failed = ingest.check_source_ids(session, claims)
+    for i, error in failed.items():
+        outcomes[i] = error
     new = {i: ingest.new_claim(claim_in, actor=items[i][1]) for i, claim_in in claims.items()}
     _reject_taken_external_ids(session, claims, new, outcomes)
-    # Only names of items still standing: a failed item must not leave a new source behind.
-    sources.update(_resolve_names(session, items, claims))
+    sources.update(ingest.resolve_names(session, claims, lambda i: items[i][1]))
     near = similarity.similar_batch(session, {i: (c.id, c.text) for i, c in new.items()},
                                     threshold=threshold, limit=10)
     by_actor: dict[str, dict[int, Any]] = {}
@@ -143,45 +144,10 @@ def create_claims(
     return outcomes  # type: ignore[return-value]
 
 
-def _check_source_ids(session: Session, claims: dict[int, ClaimCreate],
-                      outcomes: list[Any]) -> dict[str, str]:
-    """Items naming a source id that does not exist fail (422); the rest, as
-    `ingest.source_of` keys."""
-    ids = {a.source_id for c in claims.values() for a in c.attributions if a.source_id}
-    known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
-    for i, claim_in in list(claims.items()):
-        missing = [a.source_id for a in claim_in.attributions
-                   if a.source_id and a.source_id not in known]
-        if missing:
-            outcomes[i] = Unprocessable(f"source {missing[0]} does not exist")
-            del claims[i]
-    return {f"id:{i}": i for i in known}
-
-
-def _resolve_names(session: Session, items: list[tuple[ClaimCreate, str]],
-                   claims: dict[int, ClaimCreate]) -> dict[str, str]:
-    """Sources named by name or alias; an unknown name creates the source, once."""
-    names = {a.source: i for i, c in claims.items() for a in c.attributions if a.source}
-    crud.lock_source_names(session, names)
-    resolved = {f"name:{k}": i for k, i in crud.sources_named(session, names).items()}
-    for name in sorted(names):
-        key = f"name:{name_key(name)}"
-        if key not in resolved:
-            source, _ = crud.resolve_source(session, source_id=None, name=name,
-                                            actor=items[names[name]][1])
-            resolved[key] = source.id
-    return resolved
-
-
 def _reject_taken_external_ids(session: Session, claims: dict[int, ClaimCreate],
                                new: dict[int, ingest.NewClaim], outcomes: list[Any]) -> None:
     """origin + external_id must be new: taken ones (or repeated in the batch) are 409."""
-    wanted = {(c.origin, c.external_id) for c in claims.values() if c.origin is not None}
-    if not wanted:
-        return
-    taken = {(o, e): i for o, e, i in session.exec(
-        select(Claim.origin, Claim.external_id, Claim.id).where(
-            col(Claim.external_id).in_([e for _, e in wanted]))) if (o, e) in wanted}
+    taken = ingest.existing_by_external_id(session, claims.values())
     for i, claim_in in list(claims.items()):
         if claim_in.origin is None:
             continue
