@@ -55,16 +55,21 @@ def _rfc3339(value: datetime) -> str:
 
 # --- shared field types -------------------------------------------------------
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters other than tab and newlines, and UTF-16 surrogates (which a valid str
+# holds only unpaired). One regex scan: this runs on every text field of every request.
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def clean_text(value: str) -> str:
     """Reject what no database stores faithfully (NUL, lone surrogates, control bytes); NFC."""
-    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
-        raise ValueError("text contains an unpaired UTF-16 surrogate")
-    if _CONTROL.search(value):
+    bad = _UNSTORABLE.search(value)
+    if bad is not None:
+        if 0xD800 <= ord(bad.group()) <= 0xDFFF:
+            raise ValueError("text contains an unpaired UTF-16 surrogate")
         raise ValueError("text contains control characters")
-    return unicodedata.normalize("NFC", value).strip()
+    if not value.isascii():
+        value = unicodedata.normalize("NFC", value)
+    return value.strip()
 
 
 def _not_blank(value: str) -> str:
