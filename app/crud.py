@@ -405,8 +405,9 @@ _REVIEWS_OF = sa.select(_REVIEW).where(_REVIEW.c.claim_id.in_(_IDS)).order_by(
 _FOR, _AGAINST = set(FOR_STANCES), set(AGAINST_STANCES)
 
 
-def claims_public(session: Session, claims: Sequence[Claim]) -> list[ClaimPublic]:
-    """Claims with their topics, attributions, links and current review, in four queries."""
+def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
+    """Claims (objects or rows) with their topics, attributions, links and current review,
+    in four queries."""
     if not claims:
         return []
     ids = [c.id for c in claims]
@@ -415,20 +416,23 @@ def claims_public(session: Session, claims: Sequence[Claim]) -> list[ClaimPublic
     for claim_id, topic in conn.execute(_TOPICS_OF, {"ids": ids}):
         topics[claim_id].append(topic)
     attributions: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in conn.execute(_ATTRIBUTIONS_OF, {"ids": ids}).mappings():
-        att = dict(row)
+    # Row._asdict(), not .mappings(): building a RowMapping's key view per row costs more
+    # than the rest of the row handling here.
+    for row in conn.execute(_ATTRIBUTIONS_OF, {"ids": ids}):
+        att = row._asdict()
         att["source"] = {"id": att.pop("source_id"), "name": att.pop("source_name"),
                          "kind": att.pop("source_kind"),
                          "reliability": att.pop("source_reliability")}
         attributions[att["claim_id"]].append(att)
     links: dict[str, list[dict[str, Any]]] = defaultdict(list)
     wanted = set(ids)
-    for row in conn.execute(_LINKS_OF, {"ids": ids, "ids2": ids}).mappings():
-        for end in {row["claim_id"], row["target_id"]} & wanted:
-            links[end].append(row)
+    for row in conn.execute(_LINKS_OF, {"ids": ids, "ids2": ids}):
+        link = row._asdict()
+        for end in {link["claim_id"], link["target_id"]} & wanted:
+            links[end].append(link)
     reviews: dict[str, Any] = {}
-    for row in conn.execute(_REVIEWS_OF, {"ids": ids}).mappings():
-        reviews[row["claim_id"]] = row
+    for row in conn.execute(_REVIEWS_OF, {"ids": ids}):
+        reviews[row.claim_id] = row._asdict()
     out = []
     for claim in claims:
         atts = attributions[claim.id]
@@ -442,6 +446,7 @@ def claims_public(session: Session, claims: Sequence[Claim]) -> list[ClaimPublic
     return out
 
 
+_CLAIM_TABLE = Claim.__table__  # type: ignore[attr-defined]
 _CLAIM_FIELDS = [name for name in ClaimPublic.model_fields if name in Claim.model_fields]
 
 
@@ -522,13 +527,14 @@ def list_claims(
     limit: int, cursor: str | None = None, q: str | None = None,
 ) -> Page[ClaimPublic]:
     """A page of claims in a stable order: by relevance for a search, else by time, then id."""
-    query = select(Claim).where(*where)
+    # Plain rows, not ORM objects: a page is only read (claims_public takes either).
+    query = sa.select(_CLAIM_TABLE).where(*where)
     if q is not None:
+        if sort is None or sort == "relevance":
+            return _list_by_relevance(session, query, where, q=q, limit=limit, cursor=cursor)
         found = search.matches(session, q)
         if found is None:  # no words to search for
             return Page(items=[], next_cursor=None)
-        if sort is None or sort == "relevance":
-            return _list_by_relevance(session, query, found, q=q, limit=limit, cursor=cursor)
         query = query.where(col(Claim.id).in_(sa.select(found.c.claim_id)))
     sort = sort if sort in SORTS else "-created_at"
     column, descending = SORTS[sort]
@@ -548,7 +554,7 @@ def list_claims(
             query = query.where(sa.or_(column > after, sa.and_(column == after,
                                                                 col(Claim.id) > after_id)))
     order = (column.desc(), col(Claim.id).desc()) if descending else (column, Claim.id)
-    rows = session.exec(query.order_by(*order).limit(limit + 1)).all()
+    rows = session.execute(query.order_by(*order).limit(limit + 1)).all()
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
@@ -558,21 +564,61 @@ def list_claims(
 
 
 def _list_by_relevance(
-    session: Session, query: Any, found: sa.Subquery, *, q: str, limit: int, cursor: str | None
+    session: Session, query: Any, where: list[sa.ColumnElement[bool]], *, q: str, limit: int,
+    cursor: str | None,
 ) -> Page[ClaimPublic]:
-    # Relevance is computed per query, so the cursor is a position in this ranked list.
-    offset = 0
+    """Search results, best first; the cursor is a position in this query's ranked list.
+
+    On SQLite the newest search.RANK_WINDOW matches are ranked in Python (fast whatever the
+    term). When that window is full and the filters leave too few of its matches for the
+    first page, the search runs in SQL over up to search.RANK_CAP matches instead; the
+    cursor remembers which of the two ranked the first page, so pages never mix them.
+    """
+    offset, mode = 0, None
     if cursor:
-        offset, cursor_q = decode_cursor(cursor, length=2)
-        if not isinstance(offset, int) or not 0 <= offset <= search.RANK_CAP or cursor_q != q:
+        offset, cursor_q, mode = decode_cursor(cursor, length=3)
+        if not isinstance(offset, int) or not 0 <= offset <= search.RANK_CAP \
+                or cursor_q != q or mode not in ("window", "sql"):
             raise BadRequest("this cursor belongs to another search")
-    rows = session.exec(
-        query.join(found, found.c.claim_id == Claim.id)
-        .order_by(found.c.score, Claim.id).offset(offset).limit(limit + 1)
-    ).all()
-    page = rows[:limit]
-    next_cursor = encode_cursor(offset + limit, q) if len(rows) > limit else None
-    return Page(items=claims_public(session, page), next_cursor=next_cursor)
+    rows: list[Any] | None = None
+    if mode != "sql" and search.ranks_in_python(session):
+        scores = search.ranked_sqlite(session, q)
+        rows = _ranked_rows(session, where, scores, wanted=offset + limit + 1)
+        wanted = offset + limit + 1
+        if mode is None and len(scores) >= search.RANK_WINDOW \
+                and len(rows) < min(wanted, len(scores)):
+            rows = None  # the filters left too few of a full window for this page
+        else:
+            mode = "window"
+    if rows is not None:
+        page, more = rows[offset:offset + limit], len(rows) > offset + limit
+    else:
+        mode = "sql"
+        found = search.matches(session, q)
+        got = [] if found is None else session.execute(
+            query.join(found, found.c.claim_id == Claim.id)
+            .order_by(found.c.score, Claim.id).offset(offset).limit(limit + 1)).all()
+        page, more = got[:limit], len(got) > limit
+    return Page(items=claims_public(session, page),
+                next_cursor=encode_cursor(offset + limit, q, mode) if more else None)
+
+
+def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
+                 scores: dict[str, float], *, wanted: int) -> list[Any]:
+    """The claim rows of the ranked ids that pass the filters, best first: at least `wanted`
+    of them if there are that many. Checked a chunk at a time, so a first page reads
+    about a page's worth of rows, not the whole window."""
+    ranked = sorted(scores, key=lambda cid: (scores[cid], cid))
+    kept: list[Any] = []
+    chunk = max(64, 2 * wanted)
+    for start in range(0, len(ranked), chunk):
+        ids = ranked[start:start + chunk]
+        rows = {row.id: row for row in session.execute(
+            sa.select(_CLAIM_TABLE).where(*where, col(Claim.id).in_(ids)))}
+        kept += [rows[cid] for cid in ids if cid in rows]
+        if len(kept) >= wanted:
+            break
+    return kept
 
 
 # --- claims: writing ----------------------------------------------------------

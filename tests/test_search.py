@@ -2,6 +2,7 @@
 
 import pytest
 
+from app import search
 from tests.factories import (
     add_attribution,
     assert_problem,
@@ -114,6 +115,53 @@ def test_search_claims_cursor_of_another_search_is_400(client, auth):
     response = client.get("/v1/claims", params={"q": "border", "cursor": page["next_cursor"]},
                           headers=auth("reader"))
     assert_problem(response, 400)
+
+
+def test_search_claims_more_mentions_rank_higher(client, auth):
+    once = make_claim(client, auth("ingester"), "Mobilisation in Gomel went on; trains left.")
+    twice = make_claim(client, auth("ingester"), "Mobilisation in Gomel, then mobilisation again.")
+    assert search_ids(client, auth("reader"), "mobilisation") == [twice["id"], once["id"]]
+
+
+def test_search_claims_rarer_word_weighs_more(client, auth, settings):
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL ranks with ts_rank_cd, which gives words no weights")
+    # Every claim has both words; a second mention of the rare one beats two of the common one.
+    for n in range(6):
+        make_claim(client, auth("ingester"), f"Drills near Brest, report {n}.")
+    common = make_claim(client, auth("ingester"), "Drills, drills near Brest: reservists called.")
+    rare = make_claim(client, auth("ingester"), "Drills near Brest: reservists, reservists called.")
+    assert search_ids(client, auth("reader"), "drills reservists") == [rare["id"], common["id"]]
+
+
+def test_search_claims_beyond_the_rank_window(client, auth, settings, monkeypatch):
+    """More matches than search.RANK_WINDOW: the newest window is ranked and paged to its
+    end; a filter that leaves too few of it falls back to ranking in SQL, and every page
+    of that search stays in the same ranking."""
+    monkeypatch.setattr(search, "RANK_WINDOW", 3)
+    old = [make_claim(client, auth("ingester"), f"Column {n} of armour seen near Yelsk.")["id"]
+           for n in range(3)]
+    for cid in old:
+        review(client, auth("checker"), cid, "false")
+    new = [make_claim(client, auth("ingester"), f"Column {n} of trucks seen near Yelsk.")["id"]
+           for n in range(4)]
+    reader = auth("reader")
+    found = search_ids(client, reader, "column yelsk")
+    assert len(found) == len(set(found))
+    if settings.database_url.startswith("sqlite"):  # ranked in Python: the newest 3 matches
+        assert set(found) == set(new[1:])
+    else:  # PostgreSQL ranks in SQL: every match
+        assert set(found) == set(old + new)
+    # The false ones are all older than the window: found anyway, across pages of one.
+    pages, cursor = [], None
+    while True:
+        page = get_json(client, "/v1/claims", reader, q="column yelsk", status="false", limit=1,
+                        **({"cursor": cursor} if cursor else {}))
+        pages += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(pages) == sorted(old) and len(pages) == 3
 
 
 # --- the index follows every write ----------------------------------------------------
