@@ -71,7 +71,7 @@ async def create_claim(
     return created
 
 
-@router.get("")
+@router.get("", response_model=Page[ClaimPublic])
 def list_claims(
     _: ReaderKey,
     session: SessionDep,
@@ -95,7 +95,7 @@ def list_claims(
     sort: Annotated[Sort | None, Query(description=(
         "Default: relevance when searching (`q`), else newest first (`-created_at`)."
     ))] = None,
-) -> Page[ClaimPublic]:
+) -> Response:
     """List or search claims with filters; follow `next_cursor` for the next page."""
     where = crud.claim_filters(
         status=status, source_id=source_id, stance=stance, topic=topic, language=language,
@@ -103,7 +103,10 @@ def list_claims(
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    return crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q)
+    page = crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q)
+    # Serialised here: the page is built from validated models, and FastAPI's own pass
+    # would validate all of it again (a third of a search's time).
+    return Response(page.__pydantic_serializer__.to_json(page), media_type="application/json")
 
 
 @router.get("/{claim_id}", response_model=ClaimPublic)
