@@ -569,10 +569,10 @@ def _list_by_relevance(
 ) -> Page[ClaimPublic]:
     """Search results, best first; the cursor is a position in this query's ranked list.
 
-    On SQLite the newest search.RANK_WINDOW matches are ranked in Python (fast whatever the
-    term). When that window is full and the filters leave too few of its matches for the
-    first page, the search runs in SQL over up to search.RANK_CAP matches instead; the
-    cursor remembers which of the two ranked the first page, so pages never mix them.
+    A window of search.RANK_WINDOW matches is ranked (fast whatever the term). When that
+    window is full and the filters leave too few of its matches for the first page, the
+    search is ranked in SQL over up to search.RANK_CAP matches instead; the cursor
+    remembers which of the two ranked the first page, so pages never mix them.
     """
     offset, mode = 0, None
     if cursor:
@@ -581,8 +581,8 @@ def _list_by_relevance(
                 or cursor_q != q or mode not in ("window", "sql"):
             raise BadRequest("this cursor belongs to another search")
     rows: list[Any] | None = None
-    if mode != "sql" and search.ranks_in_python(session):
-        scores = search.ranked_sqlite(session, q)
+    if mode != "sql":
+        scores = search.ranked_window(session, q)
         rows = _ranked_rows(session, where, scores, wanted=offset + limit + 1)
         wanted = offset + limit + 1
         if mode is None and len(scores) >= search.RANK_WINDOW \
@@ -610,7 +610,7 @@ def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
     about a page's worth of rows, not the whole window."""
     ranked = sorted(scores, key=lambda cid: (scores[cid], cid))
     kept: list[Any] = []
-    chunk = max(64, 2 * wanted)
+    chunk = wanted + 16
     for start in range(0, len(ranked), chunk):
         ids = ranked[start:start + chunk]
         rows = {row.id: row for row in session.execute(

@@ -19,8 +19,7 @@ from app.models import Attribution, Claim, Source
 from app.similarity import STOPWORDS
 
 RANK_CAP = 2000
-# SQLite ranks at most this many matches of a search by relevance: all of them when there
-# are fewer, else the newest RANK_WINDOW (see `ranked_sqlite`).
+# A search by relevance ranks at most this many matches (see `ranked_window`).
 RANK_WINDOW = 300
 MAX_TERMS = 32
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -167,27 +166,33 @@ def _count_capped(session: Session, query: sa.Select) -> bool:
     return count > RANK_CAP
 
 
-# --- ranking on SQLite ----------------------------------------------------------------
-# FTS5's bm25() reads every match of every term to weigh them (its IDF), whatever LIMIT the
-# query has: 10-500 ms for a term in 1-30% of 1,000,000 claims. Here the newest
-# RANK_WINDOW matches are read in rowid order (an index walk that stops there) with their
-# hits marked by highlight(), and scored with BM25 in Python; a term's weight comes from
-# its match count, counted up to _DF_CAP.
+# --- ranking a window of matches -------------------------------------------------------
+# Ranking every match of a common term costs a read of every match: FTS5's bm25() reads
+# every match of every term to weigh them (its IDF) whatever LIMIT the query has, and
+# PostgreSQL fetches each match's row to rank it (10-600 ms for a term in 1-30% of
+# 1,000,000 claims). So a search ranks a window of at most RANK_WINDOW matches: on SQLite
+# the newest (FTS5 walks rowids backwards and stops), scored with BM25 in Python from the
+# hits highlight() marks, a word's weight coming from its match count up to _DF_CAP; on
+# PostgreSQL the first the GIN index yields, scored by ts_rank_cd.
 _K1, _B = 1.2, 0.75
 _DF_CAP = 5000
 _HIT = re.compile("\x02([^\x03]*)\x03")
 
 
-def ranks_in_python(session: Session) -> bool:
-    return _dialect(session) == "sqlite"
-
-
-def ranked_sqlite(session: Session, query: str) -> dict[str, float]:
-    """{claim_id: -bm25} for the newest RANK_WINDOW matches of the query (lower is better)."""
+def ranked_window(session: Session, query: str) -> dict[str, float]:
+    """{claim_id: score} for a window of at most RANK_WINDOW matches (lower is better)."""
     words = terms(query)
     if not words:
         return {}
-    conn = session.connection()
+    if _dialect(session) == "postgresql":
+        return {claim_id: -rank for claim_id, rank in session.connection().execute(sa.text(
+            "SELECT claim_id, ts_rank_cd(document, q) FROM claim_search, "
+            "plainto_tsquery('english', :q) AS q WHERE document @@ q LIMIT :n"),
+            {"q": " ".join(words), "n": RANK_WINDOW})}
+    return _ranked_sqlite(session.connection(), words)
+
+
+def _ranked_sqlite(conn: sa.Connection, words: Sequence[str]) -> dict[str, float]:
     rows = conn.exec_driver_sql(
         "SELECT d.claim_id, m.body FROM (SELECT rowid, "
         "highlight(claim_search, 0, char(2), char(3)) AS body FROM claim_search "
