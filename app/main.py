@@ -19,6 +19,7 @@ from app.idempotency import Replay
 from app.limits import TimeLimitMiddleware
 from app.observability import Metrics, ObservabilityMiddleware
 from app.ratelimit import RateLimiter
+from app.stats import StatsCache
 
 DESCRIPTION = """A ledger of factual claims: who said what, where, who disputes it, and what
 fact-checkers concluded, with the full history of every change.
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     )
     app.state.settings = settings
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
+    app.state.stats_cache = StatsCache()
     app.state.metrics = Metrics()
     app.add_middleware(AdmissionMiddleware, limit=settings.threads)
     app.add_middleware(TimeLimitMiddleware, body_seconds=settings.body_read_timeout_seconds,

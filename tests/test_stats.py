@@ -1,9 +1,14 @@
 """Ledger statistics (GET /v1/stats) and a source's track record (GET /v1/sources/…/record)."""
 
+import threading
+import time
 from datetime import date, timedelta
 
 import pytest
+from fastapi.testclient import TestClient
 
+from app import stats as stats_module
+from app.main import create_app
 from tests.factories import assert_problem, get_json, make_claim, make_source, review
 
 SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
@@ -129,6 +134,63 @@ def test_get_stats_leaves_out_merged_duplicates(client, auth, ledger):
     stats = get_json(client, "/v1/stats", auth("reader"))
     assert stats["claims"] == 6
     assert sum(stats["by_status"].values()) == 6
+
+
+def test_get_stats_computed_once_while_nothing_changes(client, auth, ledger, monkeypatch):
+    runs = []
+    real = stats_module.ledger_stats
+    monkeypatch.setattr(stats_module, "ledger_stats",
+                        lambda *a, **k: runs.append(1) or real(*a, **k))
+    reader = auth("reader")
+    first = get_json(client, "/v1/stats", reader)
+    assert get_json(client, "/v1/stats", reader) == first and len(runs) == 1
+    assert get_json(client, "/v1/stats", reader, top=1)["by_source"] != first["by_source"]
+    assert len(runs) == 2  # other parameters, other answer
+    # Every kind of change is seen at once: a new claim, a verdict, a dispute.
+    make_claim(client, auth("ingester"), "Minsk ordered a snap readiness check.")
+    assert get_json(client, "/v1/stats", reader)["claims"] == 7
+    review(client, auth("checker"), ledger["claims"]["deaths"]["id"], "false")
+    assert get_json(client, "/v1/stats", reader)["by_status"]["false"] == 3
+    response = client.post(f"/v1/claims/{ledger['claims']['deaths']['id']}/attributions",
+                           json={"source_id": ledger["russia"]["id"], "stance": "denies"},
+                           headers=auth("ingester"))
+    assert response.status_code == 201, response.text
+    assert get_json(client, "/v1/stats", reader)["contested"] == 3
+    assert len(runs) == 5
+
+
+def test_get_stats_sees_another_workers_change(client, auth, ledger, settings, db):
+    reader = auth("reader")
+    before = get_json(client, "/v1/stats", reader)["claims"]
+    with TestClient(create_app(settings, database=db)) as other:  # another worker
+        make_claim(other, auth("ingester"), "Gomel's airfield received new helicopters.")
+    assert get_json(client, "/v1/stats", reader)["claims"] == before + 1
+
+
+def test_stats_cache_computes_once_for_callers_asking_together(db):
+    cache = stats_module.StatsCache()
+    started, calls = threading.Event(), []
+
+    def compute():
+        calls.append(1)
+        started.set()
+        time.sleep(0.3)
+        return f"answer {len(calls)}"
+
+    def ask(out: list) -> None:
+        with db.session() as session:
+            out.append(cache.get(session, "key", compute))
+
+    answers: list = []
+    first = threading.Thread(target=ask, args=(answers,))
+    first.start()
+    started.wait(5)
+    others = [threading.Thread(target=ask, args=(answers,)) for _ in range(3)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(10)
+    assert answers == ["answer 1"] * 4 and len(calls) == 1
 
 
 def test_get_source_record_counts_verdicts_by_stance(client, auth, ledger):

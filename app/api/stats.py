@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from app import stats
 from app.api import READ_ERRORS
@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=READ_ERRORS)
 
 @router.get("")
 def get_stats(
+    request: Request,
     _: ReaderKey,
     session: SessionDep,
     since: Annotated[
@@ -25,11 +26,16 @@ def get_stats(
     ] = None,
     top: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> stats.Stats:
-    """Counts by status, source, source kind and topic; contested; claims and reviews per day."""
+    """Counts by status, source, source kind and topic; contested; claims and reviews per day.
+
+    Computed afresh after any change to the ledger, otherwise answered from memory.
+    """
     until = until or datetime.now(UTC).date()
     since = since or until - timedelta(days=29)
     if since > until:
         raise Unprocessable("since is after until")
     if (until - since).days > 366 * 5:
         raise Unprocessable("per_day covers at most five years; narrow since/until")
-    return stats.ledger_stats(session, since=since, until=until, top=top)
+    cache: stats.StatsCache = request.app.state.stats_cache
+    return cache.get(session, (since, until, top), lambda: stats.ledger_stats(
+        session, since=since, until=until, top=top))
