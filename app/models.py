@@ -314,7 +314,11 @@ class AttributionBase(SQLModel):
 
 
 class Attribution(AttributionBase, table=True):
-    __table_args__ = (sa.Index("ix_attribution_source_id_stance", "source_id", "stance"),)
+    __table_args__ = (
+        sa.Index("ix_attribution_source_id_stance", "source_id", "stance"),
+        # Distinct claims per source (/v1/stats) from the index alone (migration 0005).
+        sa.Index("ix_attribution_source_id_claim_id", "source_id", "claim_id"),
+    )
     id: str = Field(default_factory=lambda: new_id("att"), primary_key=True)
     claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", index=True)
     source_id: str = Field(foreign_key="source.id", ondelete="RESTRICT")

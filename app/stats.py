@@ -163,10 +163,13 @@ def ledger_stats(session: Session, *, since: date, until: date, top: int = 20) -
     by_status = {Status(s): n for s, n in session.exec(
         select(Claim.status, sa.func.count()).where(live).group_by(Claim.status))}
     per_claim = sa.func.count(sa.distinct(Attribution.claim_id))
+    # Counted per source_id first (from the (source_id, claim_id) index), then joined.
+    counts = select(Attribution.source_id, per_claim.label("n")) \
+        .group_by(Attribution.source_id).subquery()
     by_source = [
         SourceCount(source=source_ref(src), claims=n) for src, n in session.exec(
-            select(Source, per_claim).join(Attribution, Attribution.source_id == Source.id)
-            .group_by(Source.id).order_by(per_claim.desc(), Source.name).limit(top))
+            select(Source, counts.c.n).join(counts, counts.c.source_id == Source.id)
+            .order_by(counts.c.n.desc(), Source.name).limit(top))
     ]
     by_kind = {kind: n for kind, n in session.exec(
         select(Source.kind, per_claim).join(Attribution, Attribution.source_id == Source.id)
