@@ -55,11 +55,10 @@ Time = Annotated[InputTime | None, Query(description="RFC 3339 time with offset"
 Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated_at"]
 
 
-@router.post("", status_code=201, responses=WRITE_ERRORS)
+@router.post("", status_code=201, responses=WRITE_ERRORS, response_model=ClaimCreated)
 async def create_claim(
     claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, writer: ClaimWriterDep,
-    response: Response,
-) -> ClaimCreated:
+) -> Response:
     """Register a claim (`unverified`), optionally with attributions naming sources.
 
     `likely_duplicates` lists existing claims with the same or nearly the same words.
@@ -67,8 +66,9 @@ async def create_claim(
     its claim is committed.
     """
     created = await writer.create(claim_in, actor=key.name, idem=idem)
-    response.headers.update(headers_of(created))
-    return created
+    # Serialised here: FastAPI would validate the built model all over again first.
+    return Response(created.__pydantic_serializer__.to_json(created), status_code=201,
+                    media_type="application/json", headers=headers_of(created))
 
 
 @router.get("", response_model=Page[ClaimPublic])
