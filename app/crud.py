@@ -767,6 +767,30 @@ def _add_attribution(
     return attribution, source
 
 
+# One claim's representation carries all its attributions and links, so both are capped
+# (the response stays bounded; 100 inline attributions per request are allowed).
+MAX_ATTRIBUTIONS = 500
+MAX_LINKS = 500
+
+
+def check_room(session: Session, claim_id: str, *, attributions: int = 0,
+               links: int = 0) -> None:
+    """409 if adding this many attributions or links would take the claim past its cap."""
+    for what, adding, cap, count in (
+        ("attributions", attributions, MAX_ATTRIBUTIONS, sa.select(sa.func.count()).where(
+            Attribution.claim_id == claim_id)),
+        ("links", links, MAX_LINKS, sa.select(sa.func.count()).select_from(ClaimLink).where(
+            sa.or_(ClaimLink.claim_id == claim_id, ClaimLink.target_id == claim_id))),
+    ):
+        if adding and session.execute(count).scalar_one() + adding > cap:
+            raise too_many(claim_id, what, cap)
+
+
+def too_many(claim_id: str, what: str, cap: int) -> Conflict:
+    return Conflict(f"claim {claim_id} would have more than {cap} {what}, the most one claim "
+                    "may have; register a new claim and link it instead")
+
+
 def add_attribution(
     session: Session, *, claim: Claim, att_in: AttributionCreate, expected_version: int | None,
     actor: str,
@@ -775,6 +799,7 @@ def add_attribution(
     lock_source_names(session, [att_in.source] if att_in.source else [])
     ensure_not_merged(claim)
     check_version(claim.version, expected_version, f"claim {claim.id}")
+    check_room(session, claim.id, attributions=1)
     attribution, _ = _add_attribution(session, claim, att_in, actor=actor)
     touch(claim)
     session.add(claim)
@@ -830,6 +855,8 @@ def create_link(
     if exists is not None:
         raise Conflict(f"claim {claim.id} already {link_in.kind} {target.id} (link {exists})",
                        link_id=exists)
+    for end in (claim, target):
+        check_room(session, end.id, links=1)
     link = ClaimLink(claim_id=claim.id, target_id=target.id, kind=link_in.kind,
                      note=link_in.note, created_by=actor)
     session.add(link)
@@ -857,10 +884,16 @@ def merge_claims(
         raise Unprocessable(f"claim {duplicate_id} does not exist")
     if duplicate.duplicate_of is not None:
         raise Conflict(f"claim {duplicate_id} was already merged into {duplicate.duplicate_of}")
+    check_room(session, claim.id, attributions=session.execute(
+        sa.select(sa.func.count()).where(Attribution.claim_id == duplicate.id)).scalar_one())
     moved = _move_attributions(session, duplicate, claim)
     topics = set(session.exec(select(ClaimTopic.topic).where(
         col(ClaimTopic.claim_id).in_([claim.id, duplicate.id]))).all())
     _set_topics(session, claim.id, sorted(topics))
+    check_room(session, claim.id, links=session.execute(
+        sa.select(sa.func.count()).select_from(ClaimLink).where(sa.or_(
+            ClaimLink.claim_id == duplicate.id, ClaimLink.target_id == duplicate.id))
+    ).scalar_one())
     relinked = _move_links(session, duplicate, claim)
     duplicate.duplicate_of = claim.id
     for end in (duplicate, claim):

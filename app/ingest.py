@@ -151,8 +151,12 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
             results[index] = _update(session, index, claim, claim_in, sources, actor=actor)
         elif fp in by_fingerprint:
             claim_id = by_fingerprint[fp]
-            added = _add_missing_attributions(session, claim_id, claim_in, sources, actor=actor,
-                                              pending=pending)
+            try:
+                added = _add_missing_attributions(session, claim_id, claim_in, sources,
+                                                  actor=actor, pending=pending)
+            except AppError as exc:  # raised before anything of this item was written
+                results[index] = _error(index, exc)
+                continue
             results[index] = IngestResult(index=index, status="duplicate", claim_id=claim_id,
                                           attributions_added=added)
         else:
@@ -268,19 +272,24 @@ def _add_missing_attributions(
                 for a in first.attributions}
         extra = [a for a in claim_in.attributions
                  if (source_of(a, sources), a.stance, a.quote, a.citation_url) not in have]
+        if len(first.attributions) + len(extra) > crud.MAX_ATTRIBUTIONS:
+            raise crud.too_many(claim_id, "attributions", crud.MAX_ATTRIBUTIONS)
         first.attributions.extend(extra)
         return len(extra)
     claim = session.get(Claim, claim_id)
     existing = {crud.attribution_key(a) for a in session.exec(
         select(Attribution).where(Attribution.claim_id == claim_id))}
-    added = 0
+    rows = []
     for att in claim_in.attributions:
         row = Attribution(**_attribution_values(att, claim_id, source_of(att, sources), actor))
-        if crud.attribution_key(row) in existing:
-            continue
-        existing.add(crud.attribution_key(row))
+        if crud.attribution_key(row) not in existing:
+            existing.add(crud.attribution_key(row))
+            rows.append(row)
+    if rows:
+        crud.check_room(session, claim_id, attributions=len(rows))
+    for row in rows:
         session.add(row)
-        added += 1
+    added = len(rows)
     if added:
         crud.touch(claim)
         session.add(claim)
