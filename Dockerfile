@@ -5,16 +5,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# app/migrate.py looks for migrations/ next to the app package, and the wheel ships only
-# app/: import the app from this source tree so `serve` can migrate.
-ENV PYTHONPATH=/srv/claimledger
 # Without PostgreSQL: an SQLite file on the /data volume (the service user cannot write
 # anywhere else).
 ENV CLAIMLEDGER_DATABASE_URL=sqlite:////data/claimledger.db
 
 WORKDIR /srv/claimledger
 
-# Dependencies and the `claimledger` command (psycopg[binary] needs no compiler).
+# Dependencies and the `claimledger` command (psycopg[binary] needs no compiler); the
+# wheel carries the migrations (app/_migrations), so `serve` migrates from the install.
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations

@@ -8,7 +8,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# The source tree's migrations/, or in an installed wheel the copy shipped as
+# app/_migrations (pyproject.toml).
+_SOURCE_TREE = Path(__file__).resolve().parent.parent / "migrations"
+_IN_WHEEL = Path(__file__).resolve().parent / "_migrations"
+MIGRATIONS = _SOURCE_TREE if _SOURCE_TREE.is_dir() else _IN_WHEEL
 
 
 def alembic_config(database_url: str) -> Config:
