@@ -3,8 +3,9 @@
 The index (`claim_search`, created by migrations only) is refreshed by `index_claims`
 on every write path; crud.record_claim_event calls it, so no path can forget.
 User input never reaches the query syntax: SQLite gets quoted tokens, PostgreSQL
-`plainto_tsquery`. Terms that match a large share of the ledger are ranked within
-the first `RANK_CAP` matches only, so common words stay fast.
+`plainto_tsquery`. A search by relevance ranks a window of RANK_WINDOW matches
+(`ranked_window`); `matches` (time sorts, and relevance when filters leave too little of
+a full window) ranks up to RANK_CAP, so common words stay fast either way.
 """
 
 import math
