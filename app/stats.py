@@ -134,10 +134,11 @@ class StatsCache:
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
-            hit = self._values.get(key)
-            if hit is not None and hit[0] == stamp:
-                self._values.move_to_end(key)
-                return hit[1]
+            with self._guard:  # another key's eviction may run meanwhile
+                hit = self._values.get(key)
+                if hit is not None and hit[0] == stamp:
+                    self._values.move_to_end(key)
+                    return hit[1]
             value = compute()
             with self._guard:
                 self._values[key] = (stamp, value)

@@ -228,3 +228,15 @@ def test_get_source_record_follows_new_verdicts(client, auth, ledger):
 
 def test_get_source_record_unknown_source_is_404(client, auth):
     assert_problem(client.get("/v1/sources/src_nope/record", headers=auth("reader")), 404)
+
+
+def test_stats_cache_keeps_its_newest_entries(db):
+    cache, calls = stats_module.StatsCache(entries=2), []
+
+    def ask(key: str) -> str:
+        with db.session() as session:
+            return cache.get(session, key, lambda: calls.append(key) or f"for {key}")
+
+    for key in ("a", "b", "a", "c", "a", "b"):  # c evicts b (a was used last); b again
+        assert ask(key) == f"for {key}"
+    assert calls == ["a", "b", "c", "b"]
