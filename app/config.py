@@ -2,6 +2,7 @@
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -40,7 +41,7 @@ class Settings(BaseSettings):
     # SQLite's page cache per pooled connection (KiB). Up to 48 connections each keep
     # their own: at the default 2 MiB that alone could reach ~100 MB per worker; the
     # operating system caches the file's pages for all of them anyway.
-    sqlite_cache_kib: int = 512
+    sqlite_cache_kib: int = Field(default=512, ge=64)
 
     @property
     def is_sqlite(self) -> bool:

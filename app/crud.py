@@ -524,14 +524,18 @@ def not_merged() -> sa.ColumnElement[bool]:
 
 def list_claims(
     session: Session, *, where: list[sa.ColumnElement[bool]], sort: str | None = None,
-    limit: int, cursor: str | None = None, q: str | None = None,
+    limit: int, cursor: str | None = None, q: str | None = None, filtered: bool = False,
 ) -> Page[ClaimPublic]:
-    """A page of claims in a stable order: by relevance for a search, else by time, then id."""
+    """A page of claims in a stable order: by relevance for a search, else by time, then id.
+
+    `filtered`: `where` narrows more than the default (merged duplicates out) does.
+    """
     # Plain rows, not ORM objects: a page is only read (claims_public takes either).
     query = sa.select(_CLAIM_TABLE).where(*where)
     if q is not None:
         if sort is None or sort == "relevance":
-            return _list_by_relevance(session, query, where, q=q, limit=limit, cursor=cursor)
+            return _list_by_relevance(session, query, where, q=q, limit=limit, cursor=cursor,
+                                      filtered=filtered)
         found = search.matches(session, q)
         if found is None:  # no words to search for
             return Page(items=[], next_cursor=None)
@@ -565,30 +569,31 @@ def list_claims(
 
 def _list_by_relevance(
     session: Session, query: Any, where: list[sa.ColumnElement[bool]], *, q: str, limit: int,
-    cursor: str | None,
+    cursor: str | None, filtered: bool = False,
 ) -> Page[ClaimPublic]:
     """Search results, best first; the cursor is a position in this query's ranked list.
 
-    A window of search.RANK_WINDOW matches is ranked (fast whatever the term). When that
-    window is full and the filters leave too few of its matches for the first page, the
-    search is ranked in SQL over up to search.RANK_CAP matches instead; the cursor
-    remembers which of the two ranked the first page, so pages never mix them.
+    A window of search.RANK_WINDOW matches is ranked (fast whatever the term). A filtered
+    search whose window is full is ranked in SQL over up to search.RANK_CAP matches
+    instead, so the filters see more than the window (whatever the page size); the
+    cursor remembers which of the two ranked the first page, so pages never mix them.
     """
     offset, mode = 0, None
     if cursor:
-        offset, cursor_q, mode = decode_cursor(cursor, length=3)
+        try:
+            offset, cursor_q, mode = decode_cursor(cursor, length=3)
+        except BadRequest:  # a cursor from before windows: [offset, q], ranked in SQL
+            (offset, cursor_q), mode = decode_cursor(cursor, length=2), "sql"
         if not isinstance(offset, int) or not 0 <= offset <= search.RANK_CAP \
                 or cursor_q != q or mode not in ("window", "sql"):
             raise BadRequest("this cursor belongs to another search")
     rows: list[Any] | None = None
     if mode != "sql":
         scores = search.ranked_window(session, q)
-        rows = _ranked_rows(session, where, scores, wanted=offset + limit + 1)
-        wanted = offset + limit + 1
-        if mode is None and len(scores) >= search.RANK_WINDOW \
-                and len(rows) < min(wanted, len(scores)):
-            rows = None  # the filters left too few of a full window for this page
+        if mode is None and filtered and len(scores) >= search.RANK_WINDOW:
+            rows = None  # filters over a full window: rank more matches in SQL
         else:
+            rows = _ranked_rows(session, where, scores, wanted=offset + limit + 1)
             mode = "window"
     if rows is not None:
         page, more = rows[offset:offset + limit], len(rows) > offset + limit
@@ -774,15 +779,16 @@ MAX_LINKS = 500
 
 
 def check_room(session: Session, claim_id: str, *, attributions: int = 0,
-               links: int = 0) -> None:
-    """409 if adding this many attributions or links would take the claim past its cap."""
+               links: int = 0, over: bool = False) -> None:
+    """409 if adding this many attributions or links would take the claim past its cap;
+    `over`: they are already added (flushed), so only a count past the cap fails."""
     for what, adding, cap, count in (
         ("attributions", attributions, MAX_ATTRIBUTIONS, sa.select(sa.func.count()).where(
             Attribution.claim_id == claim_id)),
         ("links", links, MAX_LINKS, sa.select(sa.func.count()).select_from(ClaimLink).where(
             sa.or_(ClaimLink.claim_id == claim_id, ClaimLink.target_id == claim_id))),
     ):
-        if adding and session.execute(count).scalar_one() + adding > cap:
+        if adding and session.execute(count).scalar_one() + (0 if over else adding) > cap:
             raise too_many(claim_id, what, cap)
 
 
@@ -884,17 +890,15 @@ def merge_claims(
         raise Unprocessable(f"claim {duplicate_id} does not exist")
     if duplicate.duplicate_of is not None:
         raise Conflict(f"claim {duplicate_id} was already merged into {duplicate.duplicate_of}")
-    check_room(session, claim.id, attributions=session.execute(
-        sa.select(sa.func.count()).where(Attribution.claim_id == duplicate.id)).scalar_one())
     moved = _move_attributions(session, duplicate, claim)
     topics = set(session.exec(select(ClaimTopic.topic).where(
         col(ClaimTopic.claim_id).in_([claim.id, duplicate.id]))).all())
     _set_topics(session, claim.id, sorted(topics))
-    check_room(session, claim.id, links=session.execute(
-        sa.select(sa.func.count()).select_from(ClaimLink).where(sa.or_(
-            ClaimLink.claim_id == duplicate.id, ClaimLink.target_id == duplicate.id))
-    ).scalar_one())
     relinked = _move_links(session, duplicate, claim)
+    session.flush()
+    # Counted after the moves (shared attributions and repeated links fold away); a 409
+    # here rolls the whole merge back.
+    check_room(session, claim.id, attributions=1, links=1, over=True)
     duplicate.duplicate_of = claim.id
     for end in (duplicate, claim):
         touch(end)

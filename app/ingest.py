@@ -148,7 +148,10 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
         external = (claim_in.origin, claim_in.external_id)
         if claim_in.origin is not None and external in by_external:
             claim = session.get(Claim, by_external[external])
-            results[index] = _update(session, index, claim, claim_in, sources, actor=actor)
+            try:
+                results[index] = _update(session, index, claim, claim_in, sources, actor=actor)
+            except AppError as exc:  # raised before anything of this item was written
+                results[index] = _error(index, exc)
         elif fp in by_fingerprint:
             claim_id = by_fingerprint[fp]
             try:
@@ -276,7 +279,13 @@ def _add_missing_attributions(
             raise crud.too_many(claim_id, "attributions", crud.MAX_ATTRIBUTIONS)
         first.attributions.extend(extra)
         return len(extra)
-    claim = session.get(Claim, claim_id)
+    rows = _missing_rows(session, claim_id, claim_in, sources, actor=actor)
+    return _attach(session, session.get(Claim, claim_id), rows, actor=actor)
+
+
+def _missing_rows(session: Session, claim_id: str, claim_in: ClaimCreate,
+                  sources: dict[str, str], *, actor: str) -> list[Attribution]:
+    """The item's attributions the stored claim lacks; 409 (before any write) past the cap."""
     existing = {crud.attribution_key(a) for a in session.exec(
         select(Attribution).where(Attribution.claim_id == claim_id))}
     rows = []
@@ -287,29 +296,33 @@ def _add_missing_attributions(
             rows.append(row)
     if rows:
         crud.check_room(session, claim_id, attributions=len(rows))
+    return rows
+
+
+def _attach(session: Session, claim: Claim, rows: list[Attribution], *, actor: str) -> int:
     for row in rows:
         session.add(row)
-    added = len(rows)
-    if added:
+    if rows:
         crud.touch(claim)
         session.add(claim)
         crud.record_claim_event(session, claim, actor=actor, action="attribution.created",
-                                changes={"attributions_added": added, "via": "ingest"})
-    return added
+                                changes={"attributions_added": len(rows), "via": "ingest"})
+    return len(rows)
 
 
 def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
             sources: dict[str, str], *, actor: str) -> IngestResult:
     fields = claim_in.model_dump(include=set(ClaimUpdate.model_fields))
     update = ClaimUpdate.model_validate(fields)
+    target = claim
+    while target.duplicate_of is not None:  # merged away: new sources go to the survivor
+        target = session.get(Claim, target.duplicate_of)
+    rows = _missing_rows(session, target.id, claim_in, sources, actor=actor)  # may 409 first
     if claim.duplicate_of is None:
         crud.update_claim(session, claim=claim, claim_in=update, expected_version=None,
                           actor=actor)
-    while claim.duplicate_of is not None:  # merged away: new sources go to the survivor
-        claim = session.get(Claim, claim.duplicate_of)
-    added = _add_missing_attributions(session, claim.id, claim_in, sources, actor=actor,
-                                      pending={})
-    return IngestResult(index=index, status="updated", claim_id=claim.id,
+    added = _attach(session, target, rows, actor=actor)
+    return IngestResult(index=index, status="updated", claim_id=target.id,
                         attributions_added=added)
 
 

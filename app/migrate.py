@@ -8,11 +8,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
-# The source tree's migrations/, or in an installed wheel the copy shipped as
-# app/_migrations (pyproject.toml).
-_SOURCE_TREE = Path(__file__).resolve().parent.parent / "migrations"
+# An installed wheel's copy, shipped as app/_migrations (pyproject.toml), else the source
+# tree's migrations/ (checkouts and editable installs).
 _IN_WHEEL = Path(__file__).resolve().parent / "_migrations"
-MIGRATIONS = _SOURCE_TREE if _SOURCE_TREE.is_dir() else _IN_WHEEL
+_SOURCE_TREE = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = _IN_WHEEL if (_IN_WHEEL / "env.py").is_file() else _SOURCE_TREE
 
 
 def alembic_config(database_url: str) -> Config:

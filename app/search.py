@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 
 from app.models import Attribution, Claim, Source
 from app.similarity import STOPWORDS
+from app.text import fold
 
 RANK_CAP = 2000
 # A search by relevance ranks at most this many matches (see `ranked_window`).
@@ -219,7 +220,7 @@ def _ranked_sqlite(conn: sa.Connection, words: Sequence[str]) -> dict[str, float
         for hit in _HIT.findall(body):
             word = word_of.get(hit)
             if word is None:
-                word = word_of[hit] = _closest(hit.casefold(), unique)
+                word = word_of[hit] = _closest(fold(hit), unique)
             tf[word] += 1
         norm = _K1 * (1 - _B + _B * length / average)
         score = sum(weight[w] * n * (_K1 + 1) / (n + norm) for w, n in tf.items() if n)
@@ -239,10 +240,11 @@ def _idf(conn: sa.Connection, words: Sequence[str]) -> dict[str, float]:
 
 
 def _closest(hit: str, words: Sequence[str]) -> str:
-    """The query word a highlighted hit matched (stemming may have changed its ending)."""
+    """The query word a highlighted hit matched (stemming may have changed its ending;
+    both are compared folded, as the index compares them: case and accents off)."""
     def shared(word: str) -> int:
         n = 0
-        for a, b in zip(hit, word, strict=False):
+        for a, b in zip(hit, fold(word), strict=False):
             if a != b:
                 break
             n += 1

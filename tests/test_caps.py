@@ -1,6 +1,7 @@
 """One claim's representation stays bounded: attributions and links per claim are capped
-(crud.MAX_ATTRIBUTIONS, crud.MAX_LINKS) on every path that adds them, with a 409 that
-writes nothing."""
+(crud.MAX_ATTRIBUTIONS, crud.MAX_LINKS) on every path that adds them. Past the cap: a 409
+that leaves the claim as it was (in a batch, that item fails alone; sources it names are
+still created, as for any failing item)."""
 
 import pytest
 
@@ -80,3 +81,44 @@ def test_link_and_merge_past_the_cap_are_409(client, auth, small_caps):
     assert_problem(response, 409, contains="more than 2 attributions")
     assert get_json(client, f"/v1/claims/{c['id']}", auth("reader")) == before
     assert get_json(client, f"/v1/claims/{b['id']}", auth("reader"))["duplicate_of"] is None
+
+
+def test_ingest_update_past_the_cap_fails_alone_and_edits_nothing(client, auth, small_caps):
+    ing = auth("ingester")
+    first = ingest(client, ing, [{"text": "Exercises began near Baranovichi.",
+                                  "origin": "wire", "external_id": "7"}])
+    claim_id = first["items"][0]["claim_id"]
+    body = ingest(client, ing, [
+        {"text": "Exercises ended near Baranovichi.", "origin": "wire", "external_id": "7",
+         "attributions": [{"source": "BelTA", "stance": "reports"},
+                          {"source": "ISW", "stance": "asserts"},
+                          {"source": "OHCHR", "stance": "asserts"}]},
+        {"text": "An unrelated claim about Pinsk."},
+    ])
+    assert [i["status"] for i in body["items"]] == ["error", "created"], body
+    assert body["items"][0]["error"]["status"] == 409
+    claim = get_json(client, f"/v1/claims/{claim_id}", auth("reader"))
+    assert claim["text"] == "Exercises began near Baranovichi." and claim["attributions"] == []
+    assert claim["version"] == 1
+
+
+def test_merge_counts_what_the_claim_would_hold(client, auth, small_caps):
+    """Attributions the two share fold into one: a merge that ends at the cap is fine."""
+    ing, checker = auth("ingester"), auth("checker")
+    keep = make_claim(client, ing, "Troops moved toward Mozyr overnight.")
+    dup = make_claim(client, ing, "Troops moved towards Mozyr overnight.")
+    for claim in (keep, dup):
+        add_attribution(client, ing, claim["id"], source="BelTA", stance="reports")
+    add_attribution(client, ing, keep["id"], source="ISW", stance="asserts")
+    response = client.post(f"/v1/claims/{keep['id']}/merge", headers=checker,
+                           json={"duplicate_id": dup["id"]})
+    assert response.status_code == 200, response.text
+    assert len(get_json(client, f"/v1/claims/{keep['id']}", auth("reader"))["attributions"]) == 2
+
+
+def test_sqlite_cache_setting_must_be_positive():
+    from pydantic import ValidationError
+
+    from app.config import Settings
+    with pytest.raises(ValidationError):
+        Settings(sqlite_cache_kib=-5)

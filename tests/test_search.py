@@ -3,6 +3,7 @@
 import pytest
 
 from app import search
+from app.pagination import encode_cursor
 from tests.factories import (
     add_attribution,
     assert_problem,
@@ -145,22 +146,47 @@ def test_search_claims_beyond_the_rank_window(client, auth, settings, monkeypatc
         review(client, auth("checker"), cid, "false")
     new = [make_claim(client, auth("ingester"), f"Column {n} of trucks seen near Yelsk.")["id"]
            for n in range(4)]
+    for cid in new[2:]:  # two of the window's claims are false as well
+        review(client, auth("checker"), cid, "false")
     reader = auth("reader")
     found = search_ids(client, reader, "column yelsk")
     assert len(found) == len(set(found))
     assert len(found) == 3 and set(found) <= set(old + new)
     if settings.database_url.startswith("sqlite"):  # the newest 3 matches
         assert set(found) == set(new[1:])
-    # The false ones are all older than the window: found anyway, across pages of one.
-    pages, cursor = [], None
-    while True:
-        page = get_json(client, "/v1/claims", reader, q="column yelsk", status="false", limit=1,
-                        **({"cursor": cursor} if cursor else {}))
-        pages += [c["id"] for c in page["items"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
-    assert sorted(pages) == sorted(old) and len(pages) == 3
+    # Filtered, every false match is found (three of them older than the window), whatever
+    # the page size, and pages of one neither repeat nor skip.
+    for limit in (1, 2, 5):
+        pages, cursor = [], None
+        while True:
+            page = get_json(client, "/v1/claims", reader, q="column yelsk", status="false",
+                            limit=limit, **({"cursor": cursor} if cursor else {}))
+            pages += [c["id"] for c in page["items"]]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert sorted(pages) == sorted(old + new[2:]) and len(pages) == 5, limit
+
+
+def test_search_claims_cursor_from_before_windows_still_pages(client, auth):
+    for n in range(3):
+        make_claim(client, auth("ingester"), f"Convoy {n} reached Mazyr.")
+    whole = search_ids(client, auth("reader"), "convoy mazyr")
+    old_style = encode_cursor(1, "convoy mazyr")  # [offset, q]: ranked in SQL
+    page = get_json(client, "/v1/claims", auth("reader"), q="convoy mazyr", limit=5,
+                    cursor=old_style)
+    assert [c["id"] for c in page["items"]] == whole[1:]
+
+
+def test_search_claims_accented_word_weighs_the_same_in_any_order(client, auth, settings):
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL ranks with ts_rank_cd, which gives words no weights")
+    for n in range(5):
+        make_claim(client, auth("ingester"), f"Minsk report {n}.")
+    many_minsk = make_claim(client, auth("ingester"), "Minsk, Minsk, Minsk: a Škoda parade.")
+    many_skoda = make_claim(client, auth("ingester"), "Minsk watched Škoda after Škoda.")
+    for q in ("Škoda Minsk", "Minsk Škoda", "skoda minsk", "minsk skoda"):
+        assert search_ids(client, auth("reader"), q) == [many_skoda["id"], many_minsk["id"]], q
 
 
 # --- the index follows every write ----------------------------------------------------

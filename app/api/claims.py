@@ -103,7 +103,9 @@ def list_claims(
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    page = crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q)
+    filtered = len(where) > len(crud.claim_filters(include_merged=include_merged))
+    page = crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q,
+                            filtered=filtered)
     # Serialised here: the page is built from validated models, and FastAPI's own pass
     # would validate all of it again (a third of a search's time).
     return Response(page.__pydantic_serializer__.to_json(page), media_type="application/json")
