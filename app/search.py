@@ -175,7 +175,7 @@ def _count_capped(session: Session, query: sa.Select) -> bool:
 # 1,000,000 claims). So a search ranks a window of at most RANK_WINDOW matches: on SQLite
 # the newest (FTS5 walks rowids backwards and stops), scored with BM25 in Python from the
 # hits highlight() marks, a word's weight coming from its match count up to _DF_CAP; on
-# PostgreSQL the first the GIN index yields, scored by ts_rank_cd.
+# PostgreSQL the newest by `seq` (migration 0006), scored by ts_rank_cd.
 _K1, _B = 1.2, 0.75
 _DF_CAP = 5000
 _HIT = re.compile("\x02([^\x03]*)\x03")
@@ -189,7 +189,8 @@ def ranked_window(session: Session, query: str) -> dict[str, float]:
     if _dialect(session) == "postgresql":
         return {claim_id: -rank for claim_id, rank in session.connection().execute(sa.text(
             "SELECT claim_id, ts_rank_cd(document, q) FROM claim_search, "
-            "plainto_tsquery('english', :q) AS q WHERE document @@ q LIMIT :n"),
+            "plainto_tsquery('english', :q) AS q WHERE document @@ q "
+            "ORDER BY seq DESC LIMIT :n"),
             {"q": " ".join(words), "n": RANK_WINDOW})}
     return _ranked_sqlite(session.connection(), words)
 
