@@ -3,9 +3,9 @@
 The index (`claim_search`, created by migrations only) is refreshed by `index_claims`
 on every write path; crud.record_claim_event calls it, so no path can forget.
 User input never reaches the query syntax: SQLite gets quoted tokens, PostgreSQL
-`plainto_tsquery`. A search by relevance ranks a window of RANK_WINDOW matches
-(`ranked_window`); `matches` (time sorts, and relevance when filters leave too little of
-a full window) ranks up to RANK_CAP, so common words stay fast either way.
+`plainto_tsquery`. A search by relevance ranks a window of the newest RANK_WINDOW
+matches (`ranked_window`); `matches` (time sorts, and a filtered search over a full
+window) ranks up to RANK_CAP, so common words stay fast either way.
 """
 
 import math
