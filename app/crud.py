@@ -587,24 +587,20 @@ def _list_by_relevance(
         if not isinstance(offset, int) or not 0 <= offset <= search.RANK_CAP \
                 or cursor_q != q or mode not in ("window", "sql"):
             raise BadRequest("this cursor belongs to another search")
-    rows: list[Any] | None = None
     if mode != "sql":
         scores = search.ranked_window(session, q)
-        if mode is None and filtered and len(scores) >= search.RANK_WINDOW:
-            rows = None  # filters over a full window: rank more matches in SQL
-        else:
-            rows = _ranked_rows(session, where, scores, wanted=offset + limit + 1)
+        # A filtered search over a full window is ranked in SQL, over more matches.
+        if mode == "window" or not filtered or len(scores) < search.RANK_WINDOW:
             mode = "window"
-    if rows is not None:
-        page, more = rows[offset:offset + limit], len(rows) > offset + limit
-    else:
+            rows = _ranked_rows(session, where, scores, wanted=offset + limit + 1)[offset:]
+    if mode != "window":
         mode = "sql"
         found = search.matches(session, q)
-        got = [] if found is None else session.execute(
+        rows = [] if found is None else session.execute(
             query.join(found, found.c.claim_id == Claim.id)
             .order_by(found.c.score, Claim.id).offset(offset).limit(limit + 1)).all()
-        page, more = got[:limit], len(got) > limit
-    return Page(items=claims_public(session, page),
+    more = len(rows) > limit
+    return Page(items=claims_public(session, rows[:limit]),
                 next_cursor=encode_cursor(offset + limit, q, mode) if more else None)
 
 
@@ -778,17 +774,17 @@ MAX_ATTRIBUTIONS = 500
 MAX_LINKS = 500
 
 
-def check_room(session: Session, claim_id: str, *, attributions: int = 0,
-               links: int = 0, over: bool = False) -> None:
-    """409 if adding this many attributions or links would take the claim past its cap;
-    `over`: they are already added (flushed), so only a count past the cap fails."""
+def check_room(session: Session, claim_id: str, *, attributions: int | None = None,
+               links: int | None = None) -> None:
+    """409 if adding this many attributions or links would take the claim past its cap
+    (0: they are already flushed, check the count itself; None: not checked)."""
     for what, adding, cap, count in (
         ("attributions", attributions, MAX_ATTRIBUTIONS, sa.select(sa.func.count()).where(
             Attribution.claim_id == claim_id)),
         ("links", links, MAX_LINKS, sa.select(sa.func.count()).select_from(ClaimLink).where(
             sa.or_(ClaimLink.claim_id == claim_id, ClaimLink.target_id == claim_id))),
     ):
-        if adding and session.execute(count).scalar_one() + (0 if over else adding) > cap:
+        if adding is not None and session.execute(count).scalar_one() + adding > cap:
             raise too_many(claim_id, what, cap)
 
 
@@ -898,7 +894,7 @@ def merge_claims(
     session.flush()
     # Counted after the moves (shared attributions and repeated links fold away); a 409
     # here rolls the whole merge back.
-    check_room(session, claim.id, attributions=1, links=1, over=True)
+    check_room(session, claim.id, attributions=0, links=0)
     duplicate.duplicate_of = claim.id
     for end in (duplicate, claim):
         touch(end)
