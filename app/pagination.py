@@ -17,6 +17,12 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+def page_json(items: list[bytes], next_cursor: str | None) -> bytes:
+    """A page whose items are already JSON, as `Page` would serialise it."""
+    return b'{"items":[' + b",".join(items) + b'],"next_cursor":' + \
+        json.dumps(next_cursor).encode() + b"}"
+
+
 def encode_cursor(*parts: Any) -> str:
     raw = json.dumps(list(parts), separators=(",", ":"), default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -1,4 +1,5 @@
-"""`GET /v1/claims/{id}` from rendered JSON, reused while nothing it shows has changed.
+"""Claims from rendered JSON (`GET /v1/claims/{id}`, list and search pages), reused while
+nothing they show has changed.
 
 Rendering a claim takes five queries and a pydantic round; checking that a rendered copy
 is still current takes one small query. What a claim shows changes only with the claim's
@@ -11,10 +12,12 @@ the database, and every request still checks it. Bounded: least recently used co
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from app import crud
 from app.db import Database
@@ -28,6 +31,14 @@ _STAMP = sa.text(
 )
 
 _STAMP_SQLITE = str(_STAMP).replace(":id", "?")
+
+# The same stamps for a page of claims, in one query.
+_STAMPS = sa.text(
+    "SELECT c.id, c.version, max(s.updated_at) FROM claim AS c "
+    "LEFT JOIN attribution AS a ON a.claim_id = c.id "
+    "LEFT JOIN source AS s ON s.id = a.source_id "
+    "WHERE c.id IN :ids GROUP BY c.id, c.version"
+).bindparams(sa.bindparam("ids", expanding=True))
 
 
 class ClaimCache:
@@ -63,9 +74,43 @@ class ClaimCache:
         self._count("hit")
         return entry[1], entry[2]
 
-    def _count(self, result: str) -> None:
-        if self._counter is not None:
-            self._counter.labels(result).inc()
+    def _count(self, result: str, n: int = 1) -> None:
+        if self._counter is not None and n:
+            self._counter.labels(result).inc(n)
+
+    def render(self, session: Session, claims: Sequence[Any]) -> list[bytes]:
+        """The JSON of each claim (rows of a page, in order), reusing current copies.
+
+        One stamp query for the page; the claims without a current copy are rendered
+        together (crud.claims_public) and kept, filed under the stamp read before them.
+        """
+        if not claims:
+            return []
+        stamps = {cid: (version, newest) for cid, version, newest in session.connection()
+                  .execute(_STAMPS, {"ids": [c.id for c in claims]})}
+        bodies: dict[str, bytes] = {}
+        with self._lock:
+            for claim in claims:
+                entry = self._entries.get(claim.id)
+                if entry is not None and entry[0] == stamps.get(claim.id):
+                    self._entries.move_to_end(claim.id)
+                    bodies[claim.id] = entry[1]
+        missing = [c for c in claims if c.id not in bodies]
+        self._count("hit", len(bodies))
+        self._count("miss", len(missing))
+        if missing:
+            for public in crud.claims_public(session, missing):
+                body = bodies[public.id] = public.__pydantic_serializer__.to_json(public)
+                if public.id in stamps:
+                    self._store(public.id, stamps[public.id], body, public.version)
+        return [bodies[c.id] for c in claims]
+
+    def _store(self, claim_id: str, stamp: tuple[Any, ...], body: bytes, version: int) -> None:
+        with self._lock:
+            self._entries[claim_id] = (stamp, body, version)
+            self._entries.move_to_end(claim_id)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
     def close(self) -> None:
         if self._reader is not None:
@@ -93,9 +138,5 @@ class ClaimCache:
         with self.db.session() as session:
             public = crud.claim_public(session, crud.get_claim(session, claim_id))
         body = public.__pydantic_serializer__.to_json(public)
-        with self._lock:
-            self._entries[claim_id] = (stamp, body, public.version)
-            self._entries.move_to_end(claim_id)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+        self._store(claim_id, stamp, body, public.version)
         return body, public.version

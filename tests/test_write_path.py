@@ -203,3 +203,37 @@ def test_the_cache_is_bounded(settings, db, auth, size):
             response = client.get(f"/v1/claims/{claim_id}", headers=auth("reader"))
             assert response.status_code == 200 and response.json()["id"] == claim_id
         assert len(client.app.state.claim_cache._entries) == size
+
+
+def test_list_and_search_pages_follow_every_change(client, auth):
+    source = make_source(client, auth("checker"), "Institute for the Study of War")
+    claim = make_claim(client, auth("checker"), "Belarus moved troops to the border.",
+                       attributions=[{"source_id": source["id"], "stance": "asserts"}])
+    make_claim(client, auth("checker"), "Belarus hosts Russian bombers.")
+
+    def both() -> list[dict[str, Any]]:
+        listed = client.get("/v1/claims", headers=auth("reader"))
+        found = client.get("/v1/claims", params={"q": "troops border"}, headers=auth("reader"))
+        assert listed.status_code == found.status_code == 200, (listed.text, found.text)
+        mine = [c for c in listed.json()["items"] if c["id"] == claim["id"]]
+        assert [c["id"] for c in found.json()["items"]] == [claim["id"]]
+        assert mine == found.json()["items"]  # the same rendering either way
+        return mine[0]
+
+    first = both()
+    assert both() == first  # reused
+    assert client.get(f"/v1/claims/{claim['id']}", headers=auth("reader")).json() == first
+    hits = next(line for line in client.get("/metrics", headers=auth("reader")).text
+                .splitlines() if line.startswith('claimledger_claim_cache_total{result="hit"}'))
+    assert float(hits.split()[-1]) >= 3, hits
+
+    renamed = client.patch(f"/v1/sources/{source['id']}", json={"name": "ISW"},
+                           headers=with_version(auth("checker"), source["version"]))
+    assert renamed.status_code == 200, renamed.text
+    assert both()["attributions"][0]["source"]["name"] == "ISW"
+    reviewed = client.post(f"/v1/claims/{claim['id']}/reviews", json={"status": "in_review"},
+                           headers=auth("checker"))
+    assert reviewed.status_code == 201, reviewed.text
+    after = both()
+    assert after["status"] == "in_review" and after["version"] > first["version"]
+    assert after == client.get(f"/v1/claims/{claim['id']}", headers=auth("reader")).json()
