@@ -615,18 +615,19 @@ def _list_by_relevance(
 def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
                  scores: dict[str, float], *, wanted: int) -> list[Any]:
     """The claim rows of the ranked ids that pass the filters, best first: at least `wanted`
-    of them if there are that many. Checked a chunk at a time, so a first page reads
-    about a page's worth of rows, not the whole window."""
+    of them if there are that many. Checked a chunk at a time (the first one just what is
+    wanted, later ones larger, as the filters turn rows away), so a first page reads about
+    a page's worth of rows, not the whole window."""
     ranked = sorted(scores, key=lambda cid: (scores[cid], cid))
+    stmt = sa.select(_CLAIM_TABLE).where(*where, _CLAIM_TABLE.c.id.in_(_IDS))
+    conn = session.connection()
     kept: list[Any] = []
-    chunk = wanted + 16
-    for start in range(0, len(ranked), chunk):
+    start, chunk = 0, wanted
+    while start < len(ranked) and len(kept) < wanted:
         ids = ranked[start:start + chunk]
-        rows = {row.id: row for row in session.connection().execute(
-            sa.select(_CLAIM_TABLE).where(*where, col(Claim.id).in_(ids)))}
+        rows = {row.id: row for row in conn.execute(stmt, {"ids": ids})}
         kept += [rows[cid] for cid in ids if cid in rows]
-        if len(kept) >= wanted:
-            break
+        start, chunk = start + chunk, 4 * wanted
     return kept
 
 
