@@ -54,12 +54,19 @@ def _token_hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big") % _PRIME
 
 
+@lru_cache(maxsize=8192)  # ~1.5 KB each; words recur, and this was most of a claim's MinHash
+def _permuted(word: str) -> tuple[int, ...]:
+    """The word's hash under each of the BANDS * ROWS permutations."""
+    h = _token_hash(word)
+    return tuple((a * h + b) % _PRIME for a, b in _PERMS)
+
+
 def bands(word_set: Iterable[str]) -> list[int]:
     """The claim's band keys (none for a claim without comparable words)."""
-    hashes = [_token_hash(w) for w in word_set]
-    if not hashes:
+    permuted = [_permuted(w) for w in word_set]
+    if not permuted:
         return []
-    mins = [min((a * h + b) % _PRIME for h in hashes) for a, b in _PERMS]
+    mins = list(map(min, zip(*permuted, strict=True)))
     return [
         ((mins[i * ROWS] * 0x9E3779B97F4A7C15 + mins[i * ROWS + 1]) * 31 + i) & _MASK
         for i in range(BANDS)
