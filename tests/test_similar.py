@@ -1,5 +1,6 @@
 """Near duplicates: GET /v1/claims/{claim_id}/similar and `likely_duplicates` on create."""
 
+from app import similarity
 from tests.factories import assert_problem, get_json, make_claim, with_version
 
 BASE = "Thousands of Russian soldiers have been stationed in Belarus since October."
@@ -96,3 +97,12 @@ def test_create_claim_likely_duplicates_skip_merged_claims(client, auth):
     again = make_claim(client, auth("ingester"), CLOSE.upper())
     assert [(d["claim_id"], d["score"]) for d in again["likely_duplicates"]] == [
         (base["id"], 0.75)]
+
+
+def test_band_keys_never_change():
+    """Stored band keys are compared with new ones: a faster MinHash must compute the same."""
+    text = "Thousands of Russian soldiers have been stationed in Belarus since October."
+    keys = similarity.text_bands(text)
+    assert len(keys) == similarity.BANDS
+    assert keys[:3] == (3406956233754718401, 3601587213005815068, 7221510239155341971)
+    assert similarity.text_bands("the of and") == ()
