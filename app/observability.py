@@ -70,8 +70,7 @@ def shared_metrics_dir() -> str | None:
 
 
 class Metrics:
-    """The app's Prometheus metrics: in a registry of its own (one per app instance), or,
-    under `serve --workers N`, in files that whichever worker answers /metrics adds up."""
+    """The app's Prometheus metrics: a registry per app, or files all workers' scrapes sum."""
 
     def __init__(self) -> None:
         self.shared_dir = shared_metrics_dir()
@@ -137,8 +136,7 @@ class Metrics:
         return generate_latest(self.registry)
 
     def close(self) -> None:
-        """Stop refreshing; under several workers, take this worker out of the live gauges
-        (its counters and histograms stay in the totals)."""
+        """Stop; with several workers, leave the live gauges (the counts stay in the sums)."""
         self._stop.set()
         if self._refresher is not None:
             self._refresher.join(timeout=5)
