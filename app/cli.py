@@ -1,5 +1,8 @@
 """`claimledger`: serve, migrate, demo, keys. Thin commands over the functions routes use."""
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +27,10 @@ def _database() -> Database:
     return Database(get_settings())
 
 
+# app.observability.SHARED_DIR_ENV, named here so that serve sets it before that import.
+SHARED_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -33,24 +40,36 @@ def serve(
                                                 help="Apply migrations before serving.")] = True,
 ) -> None:
     """Serve the API with uvicorn."""
+    # Several workers count into files in a directory of this run's own (never one left by
+    # an earlier run, nor another server's), so whichever worker answers /metrics can report
+    # them all. Set before prometheus-client is imported: it reads the variable once. One
+    # worker keeps its metrics in memory, as an app built in-process does.
+    metrics_dir = tempfile.mkdtemp(prefix="claimledger-metrics-") if workers > 1 else None
+    os.environ.pop(SHARED_METRICS_ENV, None)
+    if metrics_dir:
+        os.environ[SHARED_METRICS_ENV] = metrics_dir
     import uvicorn
 
     from app.observability import configure_logging
 
     settings = get_settings()
-    configure_logging(settings.log_level)
-    if migrate_first:
-        migrate.upgrade(settings.database_url)
-    # Idle keep-alive connections stay open 75 s (longer than common load-balancer idle
-    # timeouts, and than clients that reuse a connection after 5 s); graceful shutdown lets
-    # in-flight requests finish (SIGTERM) for up to 20 s.
-    # Request headers have a deadline too (app/protocol.py: uvicorn has none). With several
-    # workers, the supervisor kills one that misses a health ping: its answering thread
-    # needs the GIL, so a saturated but healthy worker gets 30 s, not the default 5.
-    uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
-                timeout_graceful_shutdown=20, timeout_keep_alive=75, access_log=False,
-                log_config=None, http="app.protocol:HeaderTimeoutProtocol",
-                timeout_worker_healthcheck=30)
+    try:
+        configure_logging(settings.log_level)
+        if migrate_first:
+            migrate.upgrade(settings.database_url)
+        # Idle keep-alive connections stay open 75 s (longer than common load-balancer idle
+        # timeouts, and than clients that reuse a connection after 5 s); graceful shutdown
+        # lets in-flight requests finish (SIGTERM) for up to 20 s.
+        # Request headers have a deadline too (app/protocol.py: uvicorn has none). With
+        # several workers, the supervisor kills one that misses a health ping: its answering
+        # thread needs the GIL, so a saturated but healthy worker gets 30 s, not the default 5.
+        uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
+                    timeout_graceful_shutdown=20, timeout_keep_alive=75, access_log=False,
+                    log_config=None, http="app.protocol:HeaderTimeoutProtocol",
+                    timeout_worker_healthcheck=30)
+    finally:
+        if metrics_dir:  # the workers have all been joined by now
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @cli.command(name="migrate")
@@ -203,3 +222,7 @@ def keys_revoke(key_id: str) -> None:
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":  # python -m app.cli, as the tests start it
+    main()

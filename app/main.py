@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute,
                                              shared=not app.state.db.is_sqlite)
         yield
+        app.state.metrics.close()
         cache = getattr(app.state, "claim_cache", None)
         if cache is not None:
             cache.close()
