@@ -95,8 +95,8 @@ class Metrics:
             "claimledger_claim_write_batch_size", "Claims committed together (group commit)",
             registry=own, buckets=(1, 2, 4, 8, 16, 32, 64))
         self.claim_cache = Counter(
-            "claimledger_claim_cache_total", "GET /v1/claims/{id} served from a rendered copy "
-            "(hit) or rendered anew (miss)", ["result"], registry=own)
+            "claimledger_claim_cache_total", "Claims (GET /v1/claims/{id}, list and search pages) "
+            "served from a rendered copy (hit) or rendered anew (miss)", ["result"], registry=own)
         self.rate_limited = Counter("claimledger_rate_limited_total",
                                     "Requests refused by the rate limit", registry=own)
         self._pools: list[Any] = []
