@@ -390,7 +390,7 @@ class Service:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
 
     def status_counts(self) -> dict[str, int]:
-        """Responses by route and status so far, from the worker's /metrics."""
+        """Responses by route and status so far, from /metrics (every worker's, summed)."""
         text = httpx.get(self.url + "/metrics", headers=self.headers, timeout=10).text
         out: dict[str, int] = {}
         pattern = re.compile(r'^claimledger_http_requests_total\{(.*)\} ([0-9.e+]+)$')

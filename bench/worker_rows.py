@@ -185,7 +185,7 @@ def p7(opts: Options) -> list[Result]:
             problems.append(
                 f"uvicorn replaced {len(restarts)} worker(s) under load ({'; '.join(restarts)}):"
                 " its supervisor kills a worker that does not answer the health-check ping "
-                "within timeout_worker_healthcheck (5 s, not set by `claimledger serve`), and "
+                "within timeout_worker_healthcheck (30 s under `claimledger serve`), and "
                 "a worker busy with 40 request threads did not; its in-flight requests failed")
         with psycopg.connect(driver_url(url)) as conn:
             stored = dict(conn.execute(
