@@ -1,6 +1,7 @@
 """Engine and sessions: SQLite pragmas, pool sizing, and the single-writer rule."""
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,13 +32,20 @@ def make_engine(settings: Settings) -> Engine:
         }
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, cache_kib=settings.sqlite_cache_kib)
+        _configure_sqlite(engine, cache_kib=settings.sqlite_cache_kib,
+                          timeout_seconds=settings.statement_timeout_ms / 1000)
     return engine
 
 
-def _configure_sqlite(engine: Engine, *, cache_kib: int) -> None:
+# SQLite calls the progress handler every this many virtual-machine steps (a few
+# milliseconds of work): statements shorter than that never pay for the check.
+_PROGRESS_STEPS = 1_000_000
+_NO_DEADLINE = float("inf")
+
+
+def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float) -> None:
     @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+    def _pragmas(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -45,6 +53,24 @@ def _configure_sqlite(engine: Engine, *, cache_kib: int) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        # A statement timeout, as PostgreSQL's statement_timeout: a statement still running
+        # (or being fetched) this long after it started is interrupted, and the request
+        # gets a 503 instead of holding a thread and a connection for minutes.
+        deadline = record.info["statement_deadline"] = [_NO_DEADLINE]
+        dbapi_connection.set_progress_handler(
+            lambda: time.monotonic() > deadline[0], _PROGRESS_STEPS)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start_clock(conn: Any, *_args: Any) -> None:
+        conn.connection.info["statement_deadline"][0] = time.monotonic() + timeout_seconds
+
+    # Ending a transaction is never interrupted, however long its last statement ran.
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _stop_clock(conn: Any) -> None:
+        deadline = conn.connection.info.get("statement_deadline")
+        if deadline is not None:
+            deadline[0] = _NO_DEADLINE
 
 
 class Database:
