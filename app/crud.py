@@ -613,20 +613,24 @@ def _list_by_relevance(
 
 
 def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
-                 scores: dict[str, float], *, wanted: int) -> list[Any]:
+                 scores: dict[Any, float], *, wanted: int) -> list[Any]:
     """The claim rows of the ranked ids that pass the filters, best first: at least `wanted`
     of them if there are that many. Checked a chunk at a time (the first one just what is
     wanted, later ones larger, as the filters turn rows away), so a first page reads about
     a page's worth of rows, not the whole window."""
-    ranked = sorted(scores, key=lambda cid: (scores[cid], cid))
-    stmt = sa.select(_CLAIM_TABLE).where(*where, _CLAIM_TABLE.c.id.in_(_IDS))
+    ranked = sorted(scores, key=lambda k: (scores[k], k))
+    key, joined = search.document_key(session)  # what the scores are keyed by
+    stmt = sa.select(_CLAIM_TABLE, key.label("doc_key"))
+    if joined is not None:
+        stmt = stmt.join_from(_CLAIM_TABLE, joined, joined.c.claim_id == _CLAIM_TABLE.c.id)
+    stmt = stmt.where(*where, key.in_(_IDS))
     conn = session.connection()
     kept: list[Any] = []
     start, chunk = 0, wanted
     while start < len(ranked) and len(kept) < wanted:
-        ids = ranked[start:start + chunk]
-        rows = {row.id: row for row in conn.execute(stmt, {"ids": ids})}
-        kept += [rows[cid] for cid in ids if cid in rows]
+        keys = ranked[start:start + chunk]
+        rows = {row.doc_key: row for row in conn.execute(stmt, {"ids": keys})}
+        kept += [rows[k] for k in keys if k in rows]
         start, chunk = start + chunk, 4 * wanted
     return kept
 
