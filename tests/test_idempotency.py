@@ -288,7 +288,7 @@ def test_create_claim_key_held_by_quiet_instance_409_says_when_it_is_taken_over(
     busy = client.post("/v1/claims", content=body,
                        headers={**auth("ingester"), **JSON, "Idempotency-Key": "quiet"})
     assert_problem(busy, 409, contains="retry in")
-    assert busy.headers["retry-after"] in ("3", "4")
+    assert 1 <= int(busy.headers["retry-after"]) <= 4  # ~3.5 s, less the time this took
 
 
 def test_create_claim_stamps_claim_with_this_instance(client, auth, db):
