@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -24,8 +24,13 @@ class Settings(BaseSettings):
     max_page_size: int = 200
     rate_limit_per_minute: int = 6000
     idempotency_ttl_hours: int = 48
-    # A claimed key whose request has not finished after this long is taken to be abandoned.
+    # A claimed key whose request has not finished after this long is taken to be abandoned
+    # (the backstop; a claim whose instance stopped beating is taken over sooner).
     idempotency_pending_seconds: float = 120.0
+    # Each server process writes a heartbeat this often; one silent for instance_timeout
+    # is taken to be dead and its pending idempotency claims are taken over at once.
+    instance_heartbeat_seconds: float = Field(default=2.0, gt=0)
+    instance_timeout_seconds: float = Field(default=10.0, gt=0)
     similarity_threshold: float = 0.5
     # A client sending its body slower than this between chunks is cut off (408).
     body_read_timeout_seconds: float = 10.0
@@ -42,6 +47,14 @@ class Settings(BaseSettings):
     # their own: at the default 2 MiB that alone could reach ~100 MB per worker; the
     # operating system caches the file's pages for all of them anyway.
     sqlite_cache_kib: int = Field(default=512, ge=64)
+
+    @model_validator(mode="after")
+    def _timeout_spans_heartbeats(self) -> "Settings":
+        # A live instance whose beat is a little late must not be taken for dead.
+        if self.instance_timeout_seconds < 2 * self.instance_heartbeat_seconds:
+            raise ValueError("instance_timeout_seconds must be at least twice "
+                             "instance_heartbeat_seconds")
+        return self
 
     @property
     def is_sqlite(self) -> bool:

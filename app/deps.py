@@ -236,7 +236,8 @@ async def get_idempotency(
                                       await request.body())
     idem = Idempotency(db, key.id, idempotency.check_key(idempotency_key), digest,
                        pending_seconds=settings.idempotency_pending_seconds,
-                       ttl_hours=settings.idempotency_ttl_hours)
+                       ttl_hours=settings.idempotency_ttl_hours,
+                       heartbeat=getattr(request.app.state, "heartbeat", None))
     await run_in_threadpool(idem.begin)
     try:
         yield idem

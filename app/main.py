@@ -1,5 +1,7 @@
 """The application factory: settings in, a ready FastAPI app out. Nothing connects at import."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,7 +17,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache
 from app.errors import PROBLEM_JSON, install_error_handlers
-from app.idempotency import Replay
+from app.idempotency import Heartbeat, Replay
 from app.limits import TimeLimitMiddleware
 from app.observability import Metrics, ObservabilityMiddleware
 from app.ratelimit import RateLimiter
@@ -39,7 +41,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.state.metrics.watch_pool(app.state.db.engine)
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute,
                                              shared=not app.state.db.is_sqlite)
+        # Registered before the first request, so every claim this process makes names it.
+        heartbeat = app.state.heartbeat = Heartbeat(
+            app.state.db, interval=settings.instance_heartbeat_seconds,
+            timeout=settings.instance_timeout_seconds)
+        await anyio.to_thread.run_sync(heartbeat.beat)
+        beating = asyncio.create_task(heartbeat.run())
         yield
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        await anyio.to_thread.run_sync(heartbeat.stop)
         app.state.metrics.close()
         cache = getattr(app.state, "claim_cache", None)
         if cache is not None:

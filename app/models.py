@@ -569,6 +569,17 @@ class IdempotencyRecord(SQLModel, table=True):
     response_headers: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
     created_at: datetime = Field(default_factory=utcnow, index=True)
     started_at: datetime = Field(default_factory=utcnow)
+    # Who holds a pending claim: the server instance (see Instance) and that claim's own
+    # token, so a request whose claim was taken over cannot store its response too.
+    instance_id: str | None = Field(default=None, max_length=32)
+    claim_token: str | None = Field(default=None, max_length=32)
+
+
+class Instance(SQLModel, table=True):
+    """A running server process, alive while its heartbeat (last_seen_at) is fresh."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    last_seen_at: datetime = Field(default_factory=utcnow)
 
 
 class RateLimitWindow(SQLModel, table=True):

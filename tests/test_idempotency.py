@@ -2,14 +2,20 @@
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from app import idempotency
-from app.models import ApiKey, IdempotencyRecord, utcnow
+from app.config import Settings
+from app.db import Database
+from app.errors import Conflict
+from app.main import create_app
+from app.models import ApiKey, IdempotencyRecord, Instance, utcnow
 from tests.factories import (
     assert_problem,
     get_json,
@@ -184,11 +190,20 @@ def _key_id(db, name: str) -> str:
         return session.exec(select(ApiKey.id).where(ApiKey.name == name)).one()
 
 
-def _pending(db, *, api_key_id: str, key: str, body: bytes, age: timedelta) -> None:
+def _pending(db, *, api_key_id: str, key: str, body: bytes, age: timedelta,
+             instance_id: str | None = None) -> None:
     digest = idempotency.request_hash("POST", "/v1/claims", "", body)
     with db.write_session() as session:
         session.add(IdempotencyRecord(api_key_id=api_key_id, key=key, request_hash=digest,
-                                      started_at=utcnow() - age, created_at=utcnow() - age))
+                                      started_at=utcnow() - age, created_at=utcnow() - age,
+                                      instance_id=instance_id, claim_token="theirs"))
+        session.commit()
+
+
+def _instance(db, instance_id: str, *, silent: timedelta) -> None:
+    """Another server instance whose last heartbeat was `silent` ago."""
+    with db.write_session() as session:
+        session.add(Instance(id=instance_id, last_seen_at=utcnow() - silent))
         session.commit()
 
 
@@ -222,6 +237,124 @@ def test_create_claim_abandoned_in_flight_key_is_taken_over(client, auth, db, se
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.json()["id"] == taken.json()["id"]
     assert len(get_json(client, "/v1/claims", auth("reader"))["items"]) == 1
+
+
+@pytest.mark.parametrize("heartbeat", ["stale", "missing"])
+def test_create_claim_key_held_by_dead_instance_is_taken_over_at_once(client, auth, db,
+                                                                      settings, heartbeat):
+    # The server that claimed the key a second ago was SIGKILLed: its heartbeat stopped
+    # (or it is gone from the table). Well inside idempotency_pending_seconds, the retry
+    # runs at once instead of getting 409 for two minutes.
+    body = json.dumps({"text": SOLDIERS}).encode()
+    if heartbeat == "stale":
+        _instance(db, "killed", silent=timedelta(seconds=settings.instance_timeout_seconds + 1))
+    _pending(db, api_key_id=_key_id(db, "test-ingester"), key="crashed", body=body,
+             age=timedelta(seconds=1), instance_id="killed")
+    headers = {**auth("ingester"), **JSON, "Idempotency-Key": "crashed"}
+    taken = client.post("/v1/claims", content=body, headers=headers)
+    assert taken.status_code == 201, taken.text
+    replay = client.post("/v1/claims", content=body, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == taken.json()["id"]
+    assert len(get_json(client, "/v1/claims", auth("reader"))["items"]) == 1
+    with db.session() as session:
+        record = session.get(IdempotencyRecord, (_key_id(db, "test-ingester"), "crashed"))
+        assert record.done and record.instance_id != "killed"
+
+
+def test_create_claim_key_held_by_live_instance_is_409(client, auth, db):
+    # Another worker (or instance on the same PostgreSQL) is running the request: its
+    # heartbeat is fresh, so the retry waits even though the claim is not ours.
+    body = json.dumps({"text": SOLDIERS}).encode()
+    _instance(db, "other-worker", silent=timedelta(seconds=0))
+    _pending(db, api_key_id=_key_id(db, "test-ingester"), key="elsewhere", body=body,
+             age=timedelta(seconds=1), instance_id="other-worker")
+    before = everything(client, auth)
+    headers = {**auth("ingester"), **JSON, "Idempotency-Key": "elsewhere"}
+    busy = client.post("/v1/claims", content=body, headers=headers)
+    assert_problem(busy, 409, contains="in progress")
+    assert busy.headers["retry-after"] == "1"
+    assert everything(client, auth) == before
+
+
+def test_create_claim_key_held_by_quiet_instance_409_says_when_it_is_taken_over(
+        client, auth, db, settings):
+    # Missed a few beats but not yet dead: Retry-After is the time until takeover.
+    body = json.dumps({"text": SOLDIERS}).encode()
+    timeout = settings.instance_timeout_seconds
+    _instance(db, "quiet", silent=timedelta(seconds=timeout - 3.5))
+    _pending(db, api_key_id=_key_id(db, "test-ingester"), key="quiet", body=body,
+             age=timedelta(seconds=1), instance_id="quiet")
+    busy = client.post("/v1/claims", content=body,
+                       headers={**auth("ingester"), **JSON, "Idempotency-Key": "quiet"})
+    assert_problem(busy, 409, contains="retry in")
+    assert 1 <= int(busy.headers["retry-after"]) <= 4  # ~3.5 s, less the time this took
+
+
+def test_create_claim_stamps_claim_with_this_instance(client, auth, db):
+    with db.session() as session:
+        (instance,) = session.exec(select(Instance)).all()
+    headers = {**auth("ingester"), "Idempotency-Key": "stamped"}
+    assert client.post("/v1/claims", json={"text": SOLDIERS}, headers=headers).status_code == 201
+    with db.session() as session:
+        record = session.get(IdempotencyRecord, (_key_id(db, "test-ingester"), "stamped"))
+    assert record.instance_id == instance.id and record.claim_token
+
+
+def test_instance_heartbeat_keeps_beating_and_leaves_at_shutdown(settings, db):
+    settings = settings.model_copy(update={"instance_heartbeat_seconds": 0.1,
+                                           "instance_timeout_seconds": 1.0})
+
+    def seen() -> list[Instance]:
+        with db.session() as session:
+            return list(session.exec(select(Instance)).all())
+
+    with TestClient(create_app(settings, database=db), raise_server_exceptions=False) as client:
+        assert client.get("/healthz").status_code == 200
+        heartbeat = client.app.state.heartbeat
+        (first,) = seen()
+        assert first.id == heartbeat.instance_id
+        deadline = time.monotonic() + 10
+        while heartbeat.beats < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert heartbeat.beats >= 6, "the heartbeat stopped"
+        (later,) = seen()
+        assert later.last_seen_at > first.last_seen_at
+        assert utcnow() - later.last_seen_at < timedelta(seconds=1)
+    assert seen() == []  # a clean shutdown leaves no live-looking row behind
+
+
+def test_instance_heartbeat_survives_a_failing_database(settings, tmp_path):
+    # No such database: the beat reports failure instead of raising into the app.
+    url = f"sqlite:///{tmp_path}/no-dir/x.db" if settings.is_sqlite \
+        else settings.database_url + "_missing"
+    broken = Database(settings.model_copy(update={"database_url": url}))
+    try:
+        heartbeat = idempotency.Heartbeat(broken, interval=1, timeout=5)
+        assert heartbeat.beat() is False and not heartbeat.registered
+        assert heartbeat.beat() is False
+    finally:
+        broken.dispose()
+
+
+def test_taken_over_request_writes_nothing(client, auth, db):
+    # A request whose owner only looked dead (a long pause) and whose key a retry took
+    # over must not store a second response: its transaction fails with 409.
+    key_id = _key_id(db, "test-ingester")
+    slow = idempotency.Idempotency(db, key_id, "paused", "digest",
+                                   heartbeat=client.app.state.heartbeat)
+    slow.begin()
+    with db.write_session() as session:  # what a retry's takeover leaves behind
+        record = session.get(IdempotencyRecord, (key_id, "paused"))
+        record.claim_token, record.instance_id = "retry", "another"
+        session.add(record)
+        session.commit()
+    with db.write_session() as session, pytest.raises(Conflict, match="took this Idem"):
+        slow.save(session, status=201, body={"id": "clm_x"})
+    slow.release()  # and its clean-up leaves the retry's claim alone
+    with db.session() as session:
+        record = session.get(IdempotencyRecord, (key_id, "paused"))
+        assert record is not None and record.claim_token == "retry" and not record.done
 
 
 def test_purge_idempotency_records_older_than_ttl(client, auth, db, settings):
@@ -389,3 +522,8 @@ def test_create_claim_same_external_id_10_concurrent_one_wins(
     assert statuses == [201] + [409] * 9, [r.text for r in responses if r.status_code != 409]
     winner = next(r for r in responses if r.status_code == 201).json()["id"]
     assert {r.json()["claim_id"] for r in responses if r.status_code == 409} == {winner}
+
+
+def test_settings_instance_timeout_shorter_than_two_heartbeats_is_refused():
+    with pytest.raises(ValueError, match="at least twice"):
+        Settings(instance_heartbeat_seconds=5, instance_timeout_seconds=8)

@@ -45,9 +45,11 @@ STREAM_ROUNDS = 3 if FULL else 1
 # Crash in a large ingest: batches of BATCH_ITEMS, the kill lands mid-batch.
 BATCH_ITEMS = 1000
 INGEST_BATCHES = 100 if FULL else 5
-# After a crash, a claimed Idempotency-Key whose request died blocks retries (409) for
-# idempotency_pending_seconds (default 120 s); the crash tests shorten it.
-PENDING_SECONDS = 3.0
+# After a crash, a claimed Idempotency-Key whose request died is taken over once the dead
+# server's heartbeat is instance_timeout_seconds old (10 s by default), not after
+# idempotency_pending_seconds (120 s): the crash tests run with the default settings and
+# allow the retries no more 409 waiting than the heartbeat timeout and this slack.
+TAKEOVER_SLACK = 3.0
 
 
 @pytest.fixture
@@ -345,23 +347,39 @@ def test_write_routes_saturated_lose_nothing(settings: Settings, rel_secrets, tm
 # --- 2. crashes -------------------------------------------------------------------------
 
 
-def _crash_settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"idempotency_pending_seconds": PENDING_SECONDS})
+class Waits:
+    """Seconds the retries after a crash spent waiting on 409 (a dead server's claims)."""
+
+    def __init__(self, settings: Settings):
+        self.allowed = settings.instance_timeout_seconds + TAKEOVER_SLACK
+        self.seconds = 0.0
+        self.count = 0
+
+    def check(self) -> None:
+        assert self.allowed < 120, "the takeover bound is no tighter than the pending window"
+        assert self.seconds <= self.allowed, (
+            f"retries waited {self.seconds:.1f}s on 409 in all: the dead server's claims were "
+            f"not taken over within instance_timeout_seconds")
 
 
 async def _send_until_done(http: RawHttp, method: str, path: str, *, json_body, key: str,
-                           expect: int, deadline: float) -> tuple[int, dict, bool]:
+                           expect: int, waits: Waits) -> tuple[int, dict, bool]:
     """Send with this Idempotency-Key until it is done: (status, body, replayed).
 
-    409 (the first attempt's claim is still pending) is retried after Retry-After.
+    409 (the first attempt's claim is still pending) is retried after Retry-After, for
+    as long as `waits` allows in all; past that a 409 fails the test.
     """
-    loop = asyncio.get_running_loop()
     while True:
         response = await asyncio.wait_for(http.request(
             method, path, json_body=json_body, headers={"Idempotency-Key": key}),
             REQUEST_TIMEOUT * 4)
-        if response.status == 409 and loop.time() < deadline:
-            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        if response.status == 409 and waits.seconds < waits.allowed:
+            pause = float(response.headers.get("retry-after", "1"))
+            waits.seconds += pause
+            waits.count += 1
+            if pause >= 5:  # uvicorn closes idle keep-alive connections after 5 s
+                await http.close()
+            await asyncio.sleep(pause)
             continue
         assert response.status == expect, f"{key}: {response.status} {response.text[:500]}"
         return (response.status, response.json(),
@@ -422,7 +440,6 @@ def _claims_by_tag(engine: sa.Engine, prefix: str) -> Counter:
 def test_sigkill_during_single_writes_loses_no_acknowledged_write(settings, rel_secrets,
                                                                  tmp_path):
     """SIGKILL mid-stream of POSTs; restart; intact; every ack present; retries finish it."""
-    settings = _crash_settings(settings)
     headers = bearer(rel_secrets, "ingester")
     rng = random.Random()
     print(f"\ncrash in a write stream ({'full' if FULL else 'short'}, {_kind(settings)}): "
@@ -457,20 +474,21 @@ def test_sigkill_during_single_writes_loses_no_acknowledged_write(settings, rel_
 
         async def finish() -> dict[str, tuple[str, bool]]:
             http = RawHttp.for_url(server.url, headers)
-            deadline = asyncio.get_running_loop().time() + PENDING_SECONDS + 30
             out = {}
             try:
                 for key, body in all_sent.items():
                     _, response, replayed = await _send_until_done(
                         http, "POST", "/v1/claims", json_body=body, key=key, expect=201,
-                        deadline=deadline)
+                        waits=waits)
                     out[key] = (response["id"], replayed)
             finally:
                 await http.close()
             return out
 
         started = time.monotonic()
+        waits = Waits(settings)
         final = asyncio.run(finish())
+        waits.check()
         for key, claim_id in all_acked.items():
             assert final[key] == (claim_id, True), f"{key}: not replayed as acknowledged"
         for key in all_committed:
@@ -485,7 +503,8 @@ def test_sigkill_during_single_writes_loses_no_acknowledged_write(settings, rel_
         print(f"  resent all {len(all_sent)} requests with their keys in "
               f"{time.monotonic() - started:.1f}s: "
               f"{len(all_acked) + len(all_committed)} replayed, exactly "
-              f"{len(tags)} claims, integrity ok")
+              f"{len(tags)} claims, integrity ok; {waits.count} answers of 409 "
+              f"({waits.seconds:.0f}s) before the dead server's claims were taken over")
 
 
 def _batch(batch: int) -> list[dict]:
@@ -499,7 +518,6 @@ def _batch(batch: int) -> list[dict]:
 def test_sigkill_during_large_ingest_leaves_whole_batches(settings, rel_secrets, tmp_path):
     """SIGKILL mid-batch in a large ingest; restart; intact; every batch all-or-nothing;
     re-sending every batch with its Idempotency-Key completes it with no duplicate."""
-    settings = _crash_settings(settings)
     headers = bearer(rel_secrets, "ingester")
     total = INGEST_BATCHES * BATCH_ITEMS
     print(f"\ncrash in a large ingest ({'full' if FULL else 'short'}, {_kind(settings)}): "
@@ -572,20 +590,21 @@ def test_sigkill_during_large_ingest_leaves_whole_batches(settings, rel_secrets,
 
         async def resend() -> dict[int, tuple[dict, bool]]:
             http = RawHttp.for_url(server.url, headers)
-            deadline = asyncio.get_running_loop().time() + PENDING_SECONDS + 60
             out = {}
             try:
                 for batch in range(INGEST_BATCHES):
                     _, body, replayed = await _send_until_done(
                         http, "POST", "/v1/ingest", json_body=batches[batch],
-                        key=f"ingest-{batch}", expect=200, deadline=deadline)
+                        key=f"ingest-{batch}", expect=200, waits=waits)
                     out[batch] = (body, replayed)
             finally:
                 await http.close()
             return out
 
         t = time.monotonic()
+        waits = Waits(settings)
         final = asyncio.run(resend())
+        waits.check()
         for batch, body in acked.items():
             assert final[batch] == (body, True), f"batch {batch} was not replayed as acked"
         for batch in committed_unacked:
@@ -608,4 +627,5 @@ def test_sigkill_during_large_ingest_leaves_whole_batches(settings, rel_secrets,
         print(f"  resent all {INGEST_BATCHES} batches with their keys in "
               f"{time.monotonic() - t:.1f}s: {len(acked) + len(committed_unacked)} replayed, "
               f"exactly {total} claims, {events} claim.created events, {total} search rows, "
-              f"integrity ok")
+              f"integrity ok; {waits.count} answers of 409 ({waits.seconds:.0f}s) before the "
+              f"dead server's claims were taken over")
