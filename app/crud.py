@@ -447,6 +447,7 @@ def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
 
 
 _CLAIM_TABLE = Claim.__table__  # type: ignore[attr-defined]
+_CLAIMS_BY_ID = sa.select(_CLAIM_TABLE).where(_CLAIM_TABLE.c.id.in_(_IDS))
 _CLAIM_FIELDS = [name for name in ClaimPublic.model_fields if name in Claim.model_fields]
 
 
@@ -526,19 +527,27 @@ def not_merged() -> sa.ColumnElement[bool]:
 _NOT_MERGED = sa.func.coalesce(col(Claim.duplicate_of), "") == ""
 
 
+Render = Callable[[Session, Sequence[str]], list[Any]]
+
+
+def claims_by_id(session: Session, ids: Sequence[str]) -> list[ClaimPublic]:
+    """The claims with these ids, in this order (any since deleted left out)."""
+    rows = {row.id: row for row in session.connection().execute(_CLAIMS_BY_ID, {"ids": ids})}
+    return claims_public(session, [rows[i] for i in ids if i in rows])
+
+
 def list_claims(
     session: Session, *, where: list[sa.ColumnElement[bool]], sort: str | None = None,
     limit: int, cursor: str | None = None, q: str | None = None, filtered: bool = False,
-    render: Callable[[Session, Sequence[Any]], list[Any]] | None = None,
+    render: Render = claims_by_id,
 ) -> Page[Any]:
     """A page of claims in a stable order: by relevance for a search, else by time, then id.
 
     `filtered`: `where` narrows more than the default (merged duplicates out) does.
-    `render` turns the page's claim rows into its items (default: `claims_public`).
+    `render` turns the page's claim ids into its items (app/readcache.py reuses copies).
+    The page itself is found reading ids (and the sort column) only.
     """
-    render = render or claims_public
-    # Plain rows, not ORM objects: a page is only read (claims_public takes either).
-    query = sa.select(_CLAIM_TABLE).where(*where)
+    query = sa.select(_CLAIM_TABLE.c.id).where(*where)
     if q is not None:
         if sort is None or sort == "relevance":
             return _list_by_relevance(session, query, where, q=q, limit=limit, cursor=cursor,
@@ -565,19 +574,19 @@ def list_claims(
             query = query.where(sa.or_(column > after, sa.and_(column == after,
                                                                 col(Claim.id) > after_id)))
     order = (column.desc(), col(Claim.id).desc()) if descending else (column, Claim.id)
-    rows = session.connection().execute(query.order_by(*order).limit(limit + 1)).all()
+    rows = session.connection().execute(
+        query.add_columns(column).order_by(*order).limit(limit + 1)).all()
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
         next_cursor = encode_cursor(getattr(last, column.key).isoformat(), last.id, sort)
-    return Page(items=render(session, page), next_cursor=next_cursor)
+    return Page(items=render(session, [row.id for row in page]), next_cursor=next_cursor)
 
 
 def _list_by_relevance(
     session: Session, query: Any, where: list[sa.ColumnElement[bool]], *, q: str, limit: int,
-    cursor: str | None, filtered: bool = False,
-    render: Callable[[Session, Sequence[Any]], list[Any]],
+    cursor: str | None, filtered: bool = False, render: Render,
 ) -> Page[Any]:
     """Search results, best first; the cursor is a position in this query's ranked list.
 
@@ -606,21 +615,21 @@ def _list_by_relevance(
         found = search.matches(session, q)
         rows = [] if found is None else session.connection().execute(
             query.join(found, found.c.claim_id == Claim.id)
-            .order_by(found.c.score, Claim.id).offset(offset).limit(limit + 1)).all()
+            .order_by(found.c.score, found.c.doc_key).offset(offset).limit(limit + 1)).all()
     more = len(rows) > limit
-    return Page(items=render(session, rows[:limit]),
+    return Page(items=render(session, [row.id for row in rows[:limit]]),
                 next_cursor=encode_cursor(offset + limit, q, mode) if more else None)
 
 
 def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
                  scores: dict[Any, float], *, wanted: int) -> list[Any]:
-    """The claim rows of the ranked ids that pass the filters, best first: at least `wanted`
-    of them if there are that many. Checked a chunk at a time (the first one just what is
+    """The ids of the ranked claims that pass the filters (as rows), best first: at least
+    `wanted` of them if there are that many. Checked a chunk at a time (the first one just what is
     wanted, later ones larger, as the filters turn rows away), so a first page reads about
     a page's worth of rows, not the whole window."""
     ranked = sorted(scores, key=lambda k: (scores[k], k))
     key, joined = search.document_key(session)  # what the scores are keyed by
-    stmt = sa.select(_CLAIM_TABLE, key.label("doc_key"))
+    stmt = sa.select(_CLAIM_TABLE.c.id, key.label("doc_key"))
     if joined is not None:
         stmt = stmt.join_from(_CLAIM_TABLE, joined, joined.c.claim_id == _CLAIM_TABLE.c.id)
     stmt = stmt.where(*where, key.in_(_IDS))

@@ -78,32 +78,31 @@ class ClaimCache:
         if self._counter is not None and n:
             self._counter.labels(result).inc(n)
 
-    def render(self, session: Session, claims: Sequence[Any]) -> list[bytes]:
-        """The JSON of each claim (rows of a page, in order), reusing current copies.
+    def render(self, session: Session, ids: Sequence[str]) -> list[bytes]:
+        """The JSON of each of these claims (a page, in order), reusing current copies.
 
         One stamp query for the page; the claims without a current copy are rendered
-        together (crud.claims_public) and kept, filed under the stamp read before them.
+        together (crud.claims_by_id) and kept, filed under the stamp read before them.
         """
-        if not claims:
+        if not ids:
             return []
         stamps = {cid: (version, newest) for cid, version, newest in session.connection()
-                  .execute(_STAMPS, {"ids": [c.id for c in claims]})}
+                  .execute(_STAMPS, {"ids": list(ids)})}
         bodies: dict[str, bytes] = {}
         with self._lock:
-            for claim in claims:
-                entry = self._entries.get(claim.id)
-                if entry is not None and entry[0] == stamps.get(claim.id):
-                    self._entries.move_to_end(claim.id)
-                    bodies[claim.id] = entry[1]
-        missing = [c for c in claims if c.id not in bodies]
+            for cid in ids:
+                entry = self._entries.get(cid)
+                if entry is not None and entry[0] == stamps.get(cid):
+                    self._entries.move_to_end(cid)
+                    bodies[cid] = entry[1]
+        missing = [cid for cid in ids if cid not in bodies]
         self._count("hit", len(bodies))
         self._count("miss", len(missing))
-        if missing:
-            for public in crud.claims_public(session, missing):
-                body = bodies[public.id] = public.__pydantic_serializer__.to_json(public)
-                if public.id in stamps:
-                    self._store(public.id, stamps[public.id], body, public.version)
-        return [bodies[c.id] for c in claims]
+        for public in crud.claims_by_id(session, missing) if missing else ():
+            body = bodies[public.id] = public.__pydantic_serializer__.to_json(public)
+            if public.id in stamps:
+                self._store(public.id, stamps[public.id], body, public.version)
+        return [bodies[cid] for cid in ids if cid in bodies]  # any deleted meanwhile: gone
 
     def _store(self, claim_id: str, stamp: tuple[Any, ...], body: bytes, version: int) -> None:
         with self._lock:

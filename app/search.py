@@ -26,6 +26,8 @@ RANK_CAP = 2000
 # A search by relevance ranks at most this many matches (see `ranked_window`).
 RANK_WINDOW = 300
 MAX_TERMS = 32
+# SQLite: each indexed claim's FTS5 rowid (claim_search has only the text).
+_DOC = sa.table("claim_search_doc", sa.column("rowid"), sa.column("claim_id"))
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -126,7 +128,8 @@ def _index_sqlite(session: Session, docs: dict[str, str], gone: list[str], *,
 
 
 def matches(session: Session, query: str) -> sa.Subquery | None:
-    """A subquery of (claim_id, score) for the query, best first (lower score is better).
+    """A subquery of (claim_id, score, doc_key) for the query, best first (lower score is
+    better); ties go by doc_key, as in `ranked_window`.
 
     None when the query has no words at all (then nothing can match).
     """
@@ -139,14 +142,15 @@ def matches(session: Session, query: str) -> sa.Subquery | None:
         hit = table.c.document.op("@@")(tsq)
         common = _count_capped(session, sa.select(sa.literal(1)).select_from(table).where(hit))
         base = sa.select(table.c.claim_id.label("claim_id"),
-                         (-sa.func.ts_rank_cd(table.c.document, tsq)).label("score"))
+                         (-sa.func.ts_rank_cd(table.c.document, tsq)).label("score"),
+                         table.c.claim_id.label("doc_key"))
         inner = base.where(hit)
         if common:
             sample = sa.select(table.c.claim_id).where(hit).limit(RANK_CAP).subquery()
             inner = base.where(table.c.claim_id.in_(sa.select(sample.c.claim_id)))
         return inner.order_by("score").limit(RANK_CAP).subquery("m")
     fts = sa.table("claim_search", sa.column("rowid"), sa.column("rank"))
-    doc = sa.table("claim_search_doc", sa.column("rowid"), sa.column("claim_id"))
+    doc = _DOC
     match = sa.text("claim_search MATCH :q").bindparams(q=_fts5_query(words))
     common = _count_capped(session, sa.select(sa.literal(1)).select_from(fts).where(match))
     if common:
@@ -159,7 +163,7 @@ def matches(session: Session, query: str) -> sa.Subquery | None:
         ranked = sa.select(fts.c.rowid, fts.c.rank.label("score")).where(match) \
             .order_by(fts.c.rank).limit(RANK_CAP)
     r = ranked.subquery()
-    return (sa.select(doc.c.claim_id.label("claim_id"), r.c.score)
+    return (sa.select(doc.c.claim_id.label("claim_id"), r.c.score, doc.c.rowid.label("doc_key"))
             .join(r, r.c.rowid == doc.c.rowid).subquery("m"))
 
 
@@ -201,7 +205,6 @@ def ranked_window(session: Session, query: str) -> dict[Any, float]:
     return _ranked_sqlite(session.connection(), words)
 
 
-_DOC = sa.table("claim_search_doc", sa.column("rowid"), sa.column("claim_id"))
 _CLAIM_ID = Claim.__table__.c.id  # type: ignore[attr-defined]
 
 
