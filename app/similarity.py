@@ -13,7 +13,6 @@ from functools import lru_cache
 from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col
 
 from app.models import Claim, ClaimBand, SimilarClaim
@@ -114,9 +113,11 @@ _CLAIM = Claim.__table__  # type: ignore[attr-defined]
 _TEXT_COLUMNS = (_CLAIM.c.id, _CLAIM.c.text, _CLAIM.c.status, _CLAIM.c.fingerprint,
                  _CLAIM.c.duplicate_of)
 _TEXTS_OF = sa.select(*_TEXT_COLUMNS).where(_CLAIM.c.id.in_(sa.bindparam("ids", expanding=True)))
-# PostgreSQL: one array parameter, so the statement is the same (and prepared) every time.
-_TEXTS_OF_PG = sa.select(*_TEXT_COLUMNS).where(
-    _CLAIM.c.id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))))
+# PostgreSQL: one array parameter, so the statement is the same (and prepared) every time;
+# joined, not `id = ANY(:ids)`, whose generic plan could test every row against every id.
+_TEXTS_OF_PG = sa.text(
+    "SELECT c.id, c.text, c.status, c.fingerprint, c.duplicate_of "
+    "FROM unnest(CAST(:ids AS varchar[])) AS k(id) JOIN claim AS c ON c.id = k.id")
 
 
 def _texts(session: Session, ids: list[str]) -> dict[str, tuple[str, str, str]]:
