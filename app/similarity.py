@@ -131,11 +131,17 @@ def _texts(session: Session, ids: list[str]) -> dict[str, tuple[str, str, str]]:
     return {cid: (text, status, fp) for cid, text, status, fp, merged in rows if merged is None}
 
 
-def _holders_sql(band_keys: Sequence[int], per_band: int) -> str:
-    # Band keys are integers we computed, so they can be written into the SQL.
+# SQLite: a UNION of per-band lookups, one shape per bucket of sizes so that its prepared
+# statement is reused (preparing 400 subqueries cost 2 ms, six times running it); the
+# unused places get -1, which no band key is (they are masked to 63 bits).
+_BUCKETS = (16, 64, 128, 256, 400)  # SQLite allows 500 terms in a UNION
+
+
+@lru_cache(maxsize=16)
+def _holders_sql(size: int, per_band: int) -> str:
     return " UNION ALL ".join(
-        f"SELECT * FROM (SELECT band, claim_id FROM claim_band WHERE band = {int(key)} "
-        f"LIMIT {int(per_band)}) AS b{n}" for n, key in enumerate(band_keys))
+        f"SELECT * FROM (SELECT band, claim_id FROM claim_band WHERE band = ? "
+        f"LIMIT {int(per_band)}) AS b{n}" for n in range(size))
 
 
 # PostgreSQL plans a UNION of hundreds of subqueries slowly (~50 ms for 400, planned
@@ -156,9 +162,11 @@ def _holders(session: Session, band_keys: list[int], per_band: int) -> list[tupl
     if conn.dialect.name == "postgresql":
         return conn.execute(_HOLDERS_PG, {"keys": band_keys, "per_band": per_band}).fetchall()
     rows: list[tuple[int, str]] = []
-    for start in range(0, len(band_keys), 400):  # SQLite allows 500 terms in a UNION
-        rows += conn.exec_driver_sql(
-            _holders_sql(band_keys[start:start + 400], per_band)).fetchall()
+    for start in range(0, len(band_keys), _BUCKETS[-1]):
+        chunk = band_keys[start:start + _BUCKETS[-1]]
+        size = next(b for b in _BUCKETS if b >= len(chunk))
+        rows += conn.exec_driver_sql(_holders_sql(size, per_band),
+                                     (*chunk, *[-1] * (size - len(chunk)))).fetchall()
     return rows
 
 
