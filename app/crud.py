@@ -402,7 +402,7 @@ _LINKS_OF = sa.select(_LINK).where(sa.or_(
 )).order_by(_LINK.c.created_at, _LINK.c.id)
 _REVIEWS_OF = sa.select(_REVIEW).where(_REVIEW.c.claim_id.in_(_IDS)).order_by(
     _REVIEW.c.created_at, _REVIEW.c.id)
-_FOR, _AGAINST = set(FOR_STANCES), set(AGAINST_STANCES)
+FOR, AGAINST = frozenset(FOR_STANCES), frozenset(AGAINST_STANCES)
 
 
 def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
@@ -441,7 +441,7 @@ def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
             **{name: getattr(claim, name) for name in _CLAIM_FIELDS},
             "topics": topics[claim.id], "attributions": atts, "links": links[claim.id],
             "current_review": reviews.get(claim.id),
-            "contested": bool(stances & _FOR) and bool(stances & _AGAINST),
+            "contested": bool(stances & FOR) and bool(stances & AGAINST),
         }))
     return out
 

@@ -362,16 +362,37 @@ def _near_duplicates(
 
 
 _CLAIM, _EVENT, _SOURCE = Claim.__table__, Event.__table__, Source.__table__  # type: ignore[attr-defined]
+_SOURCES_OF = sa.select(
+    _SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability, _SOURCE.c.aliases,
+).where(_SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
-def _documents(session: Session, claims: list[ClaimPublic]) -> dict[str, str]:
-    """Search documents of new claims, from their representations plus source aliases."""
-    source_ids = list({a.source.id for c in claims for a in c.attributions})
-    aliases = dict(session.connection().execute(
-        sa.select(_SOURCE.c.id, _SOURCE.c.aliases).where(_SOURCE.c.id.in_(source_ids))
-    ).all()) if source_ids else {}
-    return {c.id: search.document(c.text, [(a.quote, a.source.name, aliases.get(a.source.id) or [])
-                                           for a in c.attributions]) for c in claims}
+def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
+                     attributions: dict[str, list[dict[str, Any]]]
+                     ) -> tuple[list[ClaimPublic], dict[str, str]]:
+    """The new claims as the API shows them, and their search documents, built from the
+    rows just inserted (reading them back cost four queries): a new claim has no links and
+    no review yet. One query, for the sources they cite."""
+    source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
+    sources = {row.id: row for row in session.connection().execute(
+        _SOURCES_OF, {"ids": source_ids})} if source_ids else {}
+    publics, documents = [], {}
+    for claim in new.values():
+        atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
+        stances = {a["stance"] for a in atts}
+        publics.append(ClaimPublic.model_validate({
+            **vars(claim), "topics": sorted(topics.get(claim.id, ())), "links": [],
+            "current_review": None,
+            "contested": bool(stances & crud.FOR) and bool(stances & crud.AGAINST),
+            "attributions": [{**a, "source": {
+                "id": a["source_id"], "name": sources[a["source_id"]].name,
+                "kind": sources[a["source_id"]].kind,
+                "reliability": sources[a["source_id"]].reliability}} for a in atts],
+        }))
+        documents[claim.id] = search.document(claim.text, [
+            (a["quote"], sources[a["source_id"]].name, sources[a["source_id"]].aliases or [])
+            for a in atts])
+    return publics, documents
 
 
 def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
@@ -384,17 +405,23 @@ def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, Cla
     session.flush()
     conn = session.connection()  # Core executemany: the ORM's bulk path costs ~2x (MEASURED.md)
     conn.execute(_CLAIM.insert(), [vars(c) for c in new.values()])
-    topics, attributions, bands = [], [], []
+    topics: dict[str, list[str]] = {}
+    attributions: dict[str, list[dict[str, Any]]] = {}
+    bands = []
     for index, claim in new.items():
         claim_in = claims[index]
-        topics += [{"claim_id": claim.id, "topic": t} for t in dict.fromkeys(claim_in.topics)]
-        attributions += [_attribution_values(a, claim.id, source_of(a, sources), actor)
-                         for a in claim_in.attributions]
+        topics[claim.id] = list(dict.fromkeys(claim_in.topics))
+        attributions[claim.id] = [_attribution_values(a, claim.id, source_of(a, sources), actor)
+                                  for a in claim_in.attributions]
         bands += similarity.band_rows(claim.id, claim.text)
-    for table, rows in ((ClaimTopic, topics), (Attribution, attributions), (ClaimBand, bands)):
+    for table, rows in (
+        (ClaimTopic, [{"claim_id": cid, "topic": t} for cid, ts in topics.items() for t in ts]),
+        (Attribution, [a for atts in attributions.values() for a in atts]),
+        (ClaimBand, bands),
+    ):
         if rows:
             conn.execute(table.__table__.insert(), rows)  # type: ignore[attr-defined]
-    snapshots = crud.claims_public(session, list(new.values()))
+    snapshots, documents = _representations(session, new, topics, attributions)
     crud.lock_event_feed(session)
     conn.execute(_EVENT.insert(), [
         {"actor": actor, "action": "claim.created", "entity_type": "claim",
@@ -403,5 +430,5 @@ def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, Cla
          "snapshot": snap.model_dump(mode="json")}
         for claim, snap in zip(new.values(), snapshots, strict=True)
     ])
-    search.index_documents(session, _documents(session, snapshots), fresh=True)
+    search.index_documents(session, documents, fresh=True)
     return snapshots

@@ -237,3 +237,39 @@ def test_list_and_search_pages_follow_every_change(client, auth):
     after = both()
     assert after["status"] == "in_review" and after["version"] > first["version"]
     assert after == client.get(f"/v1/claims/{claim['id']}", headers=auth("reader")).json()
+
+
+def test_created_claim_is_shown_as_stored(client, auth):
+    """POST answers (and the creation event keeps) a representation built in memory: it must
+    be exactly what reading the claim back shows, for every kind of field."""
+    isw = make_source(client, auth("checker"), "Institute for the Study of War")
+    body = {
+        "text": "Belarus is running an information operation on the border.",
+        "topics": ["ukraine", "belarus", "ukraine"], "places": ["Brest", "Mazyr"],
+        "language": "en-GB", "first_stated_at": "2022-10-10T09:30:00+03:00",
+        "period_start_date": "2022-10-01", "period_end_date": "2022-10-31",
+        "origin": "feed-test", "external_id": "item-1",
+        "attributions": [
+            {"source_id": isw["id"], "stance": "asserts", "quote": "fixing forces",
+             "citation_url": "https://example.org/isw", "citation_title": "Update",
+             "citation_published_date": "2022-10-11", "credibility": "2",
+             "stated_at": "2022-10-10T18:00:00-04:00", "note": "daily update"},
+            {"source": "Minsk residents", "stance": "disputes"},
+            {"source": "BelTA", "stance": "reports"},
+        ],
+    }
+    created = client.post("/v1/claims", json=body, headers=auth("ingester"))
+    assert created.status_code == 201, created.text
+    shown = created.json()
+    shown.pop("likely_duplicates")
+    read = client.get(f"/v1/claims/{shown['id']}", headers=auth("reader"))
+    assert read.json() == shown
+    assert shown["topics"] == ["belarus", "ukraine"] and shown["contested"] is True
+    assert shown["first_stated_at"] == "2022-10-10T06:30:00.000000Z"
+    # as_of reads the creation event's snapshot
+    past = client.get(f"/v1/claims/{shown['id']}", params={"as_of": shown["updated_at"]},
+                      headers=auth("reader"))
+    assert past.status_code == 200, past.text
+    assert past.json() == shown
+    assert [c["id"] for c in client.get("/v1/claims", params={"q": "fixing minsk belta"},
+                                        headers=auth("reader")).json()["items"]] == [shown["id"]]
