@@ -198,9 +198,16 @@ def _parse_if_match(value: str | None) -> int | None:
     return int(match.group(1))
 
 
+# _ETAG as a schema pattern. _ETAG also allows whitespace around it, but HTTP strips spaces
+# and tabs around a header value, and clients refuse to send the other kinds there.
+_ETAG_PATTERN = r'^(W/)?"[0-9]{1,18}"$'
+
+# The pattern is documentation only: a malformed ETag stays a 400 (problem+json), not 422.
+# Typed `str` with a default of None (not `str | None`): a header is never null, so the
+# schema says string only, and an absent header still reaches the dependency as None.
 IfMatchHeader = Annotated[
-    str | None,
-    Header(alias="If-Match", max_length=100,
+    str,
+    Header(alias="If-Match", max_length=100, json_schema_extra={"pattern": _ETAG_PATTERN},
            description="The ETag you read; the change is refused (412) if it is stale."),
 ]
 
@@ -210,6 +217,8 @@ async def optional_if_match(if_match: IfMatchHeader = None) -> int | None:
 
 
 async def required_if_match(if_match: IfMatchHeader = None) -> int:
+    """The version in If-Match; without one, 428. OpenAPI lists the header as required
+    (main._openapi): the default of None is only there so a missing header is a 428, not 422."""
     version = _parse_if_match(if_match)
     if version is None:
         raise PreconditionRequired(

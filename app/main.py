@@ -10,12 +10,13 @@ import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.admission import AdmissionMiddleware
 from app.api import claims, events, health, ingest, keys, sources, stats
 from app.config import Settings, get_settings
 from app.db import Database
-from app.deps import KeyCache
+from app.deps import KeyCache, required_if_match
 from app.errors import PROBLEM_JSON, install_error_handlers
 from app.idempotency import Heartbeat, Replay
 from app.limits import TimeLimitMiddleware
@@ -91,14 +92,56 @@ async def _replay(_request: Request, replay: Replay) -> Response:
     return JSONResponse(replay.body, status_code=replay.status, headers=headers)
 
 
+# Cursors (the `cursor` query parameter, and the feed's Last-Event-ID) are unpadded base64url,
+# as pagination.encode_cursor writes them. Said here because their declarations (CursorDep in
+# deps.py, events.py) are shared; anything else is refused with 400.
+CURSOR_PARAMETERS = ("cursor", "Last-Event-ID")
+CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"
+
+
+# idempotency.check_key: printable ASCII (HTTP strips the spaces around a header value).
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"
+
+
+def _cursor_schema(declared: dict[str, Any]) -> dict[str, Any]:
+    """The declared string schema (its maxLength, title, description), with the pattern."""
+    string = next((s for s in declared.get("anyOf", []) if s.get("type") == "string"), {})
+    rest = {k: v for k, v in declared.items() if k != "anyOf"}
+    return {**rest, **string, "type": "string", "pattern": CURSOR_PATTERN}
+
+
+def _depends_on(dependant: Any, call: Any) -> bool:
+    return any(dep.call is call or _depends_on(dep, call) for dep in dependant.dependencies)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The schema, with every error response filed under application/problem+json."""
+    """The schema, with every error response filed under application/problem+json.
+
+    If-Match is marked required where the route needs it: the parameter itself has a
+    default so that a request without it gets 428 (PreconditionRequired), not 422.
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes)
+    # iter_route_contexts: the routes as get_openapi sees them, with their routers' prefixes.
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and _depends_on(route.dependant, required_if_match):
+            for method in route.methods:
+                operation = schema["paths"][context.path_format][method.lower()]
+                for parameter in operation.get("parameters", []):
+                    if parameter["in"] == "header" and parameter["name"] == "If-Match":
+                        parameter["required"] = True
     for path in schema.get("paths", {}).values():
         for operation in path.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in CURSOR_PARAMETERS:
+                    parameter["schema"] = _cursor_schema(parameter["schema"])
+                elif parameter["name"] == "Idempotency-Key":
+                    parameter["schema"] = {**parameter["schema"], "type": "string",
+                                           "pattern": IDEMPOTENCY_KEY_PATTERN}
+                    parameter["schema"].pop("anyOf", None)
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:

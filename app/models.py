@@ -78,8 +78,29 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(clean_text)]
-NonBlank = Annotated[str, AfterValidator(clean_text), AfterValidator(_not_blank)]
+class JsonSchemaExtra:
+    """Says in the JSON Schema (so in OpenAPI) what a validator checks; validation is unchanged."""
+
+    def __init__(self, **extra: Any):
+        self.extra = extra
+
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler(core_schema)
+        schema.update(self.extra)
+        return schema
+
+
+# clean_text's rules as patterns (ECMA-262, Python and Rust read these the same way): no
+# control character but tab and newlines, and for NonBlank at least one character that
+# str.strip() keeps. Lone surrogates, also refused, have no portable pattern.
+_CONTROL = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_SPACE_OR_CONTROL = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+STORABLE_PATTERN = f"^[^{_CONTROL}]*$"
+NON_BLANK_PATTERN = f"^[^{_CONTROL}]*[^{_SPACE_OR_CONTROL}][^{_CONTROL}]*$"
+
+Text = Annotated[str, AfterValidator(clean_text), JsonSchemaExtra(pattern=STORABLE_PATTERN)]
+NonBlank = Annotated[str, AfterValidator(clean_text), AfterValidator(_not_blank),
+                     JsonSchemaExtra(pattern=NON_BLANK_PATTERN)]
 ClaimText = Annotated[NonBlank, StringConstraints(max_length=2000)]
 Name = Annotated[NonBlank, StringConstraints(max_length=200)]
 ShortText = Annotated[Text, StringConstraints(max_length=500)]
@@ -94,6 +115,13 @@ Url = Annotated[
 ]
 InputTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
 OutputTime = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
+
+
+def not_null(schema: dict[str, Any]) -> None:
+    """json_schema_extra of an optional field that may be left out but not set to null."""
+    schema.pop("default", None)
+    (kept,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.update(kept)
 
 
 class Input(SQLModel):
@@ -225,13 +253,15 @@ class SourceCreate(SourceBase, Input):
 
 
 class SourceUpdate(Input):
-    name: Name | None = None
+    # null removes a field; name, kind and reliability cannot be removed (crud.update_source).
+    name: Name | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
     aliases: list[Name] | None = Field(default=None, max_length=50)
-    kind: SourceKind | None = None
+    kind: SourceKind | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
     country: Country | None = None
     homepage: Url | None = None
     description: LongText | None = None
-    reliability: Reliability | None = None
+    reliability: Reliability | None = Field(default=None,
+                                            schema_extra={"json_schema_extra": not_null})
     affiliation_id: str | None = Field(default=None, max_length=100)
 
 
@@ -330,6 +360,14 @@ class Attribution(AttributionBase, table=True):
 class AttributionCreate(AttributionBase, Input):
     """Name the source by `source_id`, or by `source` (a name or alias; unknown names create it)."""
 
+    # _one_source, in the schema: exactly one of the two is given, and not null.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["source_id"],
+         "properties": {"source_id": {"type": "string"}, "source": {"type": "null"}}},
+        {"required": ["source"],
+         "properties": {"source": {"type": "string"}, "source_id": {"type": "null"}}},
+    ]})
+
     source_id: str | None = Field(default=None, max_length=100)
     source: Name | None = None
     stated_at: InputTime | None = None
@@ -351,6 +389,12 @@ class AttributionPublic(AttributionBase):
 
 
 class ClaimCreate(ClaimBase, Input):
+    # _check, in the schema: origin and external_id both, or neither (absent or null).
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"required": ["origin", "external_id"],
+         "properties": {"origin": {"type": "string"}, "external_id": {"type": "string"}}},
+        {"properties": {"origin": {"type": "null"}, "external_id": {"type": "null"}}},
+    ]})
     topics: list[Slug] = Field(default_factory=list, max_length=20)
     places: list[Name] = Field(default_factory=list, max_length=20)
     first_stated_at: InputTime | None = None
@@ -372,8 +416,10 @@ def _check_period(start: date | None, end: date | None) -> None:
 
 
 class ClaimUpdate(Input):
-    text: ClaimText | None = None
-    language: Language | None = None
+    # null removes a field; text and language cannot be removed (crud.update_claim).
+    text: ClaimText | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
+    language: Language | None = Field(default=None,
+                                      schema_extra={"json_schema_extra": not_null})
     topics: list[Slug] | None = Field(default=None, max_length=20)
     places: list[Name] | None = Field(default=None, max_length=20)
     period_start_date: date | None = None
@@ -396,8 +442,18 @@ class Review(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+REVIEW_STATUSES = [s.value for s in Status if s is not Status.unverified]
+
+
 class ReviewCreate(Input):
-    status: Status
+    # verification.set_status, in the schema: a review never sets `unverified` (reopen with
+    # in_review), and a verdict (any status but in_review) needs a rationale that is not blank.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"properties": {"status": {"const": Status.in_review.value}}},
+        {"required": ["rationale"],
+         "properties": {"rationale": {"type": "string", "pattern": NON_BLANK_PATTERN}}},
+    ]})
+    status: Annotated[Status, JsonSchemaExtra(enum=REVIEW_STATUSES)]
     rationale: LongText | None = None
     evidence_urls: list[Url] = Field(default_factory=list, max_length=50)
 
