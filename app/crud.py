@@ -439,7 +439,7 @@ def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
         stances = {a["stance"] for a in atts}
         out.append(ClaimPublic.model_validate({
             **{name: getattr(claim, name) for name in _CLAIM_FIELDS},
-            "topics": topics[claim.id], "attributions": atts, "links": links[claim.id],
+            "topics": sorted(topics[claim.id]), "attributions": atts, "links": links[claim.id],
             "current_review": reviews.get(claim.id),
             "contested": bool(stances & FOR) and bool(stances & AGAINST),
         }))

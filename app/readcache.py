@@ -4,9 +4,10 @@ nothing they show has changed.
 Rendering a claim takes five queries and a pydantic round; checking that a rendered copy
 is still current takes one small query. What a claim shows changes only with the claim's
 version (every write to the claim, its attributions, links or reviews bumps it) or with
-a source it cites (name, kind, reliability: `source.updated_at`). So each copy is stored
-with that pair and served while a fresh read of the pair matches; any worker may change
-the database, and every request still checks it. Bounded: least recently used copies go.
+a source it cites (name, kind, reliability: the sum of their `version`s, which needs no
+clock to agree). So each copy is stored with that pair and served while a fresh read
+of the pair matches; any worker may change the database, and every request still
+checks it. Bounded: least recently used copies go.
 """
 
 import sqlite3
@@ -24,7 +25,7 @@ from app.db import Database
 from app.errors import NotFound
 
 _STAMP = sa.text(
-    "SELECT c.version, max(s.updated_at) FROM claim AS c "
+    "SELECT c.version, sum(s.version) FROM claim AS c "
     "LEFT JOIN attribution AS a ON a.claim_id = c.id "
     "LEFT JOIN source AS s ON s.id = a.source_id "
     "WHERE c.id = :id GROUP BY c.version"
@@ -34,7 +35,7 @@ _STAMP_SQLITE = str(_STAMP).replace(":id", "?")
 
 # The same stamps for a page of claims, in one query.
 _STAMPS = sa.text(
-    "SELECT c.id, c.version, max(s.updated_at) FROM claim AS c "
+    "SELECT c.id, c.version, sum(s.version) FROM claim AS c "
     "LEFT JOIN attribution AS a ON a.claim_id = c.id "
     "LEFT JOIN source AS s ON s.id = a.source_id "
     "WHERE c.id IN :ids GROUP BY c.id, c.version"
