@@ -24,22 +24,16 @@ from app import crud
 from app.db import Database
 from app.errors import NotFound
 
-_STAMP = sa.text(
-    "SELECT c.version, sum(s.version) FROM claim AS c "
-    "LEFT JOIN attribution AS a ON a.claim_id = c.id "
-    "LEFT JOIN source AS s ON s.id = a.source_id "
-    "WHERE c.id = :id GROUP BY c.version"
-)
-
+# A claim's stamp: its version and the sum of its sources' versions. One FROM for both
+# the single claim (GET) and a page of them.
+_STAMP_FROM = ("FROM claim AS c LEFT JOIN attribution AS a ON a.claim_id = c.id "
+               "LEFT JOIN source AS s ON s.id = a.source_id ")
+_STAMP = sa.text(f"SELECT c.version, sum(s.version) {_STAMP_FROM}"
+                 "WHERE c.id = :id GROUP BY c.version")
 _STAMP_SQLITE = str(_STAMP).replace(":id", "?")
-
-# The same stamps for a page of claims, in one query.
-_STAMPS = sa.text(
-    "SELECT c.id, c.version, sum(s.version) FROM claim AS c "
-    "LEFT JOIN attribution AS a ON a.claim_id = c.id "
-    "LEFT JOIN source AS s ON s.id = a.source_id "
-    "WHERE c.id IN :ids GROUP BY c.id, c.version"
-).bindparams(sa.bindparam("ids", expanding=True))
+_STAMPS = sa.text(f"SELECT c.id, c.version, sum(s.version) {_STAMP_FROM}"
+                  "WHERE c.id IN :ids GROUP BY c.id, c.version"
+                  ).bindparams(sa.bindparam("ids", expanding=True))
 
 
 class ClaimCache:

@@ -150,7 +150,6 @@ def matches(session: Session, query: str) -> sa.Subquery | None:
             inner = base.where(table.c.claim_id.in_(sa.select(sample.c.claim_id)))
         return inner.order_by("score").limit(RANK_CAP).subquery("m")
     fts = sa.table("claim_search", sa.column("rowid"), sa.column("rank"))
-    doc = _DOC
     match = sa.text("claim_search MATCH :q").bindparams(q=_fts5_query(words))
     common = _count_capped(session, sa.select(sa.literal(1)).select_from(fts).where(match))
     if common:
@@ -163,8 +162,9 @@ def matches(session: Session, query: str) -> sa.Subquery | None:
         ranked = sa.select(fts.c.rowid, fts.c.rank.label("score")).where(match) \
             .order_by(fts.c.rank).limit(RANK_CAP)
     r = ranked.subquery()
-    return (sa.select(doc.c.claim_id.label("claim_id"), r.c.score, doc.c.rowid.label("doc_key"))
-            .join(r, r.c.rowid == doc.c.rowid).subquery("m"))
+    return (sa.select(_DOC.c.claim_id.label("claim_id"), r.c.score,
+                      _DOC.c.rowid.label("doc_key"))
+            .join(r, r.c.rowid == _DOC.c.rowid).subquery("m"))
 
 
 def _count_capped(session: Session, query: sa.Select) -> bool:
