@@ -12,8 +12,11 @@ _SPACE = re.compile(r"\s+")
 
 def fold(value: str) -> str:
     """Case-, accent-, punctuation- and space-insensitive form: 'U.N. ' -> 'un'."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    no_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    if value.isascii():  # nothing to decompose (most text; the loop below is slow)
+        no_marks = value
+    else:
+        decomposed = unicodedata.normalize("NFKD", value)
+        no_marks = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     no_punct = _NON_WORD.sub(" ", _DROPPED.sub("", no_marks.casefold()))
     return _SPACE.sub(" ", no_punct).strip()
 

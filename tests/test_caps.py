@@ -61,6 +61,24 @@ def test_ingest_duplicate_past_the_cap_fails_alone(client, auth, small_caps):
     assert len(get_json(client, f"/v1/claims/{claim_id}", auth("reader"))["attributions"]) == 2
 
 
+def test_ingest_duplicates_of_a_stored_claim_fill_the_cap_in_order(client, auth, small_caps):
+    ing = auth("ingester")
+    text = "Rail traffic to Gomel was halted overnight."
+    claim = make_claim(client, ing, text, attributions=[{"source": "BelTA", "stance": "reports"}])
+    body = ingest(client, ing, [
+        {"text": text, "attributions": [{"source": "ISW", "stance": "asserts"}]},
+        {"text": text, "attributions": [{"source": "OHCHR", "stance": "asserts"}]},
+        {"text": text, "attributions": [{"source": "BelTA", "stance": "reports"}]},
+    ])
+    assert [(i["status"], i["attributions_added"]) for i in body["items"]] == [
+        ("duplicate", 1), ("error", 0), ("duplicate", 0)], body
+    assert body["items"][1]["error"]["status"] == 409
+    stored = get_json(client, f"/v1/claims/{claim['id']}", auth("reader"))
+    assert [a["source"]["name"] for a in stored["attributions"]] == ["BelTA", "ISW"]
+    # OHCHR failed alone: created as a source (it was named), attached to nothing.
+    assert stored["version"] == 2
+
+
 def test_link_and_merge_past_the_cap_are_409(client, auth, small_caps):
     ing, checker = auth("ingester"), auth("checker")
     a, b, c = (make_claim(client, ing, f"Claim {n} about the Belarus border.")

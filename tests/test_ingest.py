@@ -116,6 +116,40 @@ def test_ingest_claims_exact_duplicate_adds_missing_attributions(client, auth):
     assert len(claims_by_text(client, auth("reader"))) == 1
 
 
+def test_ingest_claims_duplicates_of_stored_claims_fold_together(client, auth):
+    """Several items of one batch folding into stored claims: one version step and one
+    event per claim, carrying every attribution added; the index knows the new sources."""
+    ing = auth("ingester")
+    soldiers = make_claim(client, ing, SOLDIERS, attributions=[
+        {"source": "Government of Ukraine", "stance": "asserts"}])
+    civilians = make_claim(client, ing, CIVILIANS)
+    body = ingest(client, ing, [
+        {"text": SOLDIERS.upper(), "attributions": [{"source": "BelTA", "stance": "reports"}]},
+        {"text": CIVILIANS.lower(), "attributions": [{"source": "OHCHR", "stance": "asserts"}]},
+        {"text": SOLDIERS, "attributions": [{"source": "Rochan Consulting",
+                                             "stance": "disputes"},
+                                            {"source": "BelTA", "stance": "reports"}]},
+        {"text": SOLDIERS, "attributions": [{"source": "Rochan Consulting",
+                                             "stance": "disputes"}]},
+    ])
+    assert [(r["status"], r["claim_id"], r["attributions_added"]) for r in body["items"]] == [
+        ("duplicate", soldiers["id"], 1), ("duplicate", civilians["id"], 1),
+        ("duplicate", soldiers["id"], 1), ("duplicate", soldiers["id"], 0)]
+    claim = get_json(client, f"/v1/claims/{soldiers['id']}", auth("reader"))
+    assert sorted((a["source"]["name"], a["stance"]) for a in claim["attributions"]) == [
+        ("BelTA", "reports"), ("Government of Ukraine", "asserts"),
+        ("Rochan Consulting", "disputes")]
+    assert claim["version"] == 2 and claim["contested"] is True
+    events = get_json(client, f"/v1/claims/{soldiers['id']}/history", auth("reader"))["items"]
+    assert [(e["action"], e["changes"].get("attributions_added")) for e in events] == [
+        ("claim.created", None), ("attribution.created", 2)]
+    assert get_json(client, f"/v1/claims/{soldiers['id']}", auth("reader"),
+                    as_of=events[-1]["at"]) == claim  # the event carries the claim as it is
+    assert get_json(client, f"/v1/claims/{civilians['id']}", auth("reader"))["version"] == 2
+    found = get_json(client, "/v1/claims", auth("reader"), q="Rochan")["items"]
+    assert [c["id"] for c in found] == [soldiers["id"]]
+
+
 def test_ingest_claims_duplicate_within_batch_folds_into_first(client, auth):
     body = ingest(client, auth("ingester"), [
         {"text": ARRIVE, "attributions": [{"source": "Belarus Security Council",
