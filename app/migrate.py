@@ -1,5 +1,6 @@
 """Alembic, driven from code: upgrade, downgrade and the readiness check use this."""
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
@@ -31,16 +32,25 @@ def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
 
 
+@lru_cache(maxsize=1)
+def _revisions() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The code's head revisions, and every revision newest first. Read once: the
+    migration scripts do not change while the process runs, and parsing them was ~9 ms
+    of every /readyz probe."""
+    script = ScriptDirectory.from_config(alembic_config(""))
+    return frozenset(script.get_heads()), tuple(r.revision for r in script.walk_revisions())
+
+
 def pending_migrations(engine: Engine) -> list[str]:
     """Revisions in the code that the database has not applied yet."""
-    script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
+    heads, revisions = _revisions()
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
-    if set(script.get_heads()) == current:
+    if heads == current:
         return []
     pending = []
-    for rev in script.walk_revisions():
-        if rev.revision in current:
+    for revision in revisions:
+        if revision in current:
             break
-        pending.append(rev.revision)
+        pending.append(revision)
     return pending

@@ -4,10 +4,13 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401  (registers every table on the metadata)
 from app import migrate
+from app.config import Settings
+from app.main import create_app
 
 # Objects that exist only in migrations on purpose (the full-text search table, its shadow
 # tables, triggers and indexes), and Alembic's own bookkeeping.
@@ -107,3 +110,21 @@ def test_migrate_each_step_downgrades_cleanly(databases):
         migrate.downgrade(url, "-1")
         assert revision not in current_heads(url)
     assert tables(url) == set()
+
+
+def test_readyz_fails_while_migrations_are_behind(databases):
+    """/readyz is 503 naming the missing revisions until they are applied, then 200."""
+    url = databases.empty_url()
+    script = ScriptDirectory.from_config(migrate.alembic_config(url))
+    head = script.get_current_head()
+    previous = script.get_revision(head).down_revision
+    migrate.upgrade(url, previous)
+    with TestClient(create_app(Settings(database_url=url)), raise_server_exceptions=False) as c:
+        response = c.get("/readyz")
+        assert response.status_code == 503, response.text
+        assert response.json()["status"] == "migrating"
+        assert head in response.json()["detail"] and previous not in response.json()["detail"]
+        migrate.upgrade(url)
+        response = c.get("/readyz")
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "ok"
