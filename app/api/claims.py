@@ -72,9 +72,9 @@ async def create_claim(
 
 
 @router.get("", response_model=Page[ClaimPublic])
-def list_claims(
+async def list_claims(
     _: ReaderKey,
-    session: SessionDep,
+    db: DatabaseDep,
     cache: ClaimCacheDep,
     limit: LimitDep,
     cursor: CursorDep = None,
@@ -105,11 +105,16 @@ def list_claims(
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
     filtered = len(where) > len(crud.claim_filters(include_merged=include_merged))
-    page = crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor, q=q,
-                            filtered=filtered, render=cache.render)
-    # Items are the claims' JSON, reused from the render cache while current (as for
-    # GET /v1/claims/{claim_id}); FastAPI's own pass would validate them all again.
-    return Response(page_json(page.items, page.next_cursor), media_type="application/json")
+
+    def find() -> bytes:
+        with db.session() as session:
+            page = crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor,
+                                    q=q, filtered=filtered, render=cache.render)
+        # Items are the claims' JSON, reused from the render cache while current (as for
+        # GET /v1/claims/{claim_id}); FastAPI's own pass would validate them all again.
+        return page_json(page.items, page.next_cursor)
+
+    return Response(await run_in_threadpool(find), media_type="application/json")
 
 
 @router.get("/{claim_id}", response_model=ClaimPublic)
