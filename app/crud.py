@@ -536,6 +536,26 @@ def claims_by_id(session: Session, ids: Sequence[str]) -> list[ClaimPublic]:
     return claims_public(session, [rows[i] for i in ids if i in rows])
 
 
+def read_snapshot(session: Session) -> None:
+    """Make this session's statements from here on read one snapshot of the database.
+
+    A page is found in one statement and rendered in others: each reading the latest
+    commit, a claim reviewed in between would show a status its filter excludes. SQLite
+    (WAL) keeps one snapshot for a transaction that BEGIN opened; PostgreSQL does under
+    REPEATABLE READ. Does nothing once the session's transaction has begun.
+    """
+    if session.in_transaction():
+        return
+    if _dialect_of(session) == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        session.connection().exec_driver_sql("BEGIN")
+
+
+def _dialect_of(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 def list_claims(
     session: Session, *, where: list[sa.ColumnElement[bool]], sort: str | None = None,
     limit: int, cursor: str | None = None, q: str | None = None, filtered: bool = False,
@@ -547,6 +567,7 @@ def list_claims(
     `render` turns the page's claim ids into its items (app/readcache.py reuses copies).
     The page itself is found reading ids (and the sort column) only.
     """
+    read_snapshot(session)
     query = sa.select(_CLAIM_TABLE.c.id).where(*where)
     if q is not None:
         if sort is None or sort == "relevance":

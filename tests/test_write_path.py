@@ -6,16 +6,18 @@ it were alone: its own errors, its own idempotency record, nothing lost. A cache
 """
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import select
 
-from app import ingest
+from app import crud, ingest
 from app.errors import Conflict
 from app.main import create_app
 from app.models import Claim, Event
+from app.readcache import ClaimCache
 from tests.factories import assert_problem, make_claim, make_source, with_version
 
 
@@ -273,3 +275,26 @@ def test_created_claim_is_shown_as_stored(client, auth):
     assert past.json() == shown
     assert [c["id"] for c in client.get("/v1/claims", params={"q": "fixing minsk belta"},
                                         headers=auth("reader")).json()["items"]] == [shown["id"]]
+
+
+@pytest.mark.parametrize("q", [None, "bombers"])
+def test_a_page_is_read_from_one_snapshot(client, db, auth, q):
+    """A claim reviewed after its page was found, before it was rendered, is shown as it was
+    when found: the page never holds a claim its filter excludes."""
+    claim = make_claim(client, auth("checker"), "Belarus hosts Russian bombers.")
+    cache = ClaimCache(db)
+
+    def render_after_a_review(session, ids):
+        reviewed = client.post(f"/v1/claims/{claim['id']}/reviews",
+                               json={"status": "in_review"}, headers=auth("checker"))
+        assert reviewed.status_code == 201, reviewed.text
+        return cache.render(session, ids)
+
+    with db.session() as session:
+        page = crud.list_claims(session, where=crud.claim_filters(status=["unverified"]),
+                                limit=10, q=q, filtered=True, render=render_after_a_review)
+    shown = [json.loads(item) for item in page.items]
+    assert [(c["id"], c["status"], c["version"]) for c in shown] == [
+        (claim["id"], "unverified", 1)]
+    now = client.get(f"/v1/claims/{claim['id']}", headers=auth("reader")).json()
+    assert (now["status"], now["version"]) == ("in_review", 2)  # the copy kept was not served
