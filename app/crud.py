@@ -405,6 +405,11 @@ _REVIEWS_OF = sa.select(_REVIEW).where(_REVIEW.c.claim_id.in_(_IDS)).order_by(
 FOR, AGAINST = frozenset(FOR_STANCES), frozenset(AGAINST_STANCES)
 
 
+def is_contested(stances: set[Any]) -> bool:
+    """Some source backs the claim and some source disputes or denies it."""
+    return bool(stances & FOR) and bool(stances & AGAINST)
+
+
 def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
     """Claims (objects or rows) with their topics, attributions, links and current review,
     in four queries."""
@@ -436,12 +441,11 @@ def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
     out = []
     for claim in claims:
         atts = attributions[claim.id]
-        stances = {a["stance"] for a in atts}
         out.append(ClaimPublic.model_validate({
             **{name: getattr(claim, name) for name in _CLAIM_FIELDS},
             "topics": sorted(topics[claim.id]), "attributions": atts, "links": links[claim.id],
             "current_review": reviews.get(claim.id),
-            "contested": bool(stances & FOR) and bool(stances & AGAINST),
+            "contested": is_contested({a["stance"] for a in atts}),
         }))
     return out
 

@@ -440,11 +440,10 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
     publics, documents = [], {}
     for claim in new.values():
         atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
-        stances = {a["stance"] for a in atts}
         publics.append(ClaimPublic.model_validate({
             **vars(claim), "topics": sorted(topics.get(claim.id, ())), "links": [],
             "current_review": None,
-            "contested": bool(stances & crud.FOR) and bool(stances & crud.AGAINST),
+            "contested": crud.is_contested({a["stance"] for a in atts}),
             "attributions": [{**a, "source": {
                 "id": a["source_id"], "name": sources[a["source_id"]].name,
                 "kind": sources[a["source_id"]].kind,
