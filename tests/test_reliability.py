@@ -352,11 +352,13 @@ class Waits:
 
     def __init__(self, settings: Settings):
         self.allowed = settings.instance_timeout_seconds + TAKEOVER_SLACK
+        # Else a retry could wait out the pending window and pass without any takeover.
+        assert self.allowed < settings.idempotency_pending_seconds, \
+            "the takeover bound is no tighter than the pending window"
         self.seconds = 0.0
         self.count = 0
 
     def check(self) -> None:
-        assert self.allowed < 120, "the takeover bound is no tighter than the pending window"
         assert self.seconds <= self.allowed, (
             f"retries waited {self.seconds:.1f}s on 409 in all: the dead server's claims were "
             f"not taken over within instance_timeout_seconds")
