@@ -100,20 +100,26 @@ class LiveServer:
     def stop(self) -> None:
         """SIGTERM, a bounded wait for the graceful shutdown, then SIGKILL."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
+        if process is not None:
+            stop_process(process)
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return "(no server log)"
+
+
+def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, a bounded wait for the graceful shutdown, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
 from tests.conftest import mint_role_keys
-from tests.live_server import ROOT, _die_with_parent, free_port, settings_env
+from tests.live_server import ROOT, _die_with_parent, free_port, settings_env, stop_process
 
 START_TIMEOUT = 60.0  # two workers importing the app on 2 busy cores
 STOP_TIMEOUT = 30.0
@@ -87,13 +87,7 @@ def _serve(settings: Settings, tmp_path: Path, workers: int) -> Iterator[Served]
               f"{workers} worker(s) serving", served)
         yield served
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=STOP_TIMEOUT)
+        stop_process(process, STOP_TIMEOUT)
         print(f"--- serve log (tail) ---\n{served.log_tail()}")  # shown when the test fails
 
 
