@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlmodel import Session, col, select
 
 from app import search, similarity
@@ -656,7 +657,10 @@ def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
     key, joined = search.document_key(session)  # what the scores are keyed by
     stmt = sa.select(_CLAIM_TABLE.c.id, key.label("doc_key"))
     if joined is not None:
-        stmt = stmt.join_from(_CLAIM_TABLE, joined, joined.c.claim_id == _CLAIM_TABLE.c.id)
+        # The keys come first, then each claim by primary key: left to choose, SQLite
+        # walked every claim of the status filtered on (1.2 s for 259 keys at 100,000).
+        stmt = stmt.select_from(
+            _KeysFirst(joined, _CLAIM_TABLE, joined.c.claim_id == _CLAIM_TABLE.c.id))
     stmt = stmt.where(*where, key.in_(_IDS))
     conn = session.connection()
     kept: list[Any] = []
@@ -667,6 +671,27 @@ def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
         kept += [rows[k] for k in keys if k in rows]
         start, chunk = start + chunk, 4 * wanted
     return kept
+
+
+class _KeysFirst(sa.Join):
+    """An inner join whose left side SQLite reads first (the outer loop of its plan).
+
+    SQLite never reorders the tables of a CROSS JOIN; other databases get a plain JOIN.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_KeysFirst, "sqlite")
+def _cross_join(join: _KeysFirst, compiler: Any, asfrom: bool = False, from_linter: Any = None,
+                **kw: Any) -> str:
+    if from_linter:
+        from_linter.edges.update((a, b) for a in join.left._from_objects
+                                 for b in join.right._from_objects)
+    left, right = (compiler.process(side, asfrom=True, from_linter=from_linter, **kw)
+                   for side in (join.left, join.right))
+    on = compiler.process(join.onclause, from_linter=from_linter, **kw)
+    return f"{left} CROSS JOIN {right} ON {on}"
 
 
 # --- claims: writing ----------------------------------------------------------

@@ -7,7 +7,10 @@ transaction as the business rows, so a crash leaves either both or neither.
 A claim names its owner: the server instance (process) that runs it, which keeps a
 heartbeat row fresh (`Heartbeat`). A retry that finds a claim whose owner has stopped
 beating (killed, crashed, shut down) takes it over at once; a claim whose owner beats is
-in flight (409). Claims with no known owner fall back to their age. Each claim also has
+in flight (409). Claims with no known owner fall back to their age. Beats and claims are
+stamped, and judged, with the database's clock (`database_now`), never a server's own:
+one server's clock running behind or ahead must not make a live one look dead, or a
+dead one alive. Each claim also has
 its own token, checked when the response is stored: a request whose claim was taken
 over (its owner only looked dead) fails with 409 and writes nothing, so the work is
 never done twice whoever finishes first.
@@ -19,11 +22,12 @@ import logging
 import math
 import random
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 import anyio.to_thread
+import sqlalchemy as sa
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete
@@ -55,6 +59,17 @@ def request_hash(method: str, path: str, query: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+def database_now(session: Session) -> datetime:
+    """The database's clock (UTC), the one clock every server shares."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.execute(sa.select(sa.func.clock_timestamp())).scalar_one() \
+            .astimezone(UTC)
+    # SQLite's clock is the host's: unlike the Python one, no process can skew it.
+    stamp = session.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")) \
+        .scalar_one()
+    return datetime.fromisoformat(stamp).replace(tzinfo=UTC)
+
+
 def check_key(key: str) -> str:
     if not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isascii() or not key.isprintable():
         raise BadRequest(
@@ -84,10 +99,10 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """Refresh this instance's row (insert it the first time); False if that failed."""
-        now = utcnow()
         try:
             with (self.db.write_session() if self.db.is_sqlite else self.db.session()) \
                     as session:
+                now = database_now(session)
                 refreshed = session.exec(update(Instance)  # type: ignore[call-overload]
                                          .where(col(Instance.id) == self.instance_id)
                                          .values(last_seen_at=now)).rowcount
@@ -151,12 +166,13 @@ class Idempotency:
         heartbeat = self.heartbeat
         with self.db.write_session() as session:
             record = session.get(IdempotencyRecord, (self.api_key_id, self.key))
+            now = database_now(session)  # the clock _until_takeover judges started_at by
             if record is not None:
-                self._judge(session, record)
-                record.started_at = utcnow()  # an abandoned claim is taken over
+                self._judge(session, record, now=now)
+                record.started_at = now  # an abandoned claim is taken over
             else:
                 record = IdempotencyRecord(api_key_id=self.api_key_id, key=self.key,
-                                           request_hash=self.digest)
+                                           request_hash=self.digest, started_at=now)
             record.instance_id = heartbeat.instance_id \
                 if heartbeat is not None and heartbeat.registered else None
             record.claim_token = self.token
@@ -167,14 +183,14 @@ class Idempotency:
                 raise Conflict(f"{IN_PROGRESS}; retry after it finishes",
                                headers={"Retry-After": "1"}) from None
 
-    def _judge(self, session: Session, record: IdempotencyRecord) -> None:
+    def _judge(self, session: Session, record: IdempotencyRecord, *, now: datetime) -> None:
         if record.request_hash != self.digest:
             raise Unprocessable("this Idempotency-Key was used with a different request; "
                                 "use a new key for a new request")
         if record.done:
             raise Replay(record.status_code or 200, record.response_body,
                          record.response_headers)
-        wait, beating = self._until_takeover(session, record)
+        wait, beating = self._until_takeover(session, record, now=now)
         if wait <= 0:
             return
         if beating:  # it may finish any moment
@@ -185,10 +201,10 @@ class Idempotency:
                        f"retry in {seconds} s takes the key over",
                        headers={"Retry-After": str(seconds)})
 
-    def _until_takeover(self, session: Session, record: IdempotencyRecord
-                        ) -> tuple[float, bool]:
-        """(Seconds until this pending claim may be taken over, whether its owner beats)."""
-        now = utcnow()
+    def _until_takeover(self, session: Session, record: IdempotencyRecord, *,
+                        now: datetime) -> tuple[float, bool]:
+        """(Seconds until this pending claim may be taken over, whether its owner beats);
+        `now` is the database's clock, which stamped the claim and the owner's beats."""
         by_age = self.pending_seconds - (now - record.started_at).total_seconds()
         heartbeat = self.heartbeat
         if by_age <= 0 or record.instance_id is None or heartbeat is None:

@@ -3,14 +3,14 @@
 import json
 import threading
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app import idempotency
+from app import idempotency, models
 from app.config import Settings
 from app.db import Database
 from app.errors import Conflict
@@ -275,6 +275,44 @@ def test_create_claim_key_held_by_live_instance_is_409(client, auth, db):
     assert_problem(busy, 409, contains="in progress")
     assert busy.headers["retry-after"] == "1"
     assert everything(client, auth) == before
+
+
+def _skew_clock(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
+    """This process's clock (every utcnow()) runs `by` off the host's, and the database's."""
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + by
+
+    monkeypatch.setattr(models, "datetime", Skewed)
+
+
+@pytest.mark.parametrize("owner", ["live", "dead"])
+def test_create_claim_skewed_clock_judges_owner_by_database_clock(client, auth, db, settings,
+                                                                  monkeypatch, owner):
+    # A server whose clock runs a minute ahead took a live server's fresh beat for a
+    # minute of silence, and one a minute behind took a dead server for a live one:
+    # beats are stamped and judged by the database's clock, which all servers share.
+    body = json.dumps({"text": SOLDIERS}).encode()
+    timeout = settings.instance_timeout_seconds
+    if owner == "live":
+        other = idempotency.Heartbeat(db, interval=settings.instance_heartbeat_seconds,
+                                      timeout=timeout)
+        assert other.beat()
+        owner_id, skew = other.instance_id, timedelta(minutes=1)
+    else:
+        _instance(db, "killed", silent=timedelta(seconds=timeout + 1))
+        owner_id, skew = "killed", -timedelta(minutes=1)
+    _pending(db, api_key_id=_key_id(db, "test-ingester"), key="skewed", body=body,
+             age=timedelta(seconds=1), instance_id=owner_id)
+    _skew_clock(monkeypatch, skew)
+    response = client.post("/v1/claims", content=body,
+                           headers={**auth("ingester"), **JSON, "Idempotency-Key": "skewed"})
+    if owner == "live":
+        assert_problem(response, 409, contains="in progress")
+        assert response.headers["retry-after"] == "1"
+    else:
+        assert response.status_code == 201, response.text
 
 
 def test_create_claim_key_held_by_quiet_instance_409_says_when_it_is_taken_over(
