@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     # request can never wait on a pool that the other threads have drained.
     threads: int = 40
     pool_timeout: float = 10.0
+    # PostgreSQL: a server that does not answer a new connection within this is down for
+    # the request (503) instead of holding its thread until the kernel gives up (minutes).
+    connect_timeout_seconds: int = Field(default=5, ge=1)
     statement_timeout_ms: int = 15_000
     max_body_bytes: int = 1 * MIB
     max_ingest_body_bytes: int = 16 * MIB

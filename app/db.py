@@ -28,7 +28,8 @@ def make_engine(settings: Settings) -> Engine:
             raise ValueError("use a file for SQLite: every connection must see the same data")
     else:
         kwargs["connect_args"] = {
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}"
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            "connect_timeout": settings.connect_timeout_seconds,
         }
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":

@@ -377,3 +377,32 @@ def test_statement_timeout_is_applied_on_every_connection(settings: Settings):
             assert elapsed < 3, f"the statement ran {elapsed:.1f}s despite a 300 ms timeout"
             assert body["detail"]
         assert client.get("/v1/claims", headers=bearer(secret)).status_code == 200
+
+
+# --- a database that does not answer ------------------------------------------------------
+
+
+@pytest.mark.timeout(60, method="thread")  # without a connect timeout: hangs for minutes
+def test_an_unanswering_database_is_503_within_the_connect_timeout():
+    """A PostgreSQL address that accepts the connection and never answers (a hung server,
+    a black-holed proxy): /readyz says so within connect_timeout_seconds, and a request
+    gets a 503 problem, instead of each waiting for the kernel to give up."""
+    import socket
+
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)  # connections complete in the backlog; nothing is ever read
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{hung.getsockname()[1]}/claimledger"
+        settings = Settings(database_url=url, connect_timeout_seconds=1, pool_timeout=1)
+        database = Database(settings)
+        try:
+            with TestClient(create_app(settings, database=database),
+                            raise_server_exceptions=False) as client:
+                started = time.monotonic()
+                ready = client.get("/readyz")
+                assert ready.status_code == 503 and ready.json()["status"] == "unavailable"
+                listed = client.get("/v1/claims", headers={"Authorization": "Bearer clk_x"})
+                assert_problem(listed, 503, contains="database")
+                assert time.monotonic() - started < 10
+        finally:
+            database.dispose()
