@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app import search, similarity
@@ -465,12 +466,20 @@ def claim_public(session: Session, claim: Claim) -> ClaimPublic:
 
 
 def contested_clause() -> sa.ColumnElement[bool]:
-    """SQL for 'has both a for and an against attribution'."""
-    def has(stances: tuple[Stance, ...]) -> sa.ColumnElement[bool]:
-        return sa.exists().where(
-            Attribution.claim_id == Claim.id, col(Attribution.stance).in_(stances)
-        )
-    return sa.and_(has(FOR_STANCES), has(AGAINST_STANCES))
+    """SQL for 'has both a for and an against attribution'.
+
+    Written from the against side: the claims some source disputes or denies come from
+    an index (stance, claim_id), and only those are checked for a backing source. Two
+    EXISTS per claim instead tested every claim, newest first, until a page was full
+    (3.9 s at 1,000,000 claims with none contested).
+    """
+    against = aliased(Attribution, name="against")
+    backing = aliased(Attribution, name="backing")
+    disputed = sa.select(against.claim_id).where(
+        col(against.stance).in_(AGAINST_STANCES),
+        sa.exists().where(backing.claim_id == against.claim_id,
+                          col(backing.stance).in_(FOR_STANCES)))
+    return col(Claim.id).in_(disputed)
 
 
 SORTS: dict[str, tuple[Any, bool]] = {

@@ -348,6 +348,8 @@ class Attribution(AttributionBase, table=True):
         sa.Index("ix_attribution_source_id_stance", "source_id", "stance"),
         # Distinct claims per source (/v1/stats) from the index alone (migration 0005).
         sa.Index("ix_attribution_source_id_claim_id", "source_id", "claim_id"),
+        # The claims some source disputes or denies (`contested`), from the index (0008).
+        sa.Index("ix_attribution_stance_claim_id", "stance", "claim_id"),
     )
     id: str = Field(default_factory=lambda: new_id("att"), primary_key=True)
     claim_id: str = Field(foreign_key="claim.id", ondelete="CASCADE", index=True)
