@@ -465,21 +465,24 @@ def claim_public(session: Session, claim: Claim) -> ClaimPublic:
     return claims_public(session, [claim])[0]
 
 
-def contested_clause() -> sa.ColumnElement[bool]:
-    """SQL for 'has both a for and an against attribution'.
+def contested_clause(contested: bool = True) -> sa.ColumnElement[bool]:
+    """SQL for 'has both a for and an against attribution' (or, `contested=False`, not).
 
-    Written from the against side: the claims some source disputes or denies come from
-    an index (stance, claim_id), and only those are checked for a backing source. Two
-    EXISTS per claim instead tested every claim, newest first, until a page was full
-    (3.9 s at 1,000,000 claims with none contested).
+    The claims some source disputes or denies come from an index (stance, claim_id), and
+    only those are checked for a backing source: as two EXISTS per claim, a contested
+    page tested every claim, newest first, until it was full (3.9 s at 1,000,000 claims
+    with none contested). The negation stays a NOT EXISTS per claim, which PostgreSQL
+    runs as an anti-join; NOT IN over the same list it could re-read for every claim.
     """
     against = aliased(Attribution, name="against")
     backing = aliased(Attribution, name="backing")
-    disputed = sa.select(against.claim_id).where(
-        col(against.stance).in_(AGAINST_STANCES),
-        sa.exists().where(backing.claim_id == against.claim_id,
-                          col(backing.stance).in_(FOR_STANCES)))
-    return col(Claim.id).in_(disputed)
+    backed = sa.exists().where(backing.claim_id == against.claim_id,
+                               col(backing.stance).in_(FOR_STANCES))
+    if contested:
+        return col(Claim.id).in_(sa.select(against.claim_id).where(
+            col(against.stance).in_(AGAINST_STANCES), backed))
+    return ~sa.exists().where(against.claim_id == Claim.id,
+                              col(against.stance).in_(AGAINST_STANCES), backed)
 
 
 SORTS: dict[str, tuple[Any, bool]] = {
@@ -514,7 +517,7 @@ def claim_filters(
     if language is not None:
         where.append(sa.func.lower(Claim.language) == language.lower())
     if contested is not None:
-        where.append(contested_clause() if contested else sa.not_(contested_clause()))
+        where.append(contested_clause(contested))
     if origin is not None:
         where.append(Claim.origin == origin)
     for column, op, value in (
@@ -556,14 +559,18 @@ def read_snapshot(session: Session) -> None:
     A page is found in one statement and rendered in others: each reading the latest
     commit, a claim reviewed in between would show a status its filter excludes. SQLite
     (WAL) keeps one snapshot for a transaction that BEGIN opened; PostgreSQL does under
-    REPEATABLE READ. Does nothing once the session's transaction has begun.
+    REPEATABLE READ. Call it before the session's first statement (a second call in the
+    same transaction does nothing): afterwards it is too late, and it says so.
     """
     if session.in_transaction():
-        return
+        if session.info.get("snapshot") is session.get_transaction():
+            return
+        raise RuntimeError("read_snapshot() must come before the session's first statement")
     if _dialect_of(session) == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     else:
         session.connection().exec_driver_sql("BEGIN")
+    session.info["snapshot"] = session.get_transaction()
 
 
 def _dialect_of(session: Session) -> str:
@@ -694,6 +701,7 @@ class _KeysFirst(sa.Join):
 @compiles(_KeysFirst, "sqlite")
 def _cross_join(join: _KeysFirst, compiler: Any, asfrom: bool = False, from_linter: Any = None,
                 **kw: Any) -> str:
+    assert not (join.isouter or join.full), "_KeysFirst is an inner join"
     if from_linter:
         from_linter.edges.update((a, b) for a in join.left._from_objects
                                  for b in join.right._from_objects)

@@ -64,7 +64,7 @@ def database_now(session: Session) -> datetime:
     if session.get_bind().dialect.name == "postgresql":
         return session.execute(sa.select(sa.func.clock_timestamp())).scalar_one() \
             .astimezone(UTC)
-    # SQLite's clock is the host's: unlike the Python one, no process can skew it.
+    # SQLite runs on one host: its clock is every server's clock.
     stamp = session.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")) \
         .scalar_one()
     return datetime.fromisoformat(stamp).replace(tzinfo=UTC)

@@ -294,6 +294,8 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
     lacks, for the whole batch at once: one read of what they have, one insert, and one
     event per claim that gained any (done one item at a time, with a read-back each, this
     was a fifth of an ingest). An item that would take its claim past the cap fails alone.
+    They run after the batch's other items: an update (same origin + external_id) of the
+    same claim that brings the same source is credited with it, whatever the items' order.
     """
     if not folds:
         return
@@ -316,14 +318,15 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
                    values["citation_url"])
             if key not in have[claim_id]:
                 mine.setdefault(key, values)
-        if count[claim_id] + len(mine) > crud.MAX_ATTRIBUTIONS:
+        if mine and count[claim_id] + len(mine) > crud.MAX_ATTRIBUTIONS:
             results[index] = _error(index, crud.too_many(
                 claim_id, "attributions", crud.MAX_ATTRIBUTIONS))
             continue
-        have[claim_id].update(mine)
-        count[claim_id] += len(mine)
-        added[claim_id] += len(mine)
-        rows += mine.values()
+        if mine:
+            have[claim_id].update(mine)
+            count[claim_id] += len(mine)
+            added[claim_id] += len(mine)
+            rows += mine.values()
         results[index] = IngestResult(index=index, status="duplicate", claim_id=claim_id,
                                       attributions_added=len(mine))
     if not rows:

@@ -382,7 +382,9 @@ def test_statement_timeout_is_applied_on_every_connection(settings: Settings):
 # --- a database that does not answer ------------------------------------------------------
 
 
-@pytest.mark.timeout(60, method="thread")  # without a connect timeout: hangs for minutes
+# Without a connect timeout every step hangs for minutes, teardown included: the thread
+# method ends the whole run with a stack dump, where a signal would leave it hung.
+@pytest.mark.timeout(60, method="thread")
 def test_an_unanswering_database_is_503_within_the_connect_timeout():
     """A PostgreSQL address that accepts the connection and never answers (a hung server,
     a black-holed proxy): /readyz says so within connect_timeout_seconds, and a request

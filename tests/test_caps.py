@@ -61,7 +61,7 @@ def test_ingest_duplicate_past_the_cap_fails_alone(client, auth, small_caps):
     assert len(get_json(client, f"/v1/claims/{claim_id}", auth("reader"))["attributions"]) == 2
 
 
-def test_ingest_duplicates_of_a_stored_claim_fill_the_cap_in_order(client, auth, small_caps):
+def test_ingest_duplicates_of_a_stored_claim_fill_the_cap_in_item_order(client, auth, small_caps):
     ing = auth("ingester")
     text = "Rail traffic to Gomel was halted overnight."
     claim = make_claim(client, ing, text, attributions=[{"source": "BelTA", "stance": "reports"}])
@@ -75,8 +75,12 @@ def test_ingest_duplicates_of_a_stored_claim_fill_the_cap_in_order(client, auth,
     assert body["items"][1]["error"]["status"] == 409
     stored = get_json(client, f"/v1/claims/{claim['id']}", auth("reader"))
     assert [a["source"]["name"] for a in stored["attributions"]] == ["BelTA", "ISW"]
-    # OHCHR failed alone: created as a source (it was named), attached to nothing.
     assert stored["version"] == 2
+    # Full now: a duplicate bringing only what the claim has is still a duplicate, not a 409.
+    again = ingest(client, ing, [
+        {"text": text, "attributions": [{"source": "ISW", "stance": "asserts"}]}])
+    assert [(i["status"], i["attributions_added"]) for i in again["items"]] == [
+        ("duplicate", 0)], again
 
 
 def test_link_and_merge_past_the_cap_are_409(client, auth, small_caps):

@@ -123,7 +123,10 @@ def test_ingest_claims_duplicates_of_stored_claims_fold_together(client, auth):
     soldiers = make_claim(client, ing, SOLDIERS, attributions=[
         {"source": "Government of Ukraine", "stance": "asserts"}])
     civilians = make_claim(client, ing, CIVILIANS)
+    deaths = make_claim(client, ing, DEATHS, attributions=[
+        {"source": "OHCHR", "stance": "asserts"}])
     body = ingest(client, ing, [
+        {"text": DEATHS.upper(), "attributions": [{"source": "OHCHR", "stance": "asserts"}]},
         {"text": SOLDIERS.upper(), "attributions": [{"source": "BelTA", "stance": "reports"}]},
         {"text": CIVILIANS.lower(), "attributions": [{"source": "OHCHR", "stance": "asserts"}]},
         {"text": SOLDIERS, "attributions": [{"source": "Rochan Consulting",
@@ -133,6 +136,7 @@ def test_ingest_claims_duplicates_of_stored_claims_fold_together(client, auth):
                                              "stance": "disputes"}]},
     ])
     assert [(r["status"], r["claim_id"], r["attributions_added"]) for r in body["items"]] == [
+        ("duplicate", deaths["id"], 0),
         ("duplicate", soldiers["id"], 1), ("duplicate", civilians["id"], 1),
         ("duplicate", soldiers["id"], 1), ("duplicate", soldiers["id"], 0)]
     claim = get_json(client, f"/v1/claims/{soldiers['id']}", auth("reader"))
@@ -146,6 +150,11 @@ def test_ingest_claims_duplicates_of_stored_claims_fold_together(client, auth):
     assert get_json(client, f"/v1/claims/{soldiers['id']}", auth("reader"),
                     as_of=events[-1]["at"]) == claim  # the event carries the claim as it is
     assert get_json(client, f"/v1/claims/{civilians['id']}", auth("reader"))["version"] == 2
+    # A duplicate that brings nothing new changes nothing: no version step, no event.
+    assert get_json(client, f"/v1/claims/{deaths['id']}", auth("reader"))["version"] == 1
+    assert [e["action"] for e in get_json(
+        client, f"/v1/claims/{deaths['id']}/history", auth("reader"))["items"]] == [
+        "claim.created"]
     found = get_json(client, "/v1/claims", auth("reader"), q="Rochan")["items"]
     assert [c["id"] for c in found] == [soldiers["id"]]
 

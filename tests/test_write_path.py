@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlmodel import select
 
 from app import crud, ingest
@@ -298,3 +299,25 @@ def test_a_page_is_read_from_one_snapshot(client, db, auth, q):
         (claim["id"], "unverified", 1)]
     now = client.get(f"/v1/claims/{claim['id']}", headers=auth("reader")).json()
     assert (now["status"], now["version"]) == ("in_review", 2)  # the copy kept was not served
+
+
+def test_a_source_page_is_read_from_one_snapshot(client, db, auth, monkeypatch):
+    """The same for GET /v1/sources/{id}/claims, which reads the source first."""
+    source = make_source(client, auth("checker"), "BelTA")
+    claim = make_claim(client, auth("checker"), "Belarus hosts Russian bombers.",
+                       attributions=[{"source_id": source["id"], "stance": "reports"}])
+    render = crud.claims_public
+
+    def render_after_a_change(session, claims):
+        with db.engine.begin() as conn:  # another writer, between finding and rendering
+            conn.execute(sa.text("UPDATE claim SET status = 'in_review', "
+                                 "version = version + 1 WHERE id = :id"), {"id": claim["id"]})
+        return render(session, claims)
+
+    monkeypatch.setattr(crud, "claims_public", render_after_a_change)
+    page = client.get(f"/v1/sources/{source['id']}/claims", params={"status": "unverified"},
+                      headers=auth("reader"))
+    monkeypatch.undo()
+    assert page.status_code == 200, page.text
+    assert [(c["id"], c["status"], c["version"]) for c in page.json()["items"]] == [
+        (claim["id"], "unverified", 1)]

@@ -92,11 +92,13 @@ def update_source(
 
 @router.get("/{source_id}/claims")
 def list_source_claims(
-    source: SourceDep, _: ReaderKey, session: SessionDep, limit: LimitDep,
+    source_id: str, _: ReaderKey, session: SessionDep, limit: LimitDep,
     cursor: CursorDep = None, stance: Stance | None = None,
     status: Annotated[list[Status] | None, Query(max_length=9)] = None,
 ) -> Page[ClaimPublic]:
     """Claims this source is attributed with, newest first; filter by stance."""
+    crud.read_snapshot(session)  # before the source is read: the page is read with it
+    source = crud.get_source(session, source_id)
     where = crud.claim_filters(source_id=source.id, stance=stance, status=status)
     return crud.list_claims(session, where=where, limit=limit, cursor=cursor)
 
