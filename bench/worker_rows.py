@@ -90,25 +90,34 @@ async def _writes(svc: Service, source_id: str, seconds: float, clients: int) ->
                     failures[str(response.status_code)] = \
                         failures.get(str(response.status_code), 0) + 1
 
-        async def reader() -> None:
-            after = cursor
-            while True:
-                params = {"limit": 200, "action": "claim.created"}
-                if after:
-                    params["cursor"] = after
-                page = (await http.get("/v1/events", params=params)).json()
-                seen.update(e["entity_id"] for e in page["items"])
-                after = page["next_cursor"]
-                if not page["items"]:
-                    if done.is_set():
-                        return
-                    await asyncio.sleep(0.05)
-
-        read = asyncio.create_task(reader())
+        read = asyncio.create_task(read_feed(http, cursor, done, seen))
         await asyncio.gather(*(writer(n) for n in range(clients)))
         done.set()
         await read
     return {"acked": acked, "failures": failures, "seen": seen}
+
+
+async def read_feed(http: httpx.AsyncClient, cursor: str | None, done: asyncio.Event,
+                    seen: set[str], *, pause: float = 0.05) -> None:
+    """Poll `/v1/events?action=claim.created` after `cursor`, adding each event's claim id
+    to `seen`, until a page asked for after `done` was set comes back empty.
+
+    `done` must be read before the request is sent: a poll in flight while the last write
+    commits can answer from a snapshot taken before it, and stopping on that empty page
+    missed the last claim (P7 once reported 608 acknowledged, 607 seen).
+    """
+    while True:
+        finished = done.is_set()
+        params = {"limit": 200, "action": "claim.created", **({"cursor": cursor} if cursor else {})}
+        response = await http.get("/v1/events", params=params)
+        response.raise_for_status()
+        page = response.json()
+        seen.update(e["entity_id"] for e in page["items"])
+        cursor = page["next_cursor"] or cursor
+        if not page["items"]:
+            if finished:
+                return
+            await asyncio.sleep(pause)
 
 
 async def _idempotency(svc: Service, source_id: str) -> dict:

@@ -157,3 +157,31 @@ async def _run(url: str, servers: list[str], headers: dict[str, str], source_id:
         for http in clients:
             await http.aclose()
     return acked, failures, http_seen, http_ids, sql_seen
+
+
+def test_bench_feed_reader_stops_only_on_a_page_asked_for_after_the_writes():
+    """P7's reader (bench/worker_rows.py) polls while the last write commits: the poll in
+    flight answers from a snapshot before that commit, and the writers finish meanwhile.
+    Stopping on that empty page missed the last claim ("608 acknowledged, 607 seen")."""
+    from bench.worker_rows import read_feed
+
+    done = asyncio.Event()
+    committed: list[dict] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        after = int(request.url.params.get("cursor") or 0)
+        snapshot = [e for e in committed if e["id"] > after]
+        if not done.is_set():  # this poll is in flight as the last write commits and acks
+            committed.append({"id": 1, "entity_id": "clm_last", "action": "claim.created"})
+            done.set()
+        position = snapshot[-1]["id"] if snapshot else after
+        return httpx.Response(200, json={"items": snapshot, "next_cursor": str(position)})
+
+    async def read() -> set[str]:
+        seen: set[str] = set()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler),
+                                     base_url="http://feed") as http:
+            await asyncio.wait_for(read_feed(http, None, done, seen, pause=0), timeout=5)
+        return seen
+
+    assert asyncio.run(read()) == {"clm_last"}
