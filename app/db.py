@@ -138,6 +138,9 @@ def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
 def _release_gate(session: Session, transaction: Any) -> None:
     if transaction is not None and transaction.parent is not None:
         return  # a savepoint ended; the transaction goes on
+    # The feed lock ended with the transaction, however it ended: close() rolls back
+    # without after_rollback, and a session used again must take it again.
+    session.info.pop("event_lock", None)
     if session.info.pop("gate_held", False):
         session.info["gate"].release()
 

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.config import Settings
+from app.db import WRITE_LOCK_ID
 from tests.conftest import mint_role_keys
 from tests.live_server import run_live_server
 
@@ -185,3 +186,19 @@ def test_bench_feed_reader_stops_only_on_a_page_asked_for_after_the_writes():
         return seen
 
     assert asyncio.run(read()) == {"clm_last"}
+
+
+def test_a_closed_write_session_reused_takes_the_feed_lock_again(db):
+    """The feed lock's flag goes with the transaction however it ends: close() rolls back
+    without after_rollback, and a session used again must lock again (else its events could
+    become visible after higher ids)."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL only: the feed lock is an advisory lock")
+    held = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                   "AND objid = :k AND pid = pg_backend_pid()")
+    session = db.sessions()
+    session.info["writer"] = True
+    assert session.execute(held, {"k": WRITE_LOCK_ID}).scalar_one() == 1
+    session.close()
+    assert session.execute(held, {"k": WRITE_LOCK_ID}).scalar_one() == 1
+    session.close()
