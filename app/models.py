@@ -110,9 +110,13 @@ Language = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$", max_length=35)
 ]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
-Url = Annotated[
-    str, StringConstraints(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2000)
-]
+# No space or control character anywhere in a URL. Spelled out rather than `\s`: Python
+# and the JSON Schema (ECMA 262) regex that clients validate with disagree about `\s`
+# (U+0085 and U+001C-U+001F are space only to Python, U+FEFF only to ECMA 262).
+_NOT_IN_URL = (r"\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f"
+               r"\u3000\ufeff")
+Url = Annotated[str, StringConstraints(
+    pattern=rf"^https?://[^{_NOT_IN_URL}/$.?#][^{_NOT_IN_URL}]*$", max_length=2000)]
 InputTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
 OutputTime = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
 

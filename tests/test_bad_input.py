@@ -362,6 +362,19 @@ def test_write_invalid_enum_values_is_422(client, auth, ledger, unchanged):
     unchanged()
 
 
+def test_write_url_with_any_space_or_control_character_is_422(client, auth, unchanged):
+    """Every whitespace Python or JSON Schema's regex knows, and control characters, are
+    refused anywhere in a URL (the schema says so too: clients see the same rule)."""
+    for bad in ("http://a b", "http://a\u0085b", "http://a\u00a0b", "http://a\ufeffb",
+                "http://a\u2028b", "http://a\u001fb", "http://a\u0007b", "https://\u00911"):
+        body = {"name": "Somebody", "homepage": bad}
+        assert_problem(client.post("/v1/sources", json=body, headers=auth("ingester")), 422)
+    unchanged()
+    fine = client.post("/v1/sources", headers=auth("ingester"), json={
+        "name": "Somebody", "homepage": "https://пример.укр/путь?q=ё#раздел"})
+    assert fine.status_code == 201, fine.text
+
+
 def test_create_claim_invalid_language_is_422(client, auth, ledger, unchanged):
     claim = ledger["first"]
     for language in ("english!", "e", "en_US", "english-language-tag-1", "12", "en-", " en"):
