@@ -566,15 +566,11 @@ def read_snapshot(session: Session) -> None:
         if session.info.get("snapshot") is session.get_transaction():
             return
         raise RuntimeError("read_snapshot() must come before the session's first statement")
-    if _dialect_of(session) == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     else:
         session.connection().exec_driver_sql("BEGIN")
     session.info["snapshot"] = session.get_transaction()
-
-
-def _dialect_of(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
 def list_claims(

@@ -84,9 +84,6 @@ class Database:
         self.sessions = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )
-        # The feed's ordering lock (crud.record_event) lasts one transaction.
-        for name in ("after_commit", "after_rollback"):
-            event.listen(self.sessions, name, lambda session: session.info.pop("event_lock", None))
         # SQLite has one writer at a time; queueing writers on this gate instead of in
         # busy_timeout sleeps cuts the tail latency (MEASURED.md) and avoids
         # SQLITE_BUSY_SNAPSHOT when a transaction that read turns into a writer. A write
@@ -138,8 +135,9 @@ def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
 def _release_gate(session: Session, transaction: Any) -> None:
     if transaction is not None and transaction.parent is not None:
         return  # a savepoint ended; the transaction goes on
-    # The feed lock ended with the transaction, however it ended: close() rolls back
-    # without after_rollback, and a session used again must take it again.
+    # The feed's ordering lock (crud.lock_event_feed) ended with the transaction, however
+    # it ended (close() rolls back without after_rollback): a session used again takes it
+    # again.
     session.info.pop("event_lock", None)
     if session.info.pop("gate_held", False):
         session.info["gate"].release()

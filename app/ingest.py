@@ -305,17 +305,16 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
     have: dict[str, set[tuple[Any, ...]]] = defaultdict(set)
     count: Counter[str] = Counter()
     for start in range(0, len(ids), 500):
-        for claim_id, *key in conn.execute(_KEYS_OF, {"ids": ids[start:start + 500]}):
-            have[claim_id].add(tuple(key))
-            count[claim_id] += 1
+        for row in conn.execute(_KEYS_OF, {"ids": ids[start:start + 500]}):
+            have[row.claim_id].add(crud.attribution_key(row))
+            count[row.claim_id] += 1
     rows: list[dict[str, Any]] = []
     added: Counter[str] = Counter()
     for index, claim_id, claim_in in folds:
         mine: dict[tuple[Any, ...], dict[str, Any]] = {}
         for att in claim_in.attributions:
             values = _attribution_values(att, claim_id, source_of(att, sources), actor)
-            key = (values["source_id"], values["stance"], values["quote"],
-                   values["citation_url"])
+            key = crud.attribution_key(SimpleNamespace(**values))
             if key not in have[claim_id]:
                 mine.setdefault(key, values)
         if mine and count[claim_id] + len(mine) > crud.MAX_ATTRIBUTIONS:

@@ -11,13 +11,12 @@ from sqlalchemy import event
 from tests.factories import make_claim
 
 
-def _plans(db, client, auth, url: str) -> list[str]:
-    """EXPLAIN QUERY PLAN of every SELECT on the claim table that serving `url` ran."""
+def _sent(db, client, auth, url: str, wanted) -> list[tuple[str, object]]:
+    """The statements (with parameters) serving `url` ran that `wanted(statement)` keeps."""
     seen: list[tuple[str, object]] = []
 
     def record(_conn, _cursor, statement, parameters, _context, _many):
-        if statement.lstrip().upper().startswith("SELECT") and (
-                "FROM claim " in statement or "JOIN claim " in statement):
+        if wanted(statement):
             seen.append((statement, parameters))
 
     event.listen(db.engine, "before_cursor_execute", record)
@@ -25,6 +24,14 @@ def _plans(db, client, auth, url: str) -> list[str]:
         assert client.get(url, headers=auth("reader")).status_code == 200
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def _plans(db, client, auth, url: str) -> list[str]:
+    """EXPLAIN QUERY PLAN of every SELECT on the claim table that serving `url` ran."""
+    seen = _sent(db, client, auth, url, lambda statement: statement.lstrip().upper()
+                 .startswith("SELECT") and ("FROM claim " in statement
+                                            or "JOIN claim " in statement))
     plans = []
     with db.engine.connect() as conn:
         for statement, parameters in seen:
@@ -33,11 +40,20 @@ def _plans(db, client, auth, url: str) -> list[str]:
     return plans
 
 
-def test_a_list_page_walks_the_created_at_index(db, client, auth):
+@pytest.fixture
+def sqlite_planner(db):
     if not db.is_sqlite:
         pytest.skip("SQLite's planner (PostgreSQL plans from statistics ANALYZE keeps)")
-    for i in range(3):
-        make_claim(client, auth("checker"), f"Claim {i} about troops in Belarus.")
+
+
+def _claims(client, auth, count: int = 3, text: str = "Claim {} about troops in Belarus.",
+            **fields) -> None:
+    for i in range(count):
+        make_claim(client, auth("checker"), text.format(i), **fields)
+
+
+def test_a_list_page_walks_the_created_at_index(sqlite_planner, db, client, auth):
+    _claims(client, auth)
     plans = _plans(db, client, auth, "/v1/claims?limit=50")
     assert plans, "no statement on the claim table was seen"
     page = plans[0]
@@ -46,23 +62,17 @@ def test_a_list_page_walks_the_created_at_index(db, client, auth):
     assert "ix_claim_created_at_id" in page, page
 
 
-def test_a_page_of_one_status_needs_no_sort(db, client, auth):
-    if not db.is_sqlite:
-        pytest.skip("SQLite's planner (PostgreSQL plans from statistics ANALYZE keeps)")
-    for i in range(3):
-        make_claim(client, auth("checker"), f"Claim {i} about troops in Belarus.")
+def test_a_page_of_one_status_needs_no_sort(sqlite_planner, db, client, auth):
+    _claims(client, auth)
     page = _plans(db, client, auth, "/v1/claims?limit=50&status=unverified")[0]
     assert "TEMP B-TREE FOR ORDER BY" not in page, page
     assert "ix_claim_status_created_at_id" in page, page
 
 
-def test_a_filtered_search_starts_from_the_matches(db, client, auth):
-    if not db.is_sqlite:
-        pytest.skip("SQLite's planner (PostgreSQL plans from statistics ANALYZE keeps)")
+def test_a_filtered_search_starts_from_the_matches(sqlite_planner, db, client, auth):
     # From about 8 keys on, SQLite preferred walking every claim of the status (1.2 s
     # at 100,000 claims) to looking up the few claims the search found.
-    for i in range(12):
-        make_claim(client, auth("checker"), f"Claim {i} about a pontoon bridge.")
+    _claims(client, auth, 12, "Claim {} about a pontoon bridge.")
     plans = _plans(db, client, auth, "/v1/claims?q=pontoon&status=unverified&limit=50")
     ranked = [plan for plan in plans if "claim_search_doc" in plan]
     assert ranked, plans
@@ -74,14 +84,10 @@ def test_a_filtered_search_starts_from_the_matches(db, client, auth):
             plan
 
 
-def test_contested_claims_are_found_from_the_disputing_side(db, client, auth):
-    if not db.is_sqlite:
-        pytest.skip("SQLite's planner (PostgreSQL plans from statistics ANALYZE keeps)")
+def test_contested_claims_are_found_from_the_disputing_side(sqlite_planner, db, client, auth):
     # Tested claim by claim (two EXISTS each), a contested page took 3.9 s at 1,000,000
     # claims when few were contested.
-    for i in range(3):
-        make_claim(client, auth("checker"), f"Claim {i} about troops in Belarus.",
-                   attributions=[{"source": "BelTA", "stance": "asserts"}])
+    _claims(client, auth, attributions=[{"source": "BelTA", "stance": "asserts"}])
     contested = _plans(db, client, auth, "/v1/claims?limit=50&contested=true")[0]
     # The claims come from the list of disputed ones, each looked up by id...
     assert contested.splitlines()[0].startswith("SEARCH claim USING INDEX"), contested
@@ -101,18 +107,8 @@ def test_uncontested_claims_are_an_anti_join_on_postgresql(db, client, auth):
     # longer fitted work_mem (50 s at 40,000 contested claims with work_mem = 1MB).
     make_claim(client, auth("checker"), "Claim about troops in Belarus.",
                attributions=[{"source": "BelTA", "stance": "asserts"}])
-    seen: list[tuple[str, object]] = []
-
-    def record(_conn, _cursor, statement, parameters, _context, _many):
-        if "against" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        assert client.get("/v1/claims?contested=false",
-                          headers=auth("reader")).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+    seen = _sent(db, client, auth, "/v1/claims?contested=false",
+                 lambda statement: "against" in statement)
     assert seen, "the contested filter was not sent"
     with db.engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL work_mem = '64kB'")
