@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     claim_cache_entries: int = 5000
     # Most claims one group commit writes together (app/writer.py).
     write_batch_max: int = 64
+    # Each worker writes new claims (POST /v1/claims) in a process of its own, on another
+    # core; off, it writes them in a thread (app/writer.py).
+    writer_process: bool = True
     # SQLite's page cache per pooled connection (KiB). Up to 48 connections each keep
     # their own: at the default 2 MiB that alone could reach ~100 MB per worker; the
     # operating system caches the file's pages for all of them anyway.

@@ -1,5 +1,7 @@
 """Engine and sessions: SQLite pragmas, pool sizing, and the single-writer rule."""
 
+import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -89,7 +91,8 @@ class Database:
         # SQLITE_BUSY_SNAPSHOT when a transaction that read turns into a writer. A write
         # session takes the gate when its transaction begins, not when it is opened, so
         # a request can finish short write steps (idempotency) before its main one.
-        self._write_gate = threading.Lock() if self.is_sqlite else None
+        self._write_gate = WriteGate(self.engine.url.database or "") if self.is_sqlite \
+            else None
         event.listen(self.sessions, "after_begin", _take_gate)
         event.listen(self.sessions, "after_transaction_end", _release_gate)
 
@@ -112,6 +115,45 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._write_gate is not None:
+            self._write_gate.close()
+
+
+class WriteGate:
+    """SQLite's one writer at a time, among this process's threads (a lock) and among
+    processes (`flock` on a file beside the database): the worker and its writer process
+    (app/writer.py) both write."""
+
+    def __init__(self, database_path: str):
+        self._lock = threading.Lock()
+        # A file of its own: SQLite's own (POSIX) locks on the database file are dropped
+        # when any descriptor of that file closes in the process.
+        self.path = f"{database_path}-writegate"
+        self._fd = -1  # opened at first use (again after close())
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+        try:
+            if self._fd < 0:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    def __del__(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
 
 
 # The PostgreSQL write gate; crud.lock_event_feed takes the same lock (one lock for both).

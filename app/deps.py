@@ -263,7 +263,8 @@ async def get_claim_writer(request: Request) -> ClaimWriter:
     if writer is None or writer.db is not state.db:
         writer = state.claim_writer = ClaimWriter(
             state.db, threshold=state.settings.similarity_threshold,
-            max_batch=state.settings.write_batch_max, on_batch=state.metrics.write_batch.observe)
+            max_batch=state.settings.write_batch_max, on_batch=state.metrics.write_batch.observe,
+            process=getattr(state, "writer_process", None))
     return writer
 
 

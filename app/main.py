@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,9 @@ from app.limits import TimeLimitMiddleware
 from app.observability import Metrics, ObservabilityMiddleware
 from app.ratelimit import RateLimiter
 from app.stats import StatsCache
+from app.writer import WriterProcess
+
+log = logging.getLogger("claimledger")
 
 DESCRIPTION = """A ledger of factual claims: who said what, where, who disputes it, and what
 fact-checkers concluded, with the full history of every change.
@@ -48,7 +52,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             timeout=settings.instance_timeout_seconds)
         await anyio.to_thread.run_sync(heartbeat.beat)
         beating = asyncio.create_task(heartbeat.run())
+        if database is None and settings.writer_process:
+            app.state.writer_process = await anyio.to_thread.run_sync(_start_writer, settings)
         yield
+        if getattr(app.state, "writer_process", None) is not None:  # after in-flight requests
+            await anyio.to_thread.run_sync(app.state.writer_process.stop)
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
@@ -83,6 +91,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _start_writer(settings: Settings) -> WriterProcess | None:
+    process = WriterProcess(settings)
+    try:
+        process.start()
+    except RuntimeError as exc:
+        log.error("%s: claims are written in a thread instead", exc)
+        return None
+    return process
 
 
 async def _replay(_request: Request, replay: Replay) -> Response:

@@ -9,23 +9,52 @@ only after the commit that holds its claim, so an acknowledged write is durable.
 
 If a batch fails as a whole (an error no check foresaw), its requests are retried one by
 one, so one request's problem never becomes another's.
+
+Where the writing runs: `claimledger serve` gives each worker a writer process of its
+own (`WriterProcess`, on by default: CLAIMLEDGER_WRITER_PROCESS). The worker parses,
+authenticates and validates; the writer process checks for duplicates, inserts, commits
+and renders the response, on the other core, outside the worker's GIL. A worker whose
+writer process cannot start, or an app given its database (tests), writes in a thread.
 """
 
 import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import threading
+from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
+from sqlalchemy.exc import DataError, OperationalError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app import crud, ingest, similarity
+from app import crud, errors, ingest, similarity
+from app.config import Settings
 from app.db import Database
-from app.errors import AppError, Conflict
+from app.errors import AppError, Conflict, Unavailable
 from app.idempotency import Idempotency
 from app.models import ClaimCreate, ClaimCreated, SimilarClaim
 from app.text import fingerprint
 
 MAX_BATCH = 64
+STARTUP_SECONDS = 60.0
+# The writer process's name in ps and top (Linux: /proc/PID/comm, at most 15 characters).
+PROCESS_NAME = "cl-writer"
+
+log = logging.getLogger("claimledger")
+
+
+@dataclass(frozen=True)
+class Written:
+    """A created claim's response: its JSON and headers (ETag, Location)."""
+
+    body: bytes
+    headers: dict[str, str]
 
 
 @dataclass
@@ -37,21 +66,33 @@ class _Job:
 
 
 class ClaimWriter:
-    """Queues claim creations and writes whatever is queued together, one batch at a time."""
+    """Queues claim creations and writes whatever is queued together, one batch at a time.
+
+    With a writer process, the next batch is sent while the last is being written (up
+    to `PIPELINE` batches outstanding), so neither side waits for the other; the process
+    writes them in order, one transaction each.
+    """
+
+    PIPELINE = 2
 
     def __init__(self, db: Database, *, threshold: float, max_batch: int = MAX_BATCH,
-                 linger: float = 0.002, on_batch: Any = None):
+                 linger: float = 0.002, on_batch: Any = None,
+                 process: "WriterProcess | None" = None):
         self.db, self.threshold, self.max_batch, self.linger = db, threshold, max_batch, linger
         self.on_batch = on_batch  # called with each batch's size (metrics)
+        self.process = process
         self._queue: list[_Job] = []
         self._draining: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._last = 0  # the size of the last batch taken
 
     async def create(self, claim_in: ClaimCreate, *, actor: str,
-                     idem: Idempotency) -> ClaimCreated:
+                     idem: Idempotency) -> Written:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests): start afresh
             self._loop, self._queue, self._draining = loop, [], None
+            self._slots = asyncio.Semaphore(self.PIPELINE if self.process else 1)
         job = _Job(claim_in, actor, idem, loop.create_future())
         self._queue.append(job)
         if self._draining is None or self._draining.done():
@@ -59,56 +100,263 @@ class ClaimWriter:
         return await job.future
 
     async def _drain(self) -> None:
-        last = 0
+        assert self._slots is not None and self._loop is not None
         while self._queue:
-            if len(self._queue) < last // 2:
+            await self._slots.acquire()  # a batch in flight has finished (or none was)
+            if len(self._queue) < self._last // 2:
                 # Under load, the requests answered by the last batch come back within a
                 # few milliseconds: wait for them rather than commit a handful alone
                 # (each commit has a fixed cost of several milliseconds).
                 await asyncio.sleep(self.linger)
             batch = self._queue[:self.max_batch]
-            last = len(batch)
+            self._last = len(batch)
             del self._queue[:self.max_batch]
-            try:
-                outcomes = await run_in_threadpool(self._write, batch)
-            except asyncio.CancelledError:  # the loop is shutting down: stop waiting
-                for job in batch + self._queue:
-                    job.future.cancel()
-                raise
-            except Exception as exc:  # _write answers every job; this is a last resort
-                outcomes = [exc] * len(batch)
-            for job, outcome in zip(batch, outcomes, strict=True):
-                if job.future.done():  # the request was cancelled meanwhile
-                    continue
-                if isinstance(outcome, BaseException):
-                    job.future.set_exception(outcome)
-                else:
-                    job.future.set_result(outcome)
+            self._loop.create_task(self._write(batch))
 
-    def _write(self, batch: list[_Job]) -> list[ClaimCreated | BaseException]:
-        """Write a batch in one transaction; on a batch-wide failure, each job alone."""
+    async def _write(self, batch: list[_Job]) -> None:
+        assert self._slots is not None
+        items = [(job.claim_in, job.actor, job.idem) for job in batch]
         try:
-            with self.db.write_session() as session:
-                outcomes = create_claims(session, [(j.claim_in, j.actor) for j in batch],
-                                         threshold=self.threshold)
-                for job, outcome in zip(batch, outcomes, strict=True):
-                    if isinstance(outcome, ClaimCreated):
-                        job.idem.save(session, status=201, body=outcome,
-                                      headers=headers_of(outcome))
-                session.commit()
-            if self.on_batch is not None:
-                self.on_batch(len(batch))
-            return outcomes
-        except Exception as exc:
+            if self.process is not None:
+                outcomes = await asyncio.wrap_future(
+                    await run_in_threadpool(self.process.submit, items))
+            else:
+                outcomes = await run_in_threadpool(
+                    write_batch, self.db, items, threshold=self.threshold)
+        except asyncio.CancelledError:  # the loop is shutting down: stop waiting
             for job in batch:
-                job.idem.saved = False
-            if len(batch) == 1:
-                return [exc]
-            return [self._write([job])[0] for job in batch]
+                job.future.cancel()
+            raise
+        except Exception as exc:  # write_batch answers every job; this is a last resort
+            outcomes = [exc] * len(batch)
+        finally:
+            self._slots.release()
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        for job, outcome in zip(batch, outcomes, strict=True):
+            # Its response is stored (so release() keeps the key) only if it committed.
+            job.idem.saved = job.idem.active and isinstance(outcome, Written)
+            if job.future.done():  # the request was cancelled meanwhile
+                continue
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
+
+
+Item = tuple[ClaimCreate, str, Idempotency]
+
+
+def write_batch(db: Database, items: list[Item], *,
+                threshold: float) -> list[Written | BaseException]:
+    """Write a batch in one transaction; on a batch-wide failure, each item alone."""
+    try:
+        with db.write_session() as session:
+            outcomes = create_claims(session, [(claim_in, actor) for claim_in, actor, _ in items],
+                                     threshold=threshold)
+            written: list[Written | BaseException] = []
+            for (_, _, idem), outcome in zip(items, outcomes, strict=True):
+                if isinstance(outcome, ClaimCreated):
+                    headers = headers_of(outcome)
+                    idem.save(session, status=201, body=outcome, headers=headers)
+                    written.append(Written(
+                        outcome.__pydantic_serializer__.to_json(outcome), headers))
+                else:
+                    written.append(outcome)
+            session.commit()
+        return written
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        return [write_batch(db, [item], threshold=threshold)[0] for item in items]
 
 
 def headers_of(claim: ClaimCreated) -> dict[str, str]:
     return {"ETag": f'"{claim.version}"', "Location": f"/v1/claims/{claim.id}"}
+
+
+class WriterProcess:
+    """A worker's writer process: batches go down a pipe, their outcomes come back in order.
+
+    If the process dies, the batches it had get 503 — each may or may not have committed,
+    so the client's retry with its Idempotency-Key either replays or does it — and the
+    next batch starts a new process. The process ignores SIGINT and SIGTERM: the worker
+    decides when writing stops (after its in-flight requests, `stop()`), and a worker
+    killed outright closes the pipe; either way the process finishes its batch and ends.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._process: Any = None
+        # The batches sent and not yet answered, oldest first: (future, size).
+        self._pending: deque[tuple[Future, int]] = deque()
+
+    def start(self) -> None:
+        """Start the process and wait until it has connected (raises if it could not)."""
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        process = context.Process(target=_serve, args=(self.settings, theirs),
+                                  name="claimledger-writer", daemon=False)
+        process.start()
+        theirs.close()
+        try:
+            if not ours.poll(STARTUP_SECONDS) or ours.recv() != "ready":
+                raise RuntimeError("the writer process did not start")
+        except (EOFError, OSError, RuntimeError):
+            ours.close()
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+            raise RuntimeError("the writer process did not start; see its log") from None
+        self._conn, self._process = ours, process
+        threading.Thread(target=self._receive, args=(ours,), name="claimledger-writer-pipe",
+                         daemon=True).start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def submit(self, items: list[Item]) -> "Future[list[Written | BaseException]]":
+        """Send a batch (starting the process if need be); its outcomes arrive later."""
+        future: Future = Future()
+        sent = [(claim_in, actor, _idem_state(idem)) for claim_in, actor, idem in items]
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self.start()
+                assert self._conn is not None
+                self._pending.append((future, len(items)))
+                self._conn.send(sent)
+            except (OSError, RuntimeError) as exc:
+                self._lost(exc)
+                if not future.done():
+                    future.set_result(_stopped(len(items)))
+        return future
+
+    def _receive(self, conn: Connection) -> None:
+        """The pipe's reader thread: answer the oldest pending batch with each reply."""
+        while True:
+            try:
+                reply = conn.recv()
+            except (EOFError, OSError) as exc:
+                with self._lock:
+                    if self._conn is conn:  # not stop(), nor a process already replaced
+                        self._lost(exc)
+                return
+            with self._lock:
+                future, _ = self._pending.popleft()
+            future.set_result([_rebuilt(outcome) for outcome in reply])
+
+    def _lost(self, exc: BaseException) -> None:
+        """The process is gone (the lock is held): fail what it had, forget it."""
+        log.error("the writer process stopped (%s: %s); the next batch starts another",
+                  type(exc).__name__, exc)
+        while self._pending:
+            future, size = self._pending.popleft()
+            future.set_result(_stopped(size))
+        self._close(timeout=1)
+
+    def _close(self, timeout: float) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
+        self._conn = self._process = None
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the process to end once it has written what it has, and wait for it."""
+        with self._lock:
+            conn, process = self._conn, self._process
+            self._conn = self._process = None  # the reader thread now ends quietly
+        if conn is None:
+            return
+        with contextlib.suppress(OSError):
+            conn.send(None)
+        process.join(timeout)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        conn.close()
+        with self._lock:
+            while self._pending:
+                future, size = self._pending.popleft()
+                future.set_result(_stopped(size))
+
+
+def _stopped(size: int) -> list[Written | BaseException]:
+    return [Unavailable("the writer stopped while writing this claim; it may or may not have "
+                        "been stored: retry (with the same Idempotency-Key, a retry is safe)",
+                        headers={"Retry-After": "1"}) for _ in range(size)]
+
+
+def _idem_state(idem: Idempotency) -> tuple[str, str, str, str, float] | None:
+    if not idem.active:
+        return None
+    return (idem.api_key_id, idem.key, idem.digest, idem.token, idem.ttl_hours)  # type: ignore
+
+
+def _serve(settings: Settings, conn: Connection) -> None:
+    """The writer process: write each batch the pipe brings until it closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
+        comm.write(PROCESS_NAME)
+    from app.observability import configure_logging
+    configure_logging(settings.log_level)
+    db = Database(settings)
+    conn.send("ready")
+    try:
+        while True:
+            try:
+                batch = conn.recv()
+            except (EOFError, OSError):
+                return  # the worker died
+            if batch is None:
+                return  # the worker is stopping
+            items = []
+            for claim_in, actor, state in batch:
+                idem = Idempotency()
+                if state is not None:
+                    api_key_id, key, digest, token, ttl = state
+                    idem = Idempotency(None, api_key_id, key, digest, ttl_hours=ttl)
+                    idem.token = token
+                items.append((claim_in, actor, idem))
+            outcomes = write_batch(db, items, threshold=settings.similarity_threshold)
+            try:
+                conn.send([_portable(outcome) for outcome in outcomes])
+            except (EOFError, OSError):
+                return
+    finally:
+        db.dispose()
+
+
+def _portable(outcome: Written | BaseException) -> Any:
+    """An outcome that survives the pipe: errors as (class name, detail, headers, extra)."""
+    if isinstance(outcome, Written):
+        return outcome
+    if isinstance(outcome, AppError):
+        return (type(outcome).__name__, outcome.detail, outcome.headers, outcome.extra)
+    if isinstance(outcome, OperationalError):
+        return ("Unavailable", "the database is unavailable or busy; retry",
+                {"Retry-After": "1"}, {})
+    if isinstance(outcome, DataError):
+        return ("BadRequest", "a value in the request cannot be stored (for example, it "
+                "contains a NUL byte)", None, {})
+    log.error("unexpected error writing claims", exc_info=outcome)
+    return ("AppError", "an unexpected error occurred; it has been logged", None, {})
+
+
+def _rebuilt(outcome: Any) -> Written | AppError:
+    if isinstance(outcome, Written):
+        return outcome
+    name, detail, headers, extra = outcome
+    error_class = getattr(errors, name, AppError)
+    return error_class(detail, headers=headers, **extra)
 
 
 def create_claims(

@@ -264,7 +264,7 @@ def sqlite_database(name: str) -> Iterator[str]:
 
 
 def remove_sqlite(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("", "-wal", "-shm", "-journal", "-writegate"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 

@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
+from app.writer import PROCESS_NAME
 from tests.conftest import mint_role_keys
 from tests.live_server import ROOT, _die_with_parent, free_port, settings_env, stop_process
 
@@ -43,13 +44,15 @@ class Served:
     reader: dict[str, str]
 
     def workers(self) -> set[int]:
-        """The worker processes (uvicorn spawns them) the server has now."""
+        """The worker processes (uvicorn spawns them) the server has now; not a writer
+        process (with one worker, the server's own child)."""
         out = set()
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, IndexError, ValueError):
                 fields = stat.read_text().rsplit(")", 1)[1].split()
                 if int(fields[1]) == self.process.pid and fields[0] != "Z" and \
-                        b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                        b"spawn_main" in (stat.parent / "cmdline").read_bytes() and \
+                        (stat.parent / "comm").read_text().strip() != PROCESS_NAME:
                     out.add(int(stat.parent.name))
         return out
 

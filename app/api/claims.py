@@ -47,7 +47,6 @@ from app.models import (
     to_utc,
 )
 from app.pagination import Page, decode_position, encode_cursor, page_json
-from app.writer import headers_of
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=READ_ERRORS)
 
@@ -65,10 +64,10 @@ async def create_claim(
     Concurrent requests are committed together (app/writer.py); each is answered once
     its claim is committed.
     """
-    created = await writer.create(claim_in, actor=key.name, idem=idem)
-    # Serialised here: FastAPI would validate the built model all over again first.
-    return Response(created.__pydantic_serializer__.to_json(created), status_code=201,
-                    media_type="application/json", headers=headers_of(created))
+    # Rendered by the writer: FastAPI would validate the built model all over again first.
+    written = await writer.create(claim_in, actor=key.name, idem=idem)
+    return Response(written.body, status_code=201, media_type="application/json",
+                    headers=written.headers)
 
 
 @router.get("", response_model=Page[ClaimPublic])
