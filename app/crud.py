@@ -25,6 +25,7 @@ from app.models import (
     AttributionCreate,
     AttributionPublic,
     Claim,
+    ClaimBand,
     ClaimCreate,
     ClaimLink,
     ClaimPublic,
@@ -824,6 +825,7 @@ def delete_claim(session: Session, *, claim: Claim, expected_version: int | None
             "deleted_claim": claim.id}))
         session.delete(link)
     session.flush()
+    session.execute(sa.delete(ClaimBand).where(col(ClaimBand.claim_id) == claim.id))
     session.delete(claim)
     session.flush()
     _record_link_changes(session, unlinked, actor=actor)

@@ -22,7 +22,6 @@ from app.models import (
     Attribution,
     AttributionCreate,
     Claim,
-    ClaimBand,
     ClaimCreate,
     ClaimPublic,
     ClaimTopic,
@@ -479,10 +478,10 @@ def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, Cla
     for table, rows in (
         (ClaimTopic, [{"claim_id": cid, "topic": t} for cid, ts in topics.items() for t in ts]),
         (Attribution, [a for atts in attributions.values() for a in atts]),
-        (ClaimBand, bands),
     ):
         if rows:
             conn.execute(table.__table__.insert(), rows)  # type: ignore[attr-defined]
+    similarity.insert_bands(conn, bands)
     snapshots, documents = _representations(session, new, topics, attributions)
     crud.lock_event_feed(session)
     conn.execute(_EVENT.insert(), [

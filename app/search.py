@@ -93,13 +93,17 @@ def index_documents(session: Session, docs: dict[str, str], *, gone: Sequence[st
         _index_sqlite(session, docs, list(gone), fresh=fresh)
 
 
+_INDEX_PG = sa.text(
+    "INSERT INTO claim_search (claim_id, document) "
+    "SELECT k.id, to_tsvector('english', k.body) "
+    "FROM unnest(CAST(:ids AS varchar[]), CAST(:bodies AS text[])) AS k(id, body) "
+    "ON CONFLICT (claim_id) DO UPDATE SET document = excluded.document")
+
+
 def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:
     if docs:
-        session.execute(sa.text(
-            "INSERT INTO claim_search (claim_id, document) "
-            "VALUES (:id, to_tsvector('english', :body)) "
-            "ON CONFLICT (claim_id) DO UPDATE SET document = excluded.document"
-        ), [{"id": cid, "body": body} for cid, body in docs.items()])
+        # One statement over arrays: per-row executions cost PostgreSQL ~40 us a row.
+        session.execute(_INDEX_PG, {"ids": list(docs), "bodies": list(docs.values())})
     if gone:
         session.execute(sa.text("DELETE FROM claim_search WHERE claim_id = ANY(:ids)"),
                         {"ids": gone})

@@ -86,9 +86,24 @@ def band_rows(claim_id: str, text: str) -> list[dict[str, object]]:
 def store_bands(session: Session, claim_id: str, text: str, *, replace: bool = False) -> None:
     if replace:
         session.execute(sa.delete(ClaimBand).where(col(ClaimBand.claim_id) == claim_id))
-    rows = band_rows(claim_id, text)
-    if rows:
-        session.execute(sa.insert(ClaimBand), rows)
+    insert_bands(session.connection(), band_rows(claim_id, text))
+
+
+# PostgreSQL: one statement over two arrays. As an executemany, each of a claim's 16 rows
+# was an execution of its own (~13 us each: a fifth of a batch's time in the database).
+_INSERT_BANDS_PG = sa.text(
+    "INSERT INTO claim_band (band, claim_id) "
+    "SELECT * FROM unnest(CAST(:bands AS bigint[]), CAST(:ids AS varchar[]))")
+
+
+def insert_bands(conn: sa.Connection, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_INSERT_BANDS_PG, {"bands": [r["band"] for r in rows],
+                                        "ids": [r["claim_id"] for r in rows]})
+    else:
+        conn.execute(sa.insert(ClaimBand), rows)
 
 
 def likely_duplicates(

@@ -42,6 +42,7 @@ from app.models import ClaimCreate, ClaimCreated, SimilarClaim
 from app.text import fingerprint
 
 MAX_BATCH = 64
+MERGED_MAX = 256  # the most claims a writer process writes in one transaction
 STARTUP_SECONDS = 60.0
 # The writer process's name in ps and top (Linux: /proc/PID/comm, at most 15 characters).
 PROCESS_NAME = "cl-writer"
@@ -73,7 +74,7 @@ class ClaimWriter:
     writes them in order, one transaction each.
     """
 
-    PIPELINE = 2
+    PIPELINE = 4
 
     def __init__(self, db: Database, *, threshold: float, max_batch: int = MAX_BATCH,
                  linger: float = 0.002, on_batch: Any = None,
@@ -310,29 +311,45 @@ def _serve(settings: Settings, conn: Connection) -> None:
     configure_logging(settings.log_level)
     db = Database(settings)
     conn.send("ready")
+    stopping = False
     try:
-        while True:
+        while not stopping:
+            # Everything the worker has sent by now is written in one transaction (each
+            # batch still gets its own reply): the longer the last commit took, the more
+            # it takes together, and the fixed cost of a commit is paid once for all.
+            batches: list[list[Any]] = []
             try:
-                batch = conn.recv()
+                while not batches or (conn.poll() and sum(map(len, batches)) < MERGED_MAX):
+                    batch = conn.recv()
+                    if batch is None:  # the worker is stopping: write what came before
+                        stopping = True
+                        break
+                    batches.append(batch)
             except (EOFError, OSError):
-                return  # the worker died
-            if batch is None:
-                return  # the worker is stopping
-            items = []
-            for claim_in, actor, state in batch:
-                idem = Idempotency()
-                if state is not None:
-                    api_key_id, key, digest, token, ttl = state
-                    idem = Idempotency(None, api_key_id, key, digest, ttl_hours=ttl)
-                    idem.token = token
-                items.append((claim_in, actor, idem))
-            outcomes = write_batch(db, items, threshold=settings.similarity_threshold)
+                stopping = True  # the worker died: write what it sent, then end
+            items = [(claim_in, actor, _idempotency(state))
+                     for batch in batches for claim_in, actor, state in batch]
+            if not items:
+                break
+            outcomes = [_portable(outcome) for outcome in
+                        write_batch(db, items, threshold=settings.similarity_threshold)]
             try:
-                conn.send([_portable(outcome) for outcome in outcomes])
+                for batch in batches:
+                    conn.send(outcomes[:len(batch)])
+                    del outcomes[:len(batch)]
             except (EOFError, OSError):
                 return
     finally:
         db.dispose()
+
+
+def _idempotency(state: tuple[str, str, str, str, float] | None) -> Idempotency:
+    if state is None:
+        return Idempotency()
+    api_key_id, key, digest, token, ttl = state
+    idem = Idempotency(None, api_key_id, key, digest, ttl_hours=ttl)
+    idem.token = token
+    return idem
 
 
 def _portable(outcome: Written | BaseException) -> Any:
