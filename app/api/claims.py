@@ -2,7 +2,7 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import crud, similarity, verification
@@ -12,7 +12,6 @@ from app.deps import (
     CheckerKey,
     ClaimCacheDep,
     ClaimDep,
-    ClaimWriterDep,
     CursorDep,
     DatabaseDep,
     IdempotencyDep,
@@ -24,6 +23,7 @@ from app.deps import (
     SessionDep,
     SettingsDep,
     WriteSessionDep,
+    claim_writer,
     etag,
     set_etag,
 )
@@ -56,7 +56,7 @@ Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated
 
 @router.post("", status_code=201, responses=WRITE_ERRORS, response_model=ClaimCreated)
 async def create_claim(
-    claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, writer: ClaimWriterDep,
+    claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, request: Request,
 ) -> Response:
     """Register a claim (`unverified`), optionally with attributions naming sources.
 
@@ -65,7 +65,7 @@ async def create_claim(
     its claim is committed.
     """
     # Rendered by the writer: FastAPI would validate the built model all over again first.
-    written = await writer.create(claim_in, actor=key.name, idem=idem)
+    written = await claim_writer(request.app.state).create(claim_in, actor=key.name, idem=idem)
     return Response(written.body, status_code=201, media_type="application/json",
                     headers=written.headers)
 
