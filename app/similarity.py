@@ -47,7 +47,8 @@ def words(text: str) -> frozenset[str]:
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     if not a or not b:
         return 0.0
-    return len(a & b) / len(a | b)
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)  # the union's size, without building it
 
 
 def _token_hash(word: str) -> int:
@@ -96,14 +97,17 @@ _INSERT_BANDS_PG = sa.text(
     "SELECT * FROM unnest(CAST(:bands AS bigint[]), CAST(:ids AS varchar[]))")
 
 
+_INSERT_BANDS_SQLITE = "INSERT INTO claim_band (band, claim_id) VALUES (?, ?)"
+
+
 def insert_bands(conn: sa.Connection, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql":
         conn.execute(_INSERT_BANDS_PG, {"bands": [r["band"] for r in rows],
                                         "ids": [r["claim_id"] for r in rows]})
-    else:
-        conn.execute(sa.insert(ClaimBand), rows)
+    else:  # the driver's executemany over tuples: the Core statement processed each row
+        conn.exec_driver_sql(_INSERT_BANDS_SQLITE, [(r["band"], r["claim_id"]) for r in rows])
 
 
 def likely_duplicates(
