@@ -20,8 +20,10 @@ writer process cannot start, or an app given its database (tests), writes in a t
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections import deque
 from concurrent.futures import Future
@@ -190,29 +192,41 @@ class WriterProcess:
         self.settings = settings
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._process: Any = None
+        self._process: subprocess.Popen | None = None
         # The batches sent and not yet answered, oldest first: (future, size).
         self._pending: deque[tuple[Future, int]] = deque()
 
     def start(self) -> None:
-        """Start the process and wait until it has connected (raises if it could not)."""
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        process = context.Process(target=_serve, args=(self.settings, theirs),
-                                  name="claimledger-writer", daemon=False)
-        process.start()
-        theirs.close()
+        """Start the process and wait until it has connected (raises if it could not).
+
+        A plain `python -c` over a socket pair, not multiprocessing's spawn: spawn would
+        import the parent's main module again (the CLI: Typer, Rich, uvicorn, ~15 MB of a
+        process that needs none of it) and start a resource tracker process as well.
+        """
+        ours, theirs = socket.socketpair()
         try:
-            if not ours.poll(STARTUP_SECONDS) or ours.recv() != "ready":
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from app.writer import main; main()",
+                 str(theirs.fileno())],
+                # A session of its own: a terminal's Ctrl-C (or a signal to the worker's
+                # group) is for the worker, which ends the writer when it is done.
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise RuntimeError(f"the writer process did not start: {exc}") from None
+        finally:
+            theirs.close()
+        conn = Connection(ours.detach())
+        try:
+            conn.send(self.settings)
+            if not conn.poll(STARTUP_SECONDS) or conn.recv() != "ready":
                 raise RuntimeError("the writer process did not start")
         except (EOFError, OSError, RuntimeError):
-            ours.close()
-            process.join(5)
-            if process.is_alive():
-                process.kill()
+            conn.close()
+            _end(process, timeout=5)
             raise RuntimeError("the writer process did not start; see its log") from None
-        self._conn, self._process = ours, process
-        threading.Thread(target=self._receive, args=(ours,), name="claimledger-writer-pipe",
+        self._conn, self._process = conn, process
+        threading.Thread(target=self._receive, args=(conn,), name="claimledger-writer-pipe",
                          daemon=True).start()
 
     @property
@@ -263,10 +277,7 @@ class WriterProcess:
         if self._conn is not None:
             self._conn.close()
         if self._process is not None:
-            self._process.join(timeout)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
+            _end(self._process, timeout)
         self._conn = self._process = None
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -278,15 +289,21 @@ class WriterProcess:
             return
         with contextlib.suppress(OSError):
             conn.send(None)
-        process.join(timeout)
-        if process.is_alive():
-            process.kill()
-            process.join()
+        _end(process, timeout)
         conn.close()
         with self._lock:
             while self._pending:
                 future, size = self._pending.popleft()
                 future.set_result(_stopped(size))
+
+
+def _end(process: subprocess.Popen, timeout: float) -> None:
+    """Wait for the process to end; kill it if it has not within `timeout`."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _stopped(size: int) -> list[Written | BaseException]:
@@ -299,6 +316,17 @@ def _idem_state(idem: Idempotency) -> tuple[str, str, str, str, float] | None:
     if not idem.active:
         return None
     return (idem.api_key_id, idem.key, idem.digest, idem.token, idem.ttl_hours)  # type: ignore
+
+
+def main() -> None:
+    """The writer process's entry point: its socket's descriptor is argv[1]; the worker
+    sends its settings first."""
+    conn = Connection(int(sys.argv[1]))
+    try:
+        settings = conn.recv()
+    except (EOFError, OSError):
+        return
+    _serve(settings, conn)
 
 
 def _serve(settings: Settings, conn: Connection) -> None:

@@ -202,6 +202,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def writer_processes(pid: int) -> list[int]:
+    """The writer processes (app/writer.py, named PROCESS_NAME) under `pid`: its own
+    (one worker) or its workers' (several)."""
+    from app.writer import PROCESS_NAME
+    found = []
+    for child in children(pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/comm").read_text().strip() == PROCESS_NAME:
+                found.append(child)
+                continue
+        found += writer_processes(child)
+    return found
+
+
 def children(pid: int) -> list[int]:
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -349,6 +363,10 @@ class Service:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def busy_pids(self) -> list[int]:
+        """Every process that does a request's work: the workers and their writers."""
+        return self.worker_pids() + writer_processes(self.pid)
 
     def worker_pids(self) -> list[int]:
         """The processes that serve requests: the server itself, or its workers."""
@@ -768,11 +786,16 @@ class Profile:
 
 
 def profiled(pid: int, seconds: float, name: str, during: Callable[[], object]) -> list[str]:
-    """Sample `pid` with py-spy while `during()` runs; a summary of where the time went."""
-    profile = Profile(pid, seconds + 1, name).start()
+    """Sample `pid` (and its writer process, if it has one) with py-spy while `during()`
+    runs; a summary of where the time went in each."""
+    profiles = [Profile(pid, seconds + 1, name).start()]
+    profiles += [Profile(writer, seconds + 1, f"{name}-writer").start()
+                 for writer in writer_processes(pid)[:1]]
     time.sleep(0.5)
     try:
         during()
     finally:
-        lines = profile.finish()
+        lines = profiles[0].finish()
+        for writer in profiles[1:]:
+            lines += ["the writer process:", *writer.finish()]
     return lines

@@ -82,7 +82,7 @@ def _profile(svc: Service, spec: requests.Spec, opts: Options, name: str) -> lis
     def run() -> None:
         load(svc.url, spec, seconds=opts.duration, connections=opts.connections,
              python=opts.python_load)
-        drain([svc.pid])
+        drain(svc.busy_pids())
 
     return profiled(svc.pid, opts.duration, name, run)
 
@@ -94,7 +94,7 @@ def post_claims(row: str, database: str, database_url: str, *, ratio_target: flo
     with Service(database_url, name=row.lower()) as svc:
         source_id = make_source(svc)
         spec = requests.post_claim(svc.key, source_id)
-        ceiling, service = compare(svc.url, requests.healthz(), spec, opts, svc.worker_pids())
+        ceiling, service = compare(svc.url, requests.healthz(), spec, opts, svc.busy_pids())
         ratio = service.rps / ceiling.rps
         passed = ratio >= ratio_target and service.p99 <= p99_target and service.errors == 0
         measured = (f"{_ratio_line(service, ceiling)}, p99 {service.p99:.0f} ms, "
@@ -131,7 +131,7 @@ def p3(opts: Options) -> list[Result]:
     with sqlite_database("p3") as url, _seeded(url, "p3", count) as (svc, ids):
         say(f"    seeded {len(ids):,} claims (one attribution and topic each)")
         spec = requests.get_claims(svc.key, ids)
-        ceiling, service = compare(svc.url, requests.healthz(), spec, opts, svc.worker_pids())
+        ceiling, service = compare(svc.url, requests.healthz(), spec, opts, svc.busy_pids())
         ratio = service.rps / ceiling.rps
         passed = ratio >= 0.40 and service.errors == 0
         measured = f"{_ratio_line(service, ceiling)}, p99 {service.p99:.0f} ms"

@@ -41,13 +41,13 @@ PER_KEY = 8
 def _throughput(svc: Service, source_id: str, opts: Options) -> tuple[Load, dict[int, float]]:
     spec = requests.post_claim(svc.key, source_id, name=f"post-claim-{svc.workers}w")
     load(svc.url, spec, seconds=1, connections=opts.connections, python=opts.python_load)
-    drain(svc.worker_pids())
+    drain(svc.busy_pids())
     runs = []
     with CpuTracker(svc) as cpu:
         for n in range(opts.runs):
             runs.append(load(svc.url, spec, seconds=opts.duration,
                              connections=opts.connections, python=opts.python_load))
-            drain(svc.worker_pids())
+            drain(svc.busy_pids())
             say(f"    {svc.workers} worker(s), run {n + 1}: {runs[-1].brief()}")
     return median_load(runs), cpu.per_worker()
 
@@ -186,7 +186,7 @@ def p7(opts: Options) -> list[Result]:
             say(f"    CPU seconds per worker pid during the 2-worker load: {cpu}")
             with CpuTracker(two) as checks:
                 writes = asyncio.run(_writes(two, source_id, write_seconds, opts.connections))
-                drain(two.worker_pids())
+                drain(two.busy_pids())
                 idem = asyncio.run(_idempotency(two, source_id))
             spread = checks.per_worker()
             restarts = two.worker_restarts()
