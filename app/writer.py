@@ -19,6 +19,7 @@ writer process cannot start, or an app given its database (tests), writes in a t
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -338,6 +339,8 @@ def _serve(settings: Settings, conn: Connection) -> None:
     from app.observability import configure_logging
     configure_logging(settings.log_level)
     db = Database(settings)
+    gc.collect()  # as the worker does (app/main.py): startup's objects are never collected
+    gc.freeze()
     conn.send("ready")
     stopping = False
     try:
