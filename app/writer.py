@@ -90,6 +90,7 @@ class ClaimWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._last = 0  # the size of the last batch taken
+        self._writing: set[asyncio.Task] = set()
 
     async def create(self, claim_in: ClaimCreate, *, actor: str,
                      idem: Idempotency) -> Written:
@@ -115,7 +116,9 @@ class ClaimWriter:
             batch = self._queue[:self.max_batch]
             self._last = len(batch)
             del self._queue[:self.max_batch]
-            self._loop.create_task(self._write(batch))
+            task = self._loop.create_task(self._write(batch))
+            self._writing.add(task)  # the loop holds tasks weakly
+            task.add_done_callback(self._writing.discard)
 
     async def _write(self, batch: list[_Job]) -> None:
         assert self._slots is not None
