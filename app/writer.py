@@ -30,6 +30,7 @@ from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from sqlalchemy.exc import DataError, OperationalError
@@ -194,10 +195,17 @@ class WriterProcess:
 
     def __init__(self, settings: Settings):
         self.settings = settings
+        # _lock guards the state below and is held only briefly (never while sending: a
+        # batch too big for the socket's buffer waits for the process to read it, and the
+        # process may itself be waiting for our reader thread, which needs this lock).
+        # _send_lock keeps batches in the order of their futures.
         self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
         self._conn: Connection | None = None
         self._process: subprocess.Popen | None = None
-        # The batches sent and not yet answered, oldest first: (future, size).
+        # The current process's batches sent and not yet answered, oldest first: (future,
+        # size). Each process has a deque of its own, so a reply from one that has been
+        # replaced can never answer another's batch.
         self._pending: deque[tuple[Future, int]] = deque()
 
     def start(self) -> None:
@@ -229,9 +237,10 @@ class WriterProcess:
             conn.close()
             _end(process, timeout=5)
             raise RuntimeError("the writer process did not start; see its log") from None
-        self._conn, self._process = conn, process
-        threading.Thread(target=self._receive, args=(conn,), name="claimledger-writer-pipe",
-                         daemon=True).start()
+        pending: deque[tuple[Future, int]] = deque()
+        self._conn, self._process, self._pending = conn, process, pending
+        threading.Thread(target=self._receive, args=(conn, pending),
+                         name="claimledger-writer-pipe", daemon=True).start()
 
     @property
     def pid(self) -> int | None:
@@ -240,41 +249,54 @@ class WriterProcess:
     def submit(self, items: list[Item]) -> "Future[list[Written | BaseException]]":
         """Send a batch (starting the process if need be); its outcomes arrive later."""
         future: Future = Future()
-        sent = [(claim_in, actor, _idem_state(idem)) for claim_in, actor, idem in items]
-        with self._lock:
-            try:
-                if self._conn is None:
-                    self.start()
-                assert self._conn is not None
-                self._pending.append((future, len(items)))
-                self._conn.send(sent)
-            except (OSError, RuntimeError) as exc:
-                self._lost(exc)
-                if not future.done():
+        # Pickled first: a batch that cannot be sent must not take a place in the queue.
+        payload = ForkingPickler.dumps(
+            [(claim_in, actor, _idem_state(idem)) for claim_in, actor, idem in items])
+        with self._send_lock:
+            with self._lock:
+                try:
+                    if self._conn is None:
+                        self.start()
+                except RuntimeError as exc:
+                    log.error("%s", exc)
                     future.set_result(_stopped(len(items)))
+                    return future
+                conn = self._conn
+                assert conn is not None
+                self._pending.append((future, len(items)))
+            try:
+                conn.send_bytes(payload)
+            except OSError as exc:
+                with self._lock:
+                    if self._conn is conn:
+                        self._lost(exc)  # answers this batch too: it is pending
         return future
 
-    def _receive(self, conn: Connection) -> None:
+    def _receive(self, conn: Connection, pending: deque[tuple[Future, int]]) -> None:
         """The pipe's reader thread: answer the oldest pending batch with each reply."""
         while True:
             try:
                 reply = conn.recv()
-            except (EOFError, OSError) as exc:
+                with self._lock:
+                    future, size = pending.popleft()
+            except Exception as exc:  # the pipe closed, or a reply no batch was waiting for
                 with self._lock:
                     if self._conn is conn:  # not stop(), nor a process already replaced
                         self._lost(exc)
+                    _fail(pending)
                 return
-            with self._lock:
-                future, _ = self._pending.popleft()
-            future.set_result([_rebuilt(outcome) for outcome in reply])
+            try:
+                outcomes = [_rebuilt(outcome) for outcome in reply]
+            except Exception:
+                log.exception("a reply from the writer process could not be read")
+                outcomes = [AppError("an unexpected error occurred; it has been logged")] * size
+            future.set_result(outcomes)
 
     def _lost(self, exc: BaseException) -> None:
         """The process is gone (the lock is held): fail what it had, forget it."""
         log.error("the writer process stopped (%s: %s); the next batch starts another",
                   type(exc).__name__, exc)
-        while self._pending:
-            future, size = self._pending.popleft()
-            future.set_result(_stopped(size))
+        _fail(self._pending)
         self._close(timeout=1)
 
     def _close(self, timeout: float) -> None:
@@ -283,22 +305,30 @@ class WriterProcess:
         if self._process is not None:
             _end(self._process, timeout)
         self._conn = self._process = None
+        self._pending = deque()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Ask the process to end once it has written what it has, and wait for it."""
         with self._lock:
-            conn, process = self._conn, self._process
+            conn, process, pending = self._conn, self._process, self._pending
             self._conn = self._process = None  # the reader thread now ends quietly
-        if conn is None:
+            self._pending = deque()
+        if conn is None or process is None:
             return
-        with contextlib.suppress(OSError):
+        with self._send_lock, contextlib.suppress(OSError):
             conn.send(None)
         _end(process, timeout)
         conn.close()
         with self._lock:
-            while self._pending:
-                future, size = self._pending.popleft()
-                future.set_result(_stopped(size))
+            _fail(pending)
+
+
+def _fail(pending: deque[tuple[Future, int]]) -> None:
+    """Answer every batch still pending with 503 (the lock is held)."""
+    while pending:
+        future, size = pending.popleft()
+        if not future.done():
+            future.set_result(_stopped(size))
 
 
 def _end(process: subprocess.Popen, timeout: float) -> None:

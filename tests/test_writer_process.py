@@ -4,10 +4,12 @@
 directly (a real spawned process on the test's database) and through a live server.
 """
 
+import json
 import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -103,6 +105,32 @@ def test_writer_process_writes_a_batch_and_stores_idempotent_responses(writer, d
         record = session.get(IdempotencyRecord, ("key_1", "retry-1"))
     assert record is not None and record.done and record.status_code == 201
     assert record.claim_token == idem.token
+
+
+@pytest.mark.timeout(120, method="thread")  # the failure this guards against is a hang
+def test_batches_bigger_than_the_pipe_all_come_back_each_to_its_own(writer, db):
+    """Six 64-claim batches of ~400 KB each, sent at once: the process blocks sending
+    replies while batches still wait to be sent. Nothing may hang, and every outcome must
+    answer its own claim (the replies come back in order)."""
+    source_id = _source(db)
+    quote = "Satellite images show armour massing near the border. " * 90  # ~5 KB
+
+    def claim(n: int) -> ClaimCreate:
+        return ClaimCreate.model_validate({"text": f"Claim {n}: troops moved to Brest.",
+                                           "attributions": [{"source_id": source_id,
+                                                             "stance": "asserts",
+                                                             "quote": quote}]})
+
+    batches = [[(claim(b * 64 + i), "ingest", Idempotency()) for i in range(64)]
+               for b in range(6)]
+    with ThreadPoolExecutor(6) as pool:
+        futures = list(pool.map(writer.submit, batches))
+    for b, future in enumerate(futures):
+        outcomes = future.result(timeout=120)
+        assert all(isinstance(o, Written) for o in outcomes), outcomes[:1]
+        for i, outcome in enumerate(outcomes):
+            assert json.loads(outcome.body)["text"] == f"Claim {b * 64 + i}: troops moved to Brest."
+    assert len(_texts(db)) == 6 * 64
 
 
 def test_writer_process_errors_come_back_as_the_same_problem(writer, db):
