@@ -2,7 +2,6 @@
 
 import contextlib
 import ctypes
-import ctypes.util
 
 from app.main import create_app
 
@@ -12,6 +11,6 @@ from app.main import create_app
 # before its threads start (MALLOC_ARENA_MAX is read only at process start).
 M_ARENA_MAX = -8
 with contextlib.suppress(OSError, AttributeError, TypeError):
-    ctypes.CDLL(ctypes.util.find_library("c")).mallopt(M_ARENA_MAX, 2)
+    ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)  # libc, already loaded
 
 app = create_app()

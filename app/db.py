@@ -135,7 +135,10 @@ class WriteGate:
         self._lock.acquire()
         try:
             if self._fd < 0:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                except PermissionError:  # another user's file (the CLI, say): flock reads
+                    self._fd = os.open(self.path, os.O_RDONLY)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except BaseException:
             self._lock.release()

@@ -27,13 +27,14 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -190,7 +191,8 @@ class WriterProcess:
     so the client's retry with its Idempotency-Key either replays or does it — and the
     next batch starts a new process. The process ignores SIGINT and SIGTERM: the worker
     decides when writing stops (after its in-flight requests, `stop()`), and a worker
-    killed outright closes the pipe; either way the process finishes its batch and ends.
+    killed outright closes the pipe; either way the process writes what it was sent, then
+    ends.
     """
 
     def __init__(self, settings: Settings):
@@ -207,6 +209,7 @@ class WriterProcess:
         # size). Each process has a deque of its own, so a reply from one that has been
         # replaced can never answer another's batch.
         self._pending: deque[tuple[Future, int]] = deque()
+        self._reader: threading.Thread | None = None
 
     def start(self) -> None:
         """Start the process and wait until it has connected (raises if it could not).
@@ -215,7 +218,10 @@ class WriterProcess:
         import the parent's main module again (the CLI: Typer, Rich, uvicorn, ~15 MB of a
         process that needs none of it) and start a resource tracker process as well.
         """
-        ours, theirs = socket.socketpair()
+        try:
+            ours, theirs = socket.socketpair()
+        except OSError as exc:  # out of file descriptors, say
+            raise RuntimeError(f"the writer process did not start: {exc}") from None
         try:
             process = subprocess.Popen(
                 [sys.executable, "-c", "from app.writer import main; main()",
@@ -233,14 +239,15 @@ class WriterProcess:
             conn.send(self.settings)
             if not conn.poll(STARTUP_SECONDS) or conn.recv() != "ready":
                 raise RuntimeError("the writer process did not start")
-        except (EOFError, OSError, RuntimeError):
+        except Exception:  # it died, timed out, or the settings could not be sent
             conn.close()
             _end(process, timeout=5)
             raise RuntimeError("the writer process did not start; see its log") from None
         pending: deque[tuple[Future, int]] = deque()
         self._conn, self._process, self._pending = conn, process, pending
-        threading.Thread(target=self._receive, args=(conn, pending),
-                         name="claimledger-writer-pipe", daemon=True).start()
+        self._reader = threading.Thread(target=self._receive, args=(conn, pending),
+                                        name="claimledger-writer-pipe", daemon=True)
+        self._reader.start()
 
     @property
     def pid(self) -> int | None:
@@ -287,10 +294,12 @@ class WriterProcess:
                 return
             try:
                 outcomes = [_rebuilt(outcome) for outcome in reply]
+                if len(outcomes) != size:
+                    raise ValueError(f"{len(outcomes)} outcomes for {size} claims")
             except Exception:
                 log.exception("a reply from the writer process could not be read")
                 outcomes = [AppError("an unexpected error occurred; it has been logged")] * size
-            future.set_result(outcomes)
+            _answer(future, outcomes)
 
     def _lost(self, exc: BaseException) -> None:
         """The process is gone (the lock is held): fail what it had, forget it."""
@@ -318,6 +327,8 @@ class WriterProcess:
         with self._send_lock, contextlib.suppress(OSError):
             conn.send(None)
         _end(process, timeout)
+        if self._reader is not None:  # it answers what the process sent before it ended
+            self._reader.join(5)
         conn.close()
         with self._lock:
             _fail(pending)
@@ -327,8 +338,14 @@ def _fail(pending: deque[tuple[Future, int]]) -> None:
     """Answer every batch still pending with 503 (the lock is held)."""
     while pending:
         future, size = pending.popleft()
+        _answer(future, _stopped(size))
+
+
+def _answer(future: Future, outcomes: list[Written | BaseException]) -> None:
+    # Its request may have been cancelled meanwhile (asyncio.wrap_future cancels it).
+    with contextlib.suppress(InvalidStateError):
         if not future.done():
-            future.set_result(_stopped(size))
+            future.set_result(outcomes)
 
 
 def _end(process: subprocess.Popen, timeout: float) -> None:
@@ -422,7 +439,7 @@ def _portable(outcome: Written | BaseException) -> Any:
         return outcome
     if isinstance(outcome, AppError):
         return (type(outcome).__name__, outcome.detail, outcome.headers, outcome.extra)
-    if isinstance(outcome, OperationalError):
+    if isinstance(outcome, OperationalError | PoolTimeout):
         return ("Unavailable", "the database is unavailable or busy; retry",
                 {"Retry-After": "1"}, {})
     if isinstance(outcome, DataError):

@@ -161,6 +161,18 @@ def test_a_killed_writer_process_fails_its_batch_with_503_and_is_replaced(writer
     assert _texts(db) == ["Troops massed at the border."]
 
 
+def test_stop_waits_for_what_was_sent_and_answers_it(settings: Settings, db):
+    source_id = _source(db)
+    process = WriterProcess(settings)
+    process.start()
+    pending = process.submit([(_claim(f"Convoy {n} crossed at Mozyr.", source_id), "ingest",
+                               Idempotency()) for n in range(32)])
+    process.stop(timeout=30)  # at once: the batch is still being written
+    outcomes = pending.result(timeout=1)
+    assert all(isinstance(o, Written) for o in outcomes), outcomes[:1]
+    assert len(_texts(db)) == 32
+
+
 def test_stop_ends_the_process(settings: Settings):
     process = WriterProcess(settings)
     process.start()
