@@ -210,6 +210,7 @@ class WriterProcess:
         # replaced can never answer another's batch.
         self._pending: deque[tuple[Future, int]] = deque()
         self._reader: threading.Thread | None = None
+        self._stopped = False  # after stop(), no new process is started
 
     def start(self) -> None:
         """Start the process and wait until it has connected (raises if it could not).
@@ -262,6 +263,8 @@ class WriterProcess:
         with self._send_lock:
             with self._lock:
                 try:
+                    if self._stopped:
+                        raise RuntimeError("the writer has stopped (the worker is stopping)")
                     if self._conn is None:
                         self.start()
                 except RuntimeError as exc:
@@ -322,6 +325,7 @@ class WriterProcess:
             conn, process, pending = self._conn, self._process, self._pending
             self._conn = self._process = None  # the reader thread now ends quietly
             self._pending = deque()
+            self._stopped = True
         if conn is None or process is None:
             return
         with self._send_lock, contextlib.suppress(OSError):

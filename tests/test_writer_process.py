@@ -180,6 +180,9 @@ def test_stop_ends_the_process(settings: Settings):
     process.stop(timeout=10)
     assert process.pid is None
     assert not _alive(pid)
+    (late,) = process.submit([(_claim("Too late.", "src_x"), "ingest", Idempotency())]) \
+        .result(timeout=5)
+    assert isinstance(late, Unavailable) and process.pid is None  # no new process
 
 
 def _alive(pid: int) -> bool:
