@@ -272,13 +272,11 @@ def claim_writer(state: Any) -> ClaimWriter:
     return writer
 
 
-async def get_claim_cache(request: Request) -> ClaimCache:
-    state = request.app.state
+def claim_cache(state: Any) -> ClaimCache:
+    """The app's render cache (made at first use; a plain function, not a dependency: the
+    routes that read claims are the hot ones, bench P3, P5, P8)."""
     cache = getattr(state, "claim_cache", None)
     if cache is None or cache.db is not state.db:
         cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries,
                                                 counter=state.metrics.claim_cache)
     return cache
-
-
-ClaimCacheDep = Annotated[ClaimCache, Depends(get_claim_cache)]

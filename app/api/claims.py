@@ -10,10 +10,8 @@ from app.api import READ_ERRORS, WRITE_ERRORS
 from app.deps import (
     AdminKey,
     CheckerKey,
-    ClaimCacheDep,
     ClaimDep,
     CursorDep,
-    DatabaseDep,
     IdempotencyDep,
     IngesterKey,
     LimitDep,
@@ -23,6 +21,7 @@ from app.deps import (
     SessionDep,
     SettingsDep,
     WriteSessionDep,
+    claim_cache,
     claim_writer,
     etag,
     set_etag,
@@ -73,8 +72,7 @@ async def create_claim(
 @router.get("", response_model=Page[ClaimPublic])
 async def list_claims(
     _: ReaderKey,
-    db: DatabaseDep,
-    cache: ClaimCacheDep,
+    request: Request,
     limit: LimitDep,
     cursor: CursorDep = None,
     status: Annotated[list[Status] | None, Query(max_length=9)] = None,
@@ -104,6 +102,7 @@ async def list_claims(
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
     filtered = len(where) > len(crud.claim_filters(include_merged=include_merged))
+    db, cache = request.app.state.db, claim_cache(request.app.state)
 
     def find() -> bytes:
         with db.session() as session:
@@ -118,9 +117,10 @@ async def list_claims(
 
 @router.get("/{claim_id}", response_model=ClaimPublic)
 async def get_claim(
-    claim_id: str, _: ReaderKey, db: DatabaseDep, cache: ClaimCacheDep, as_of: Time = None
+    claim_id: str, _: ReaderKey, request: Request, as_of: Time = None
 ) -> Response:
     """One claim with its attributions, sources, links and current review; `as_of` for the past."""
+    db, cache = request.app.state.db, claim_cache(request.app.state)
     if as_of is not None:
         def past() -> bytes:
             with db.session() as session:
