@@ -112,6 +112,16 @@ async def get_api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKey:
     """The caller's key: from memory when recently seen, else one query in the thread pool."""
+    return await _authenticate(request, credentials)
+
+
+async def _authenticate(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
+    """The key, its check and its rate-limit hit, once per request however many
+    dependencies ask (require() and get_idempotency both do on a POST)."""
+    done: ApiKey | None = getattr(request.state, "authenticated", None)
+    if done is not None:
+        return done
     db: Database = request.app.state.db
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`",
@@ -135,13 +145,21 @@ async def get_api_key(
         except AppError:
             request.app.state.metrics.rate_limited.inc()
             raise
+    request.state.authenticated = key
     return key
 
 
 def require(role: Role):
-    """A dependency that hands over the caller's key if its role is `role` or higher."""
+    """A dependency that hands over the caller's key if its role is `role` or higher.
 
-    async def dependency(key: Annotated[ApiKey, Depends(get_api_key)]) -> ApiKey:
+    It authenticates itself rather than through get_api_key: one dependency fewer for
+    FastAPI to solve on every request (~10 us; bench P3)."""
+
+    async def dependency(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ApiKey:
+        key = await _authenticate(request, credentials)
         if not role_allows(key.role, role):
             raise Forbidden(f"this needs the {role} role; your key has {key.role}")
         return key

@@ -102,6 +102,23 @@ def test_rate_limit_exceeded_is_429_for_that_key_only(settings: Settings):
         assert "claimledger_rate_limited_total 5.0" in metrics.text
 
 
+def test_a_post_with_an_idempotency_key_counts_once(settings: Settings):
+    """The key is asked for twice on such a POST (its role, and its idempotency claim):
+    the request is still one hit, not two."""
+    settings = settings.model_copy(update={"rate_limit_per_minute": LIMIT})
+    secrets = make_keys(settings, "ingest", role=Role.ingester)
+    with app_client(settings) as client:
+        wait_for_fresh_window(8)
+        for n in range(LIMIT):
+            response = client.post("/v1/claims", json={"text": f"Convoy {n} reached Gomel."},
+                                   headers={**bearer(secrets["ingest"]),
+                                            "Idempotency-Key": f"convoy-{n}"})
+            assert response.status_code == 201, (n, response.text)
+        assert_problem(client.post("/v1/claims", json={"text": "One too many."},
+                                   headers={**bearer(secrets["ingest"]),
+                                            "Idempotency-Key": "convoy-late"}), 429)
+
+
 def test_rate_limit_is_shared_by_two_instances_on_postgresql(settings: Settings):
     """Two create_app over one PostgreSQL database, one key, requests alternating between
     them: together they accept at most the limit plus the sync slack of each instance."""
