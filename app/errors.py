@@ -86,6 +86,22 @@ def problem(
     )
 
 
+def database_problem(exc: BaseException) -> AppError | None:
+    """What a database error means to the client, wherever it is met (the handlers below,
+    the writer process); None for any other exception."""
+    if isinstance(exc, PoolTimeout):
+        return Unavailable("the database is busy; retry shortly", headers={"Retry-After": "1"})
+    if isinstance(exc, DataError):
+        # A value the database cannot hold or compare, such as a NUL byte in a path or
+        # query parameter (PostgreSQL text cannot contain one): the request's fault.
+        return BadRequest("a value in the request cannot be stored or searched for (for "
+                          "example, it contains a NUL byte)")
+    if isinstance(exc, OperationalError):
+        return Unavailable("the database is unavailable or busy; retry",
+                           headers={"Retry-After": "1"})
+    return None
+
+
 def problem_dict(error: AppError) -> dict[str, Any]:
     """The problem object of a domain error, for per-item results in a batch."""
     return {"type": "about:blank", "title": error.title, "status": error.status,
@@ -168,23 +184,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeout)
     async def pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
         log.warning("database pool exhausted on %s", request.url.path)
-        return problem(503, "Service Unavailable", "the database is busy; retry shortly",
-                       request=request, headers={"Retry-After": "1"})
+        return await app_error(request, database_problem(exc))  # type: ignore[arg-type]
 
     @app.exception_handler(DataError)
     async def data_refused(request: Request, exc: DataError) -> JSONResponse:
-        # A value the database cannot hold or compare, such as a NUL byte in a path or
-        # query parameter (PostgreSQL text cannot contain one): the request's fault.
         log.warning("database refused a value on %s: %s", request.url.path,
                     exc.orig.__class__.__name__)
-        return problem(400, "Bad Request", "a value in the request cannot be stored or "
-                       "searched for (for example, it contains a NUL byte)", request=request)
+        return await app_error(request, database_problem(exc))  # type: ignore[arg-type]
 
     @app.exception_handler(OperationalError)
     async def db_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database error on %s: %s", request.url.path, exc.orig.__class__.__name__)
-        return problem(503, "Service Unavailable", "the database is unavailable or busy; retry",
-                       request=request, headers={"Retry-After": "1"})
+        return await app_error(request, database_problem(exc))  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

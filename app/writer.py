@@ -33,8 +33,6 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from sqlalchemy.exc import DataError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -309,13 +307,10 @@ class WriterProcess:
         log.error("the writer process stopped (%s: %s); the next batch starts another",
                   type(exc).__name__, exc)
         _fail(self._pending)
-        self._close(timeout=1)
-
-    def _close(self, timeout: float) -> None:
         if self._conn is not None:
             self._conn.close()
         if self._process is not None:
-            _end(self._process, timeout)
+            _end(self._process, timeout=1)
         self._conn = self._process = None
         self._pending = deque()
 
@@ -441,16 +436,11 @@ def _portable(outcome: Written | BaseException) -> Any:
     """An outcome that survives the pipe: errors as (class name, detail, headers, extra)."""
     if isinstance(outcome, Written):
         return outcome
-    if isinstance(outcome, AppError):
-        return (type(outcome).__name__, outcome.detail, outcome.headers, outcome.extra)
-    if isinstance(outcome, OperationalError | PoolTimeout):
-        return ("Unavailable", "the database is unavailable or busy; retry",
-                {"Retry-After": "1"}, {})
-    if isinstance(outcome, DataError):
-        return ("BadRequest", "a value in the request cannot be stored (for example, it "
-                "contains a NUL byte)", None, {})
-    log.error("unexpected error writing claims", exc_info=outcome)
-    return ("AppError", "an unexpected error occurred; it has been logged", None, {})
+    error = outcome if isinstance(outcome, AppError) else errors.database_problem(outcome)
+    if error is None:
+        log.error("unexpected error writing claims", exc_info=outcome)
+        error = AppError("an unexpected error occurred; it has been logged")
+    return (type(error).__name__, error.detail, error.headers, error.extra)
 
 
 def _rebuilt(outcome: Any) -> Written | AppError:
