@@ -25,7 +25,6 @@ from app.models import (
     AttributionCreate,
     AttributionPublic,
     Claim,
-    ClaimBand,
     ClaimCreate,
     ClaimLink,
     ClaimPublic,
@@ -796,7 +795,8 @@ def update_claim(
         return claim
     if "text" in changes:
         claim.fingerprint = fingerprint(claim.text)
-        similarity.store_bands(session, claim.id, claim.text, replace=True)
+        similarity.delete_bands(session, claim.id, changes["text"]["from"])
+        similarity.store_bands(session, claim.id, claim.text)
     touch(claim)
     session.add(claim)
     record_claim_event(session, claim, actor=actor, action="claim.updated", changes=changes)
@@ -825,7 +825,7 @@ def delete_claim(session: Session, *, claim: Claim, expected_version: int | None
             "deleted_claim": claim.id}))
         session.delete(link)
     session.flush()
-    session.execute(sa.delete(ClaimBand).where(col(ClaimBand.claim_id) == claim.id))
+    similarity.delete_bands(session, claim.id, claim.text)
     session.delete(claim)
     session.flush()
     _record_link_changes(session, unlinked, actor=actor)

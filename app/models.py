@@ -330,12 +330,17 @@ class ClaimBand(SQLModel, table=True):
     candidates, found with one indexed lookup instead of a scan.
 
     No foreign key (migration 0009): it cost a check per row, 16 rows per new claim; the
-    rows are written with their claim and crud.delete_claim deletes them with it."""
+    rows are written with their claim and crud.delete_claim deletes them with it.
+
+    The primary key is the only index (migration 0010; on SQLite the table itself, WITHOUT
+    ROWID): a claim's rows are found from its text (`similarity.text_bands`), not by an
+    index on claim_id, which cost every band row two more random B-tree inserts."""
 
     __tablename__ = "claim_band"
+    __table_args__ = {"sqlite_with_rowid": False}
     band: int = Field(sa_column_kwargs={"autoincrement": False}, sa_type=sa.BigInteger,
                       primary_key=True)
-    claim_id: str = Field(primary_key=True, index=True)
+    claim_id: str = Field(primary_key=True)
 
 
 class AttributionBase(SQLModel):

@@ -84,10 +84,19 @@ def band_rows(claim_id: str, text: str) -> list[dict[str, object]]:
     return [{"band": b, "claim_id": claim_id} for b in text_bands(text)]
 
 
-def store_bands(session: Session, claim_id: str, text: str, *, replace: bool = False) -> None:
-    if replace:
-        session.execute(sa.delete(ClaimBand).where(col(ClaimBand.claim_id) == claim_id))
+def store_bands(session: Session, claim_id: str, text: str) -> None:
     insert_bands(session.connection(), band_rows(claim_id, text))
+
+
+def delete_bands(session: Session, claim_id: str, text: str) -> None:
+    """Remove the band rows stored for the claim when its text was `text`.
+
+    They are found by primary key: a claim's bands are a fixed function of its text, and
+    claim_band has no index on claim_id (migration 0010)."""
+    keys = text_bands(text)
+    if keys:
+        session.execute(sa.delete(ClaimBand).where(
+            col(ClaimBand.band).in_(keys), col(ClaimBand.claim_id) == claim_id))
 
 
 # PostgreSQL: one statement over two arrays. As an executemany, each of a claim's 16 rows

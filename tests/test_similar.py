@@ -1,5 +1,7 @@
 """Near duplicates: GET /v1/claims/{claim_id}/similar and `likely_duplicates` on create."""
 
+import sqlalchemy as sa
+
 from app import similarity
 from tests.factories import assert_problem, get_json, make_claim, with_version
 
@@ -106,3 +108,27 @@ def test_band_keys_never_change():
     assert len(keys) == similarity.BANDS
     assert keys[:3] == (3406956233754718401, 3601587213005815068, 7221510239155341971)
     assert similarity.text_bands("the of and") == ()
+
+
+def test_band_rows_follow_edits_and_deletes_exactly(client, auth, db):
+    """claim_band has no claim_id index (migration 0010): edits and deletes find a claim's
+    rows from its text, so none may be left behind and none of another claim's taken."""
+    def rows() -> dict[str, set[int]]:
+        with db.session() as session:
+            found: dict[str, set[int]] = {}
+            for band, claim_id in session.execute(
+                    sa.text("SELECT band, claim_id FROM claim_band")).all():
+                found.setdefault(claim_id, set()).add(band)
+            return found
+
+    first = make_claim(client, auth("ingester"), BASE)
+    second = make_claim(client, auth("ingester"), EXACT)  # the same bands as the first
+    assert rows() == {first["id"]: set(similarity.text_bands(BASE)),
+                      second["id"]: set(similarity.text_bands(EXACT))}
+    edited = client.patch(f"/v1/claims/{second['id']}", json={"text": UNRELATED},
+                          headers=with_version(auth("checker"), 1))
+    assert edited.status_code == 200, edited.text
+    assert rows() == {first["id"]: set(similarity.text_bands(BASE)),
+                      second["id"]: set(similarity.text_bands(UNRELATED))}
+    assert client.delete(f"/v1/claims/{first['id']}", headers=auth("admin")).status_code == 204
+    assert rows() == {second["id"]: set(similarity.text_bands(UNRELATED))}
