@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app import search, similarity
-from app.db import WRITE_LOCK_ID
+from app.db import WRITE_LOCK_ID, pg_array
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import (
     AGAINST_STANCES,
@@ -95,7 +95,8 @@ def lock_claims(session: Session, claims: Iterable[ClaimCreate]) -> None:
                       % _CLAIM_LOCK_BUCKETS for k in keys})
     if buckets:
         session.execute(sa.text("SELECT count(pg_advisory_xact_lock(7263, b)) "
-                                "FROM unnest(CAST(:b AS integer[])) AS b"), {"b": buckets})
+                                "FROM unnest(CAST(:b AS integer[])) AS b"),
+                        {"b": pg_array(buckets)})
 
 
 def record_event(

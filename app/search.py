@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.db import pg_array
 from app.models import Attribution, Claim, Source
 from app.similarity import STOPWORDS
 from app.text import fold
@@ -103,10 +104,11 @@ _INDEX_PG = sa.text(
 def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:
     if docs:
         # One statement over arrays: per-row executions cost PostgreSQL ~40 us a row.
-        session.execute(_INDEX_PG, {"ids": list(docs), "bodies": list(docs.values())})
+        session.execute(_INDEX_PG, {"ids": pg_array(docs), "bodies": pg_array(docs.values())})
     if gone:
-        session.execute(sa.text("DELETE FROM claim_search WHERE claim_id = ANY(:ids)"),
-                        {"ids": gone})
+        session.execute(sa.text(
+            "DELETE FROM claim_search WHERE claim_id = ANY(CAST(:ids AS varchar[]))"),
+            {"ids": pg_array(gone)})
 
 
 def _index_sqlite(session: Session, docs: dict[str, str], gone: list[str], *,

@@ -15,6 +15,7 @@ from typing import NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from app.db import pg_array
 from app.models import Claim, ClaimBand, SimilarClaim
 from app.text import fingerprint, fold
 
@@ -113,8 +114,8 @@ def insert_bands(conn: sa.Connection, rows: list[dict[str, object]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql":
-        conn.execute(_INSERT_BANDS_PG, {"bands": [r["band"] for r in rows],
-                                        "ids": [r["claim_id"] for r in rows]})
+        conn.execute(_INSERT_BANDS_PG, {"bands": pg_array(r["band"] for r in rows),
+                                        "ids": pg_array(r["claim_id"] for r in rows)})
     else:  # the driver's executemany over tuples: the Core statement processed each row
         conn.exec_driver_sql(_INSERT_BANDS_SQLITE, [(r["band"], r["claim_id"]) for r in rows])
 
@@ -152,7 +153,7 @@ def _texts(session: Session, ids: list[str]) -> dict[str, tuple[str, str, str]]:
     """{claim_id: (text, status, fingerprint)} of those of these claims not merged away."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        rows = conn.execute(_TEXTS_OF_PG, {"ids": ids}).fetchall()
+        rows = conn.execute(_TEXTS_OF_PG, {"ids": pg_array(ids)}).fetchall()
     else:
         rows = [row for start in range(0, len(ids), 500)
                 for row in conn.execute(_TEXTS_OF, {"ids": ids[start:start + 500]}).fetchall()]
@@ -188,7 +189,8 @@ def _holders(session: Session, band_keys: list[int], per_band: int) -> list[tupl
     result was a tenth of the write path."""
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        return conn.execute(_HOLDERS_PG, {"keys": band_keys, "per_band": per_band}).fetchall()
+        return conn.execute(_HOLDERS_PG, {"keys": pg_array(band_keys),
+                                         "per_band": per_band}).fetchall()
     rows: list[tuple[int, str]] = []
     for start in range(0, len(band_keys), _BUCKETS[-1]):
         chunk = band_keys[start:start + _BUCKETS[-1]]

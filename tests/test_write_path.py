@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from app import crud, ingest
+from app.db import pg_array
 from app.errors import Conflict
 from app.main import create_app
 from app.models import Claim, Event
@@ -321,3 +322,41 @@ def test_a_source_page_is_read_from_one_snapshot(client, db, auth, monkeypatch):
     assert page.status_code == 200, page.text
     assert [(c["id"], c["status"], c["version"]) for c in page.json()["items"]] == [
         (claim["id"], "unverified", 1)]
+
+
+ARRAY_TEXTS = ['plain', '', 'NULL', 'a "quoted" word', 'back\\slash \\" and \\\\',
+               '{braces}, commas', "  spaces  ",
+               "Зеленський сказав «ні»", "tab\tnew\nline", "emoji 🇧🇾"]
+
+
+def test_pg_array_literal_format():
+    assert pg_array([]) == "{}" and pg_array([1, -2]) == "{1,-2}"
+    assert pg_array(['a"b', "c\\d", ""]) == '{"a\\"b","c\\\\d",""}'
+    assert pg_array(n for n in (3, 4)) == "{3,4}"
+
+
+def test_pg_array_literals_round_trip(db):
+    """Band keys, claim ids and search documents reach PostgreSQL as array literals built
+    by app.db.pg_array: every string and int must come back exactly as it was sent."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite takes no array parameters")
+    ints = [0, -1, (1 << 63) - 1, 42]
+    with db.session() as session:
+        texts = session.execute(sa.text("SELECT CAST(:a AS text[])"),
+                                {"a": pg_array(ARRAY_TEXTS)}).scalar_one()
+        numbers = session.execute(sa.text("SELECT CAST(:a AS bigint[])"),
+                                  {"a": pg_array(ints)}).scalar_one()
+        empty = session.execute(sa.text("SELECT cardinality(CAST(:a AS varchar[]))"),
+                                {"a": pg_array([])}).scalar_one()
+    assert texts == ARRAY_TEXTS and numbers == ints and empty == 0
+
+
+def test_claims_with_any_characters_are_indexed_and_found(client, auth):
+    """The search document goes in as an array literal (PostgreSQL): quotes, backslashes
+    and braces in a claim must neither break the insert nor change what is indexed."""
+    text = 'ISW said "Belarus {again}" \\ hosts the 1st tank regiment, 2022'
+    created = make_claim(client, auth("ingester"), text)
+    found = client.get("/v1/claims", params={"q": "regiment"}, headers=auth("reader"))
+    assert found.status_code == 200, found.text
+    assert [c["id"] for c in found.json()["items"]] == [created["id"]]
+    assert found.json()["items"][0]["text"] == text
