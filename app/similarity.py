@@ -6,6 +6,7 @@ share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.99 at J = 0
 """
 
 import hashlib
+import json
 import random
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col
 
 from app.db import pg_array
-from app.models import Claim, ClaimBand, SimilarClaim
+from app.models import ClaimBand, SimilarClaim
 from app.text import fingerprint, fold
 
 BANDS, ROWS = 16, 2
@@ -136,68 +137,91 @@ def likely_duplicates(
                          exact=m.fingerprint == exact_fp) for m in matches]
 
 
-_CLAIM = Claim.__table__  # type: ignore[attr-defined]
-# Merged claims are dropped in Python: a `duplicate_of IS NULL` condition led PostgreSQL
-# to scan that column's index for every live claim instead of looking the ids up.
-_TEXT_COLUMNS = (_CLAIM.c.id, _CLAIM.c.text, _CLAIM.c.status, _CLAIM.c.fingerprint,
-                 _CLAIM.c.duplicate_of)
-_TEXTS_OF = sa.select(*_TEXT_COLUMNS).where(_CLAIM.c.id.in_(sa.bindparam("ids", expanding=True)))
-# PostgreSQL: one array parameter, so the statement is the same (and prepared) every time;
-# joined, not `id = ANY(:ids)`, whose generic plan could test every row against every id.
-_TEXTS_OF_PG = sa.text(
-    "SELECT c.id, c.text, c.status, c.fingerprint, c.duplicate_of "
-    "FROM unnest(CAST(:ids AS varchar[])) AS k(id) JOIN claim AS c ON c.id = k.id")
+# The candidates of each new claim, ranked by the database: the first `per_band` holders
+# of each of its bands (an index seek that stops there, so a phrase thousands of claims
+# share costs no more than a rare one), counted per claim, the `cap` sharing the most
+# bands (ties by id) joined to their text. One statement per batch instead of fetching
+# every holder (up to 128 rows per new claim), counting them in Python and reading the
+# texts in a second query. Merged claims are dropped in Python: a `duplicate_of IS NULL`
+# condition led PostgreSQL to scan that column's index instead of looking ids up.
+_RANKED = """
+shared AS (SELECT item, claim_id, count(*) AS n FROM holders WHERE {exclude}
+           GROUP BY item, claim_id),
+ranked AS (SELECT item, claim_id,
+                  row_number() OVER (PARTITION BY item ORDER BY n DESC, claim_id) AS r
+           FROM shared WHERE true)
+SELECT ranked.item, c.id, c.text, c.status, c.fingerprint, c.duplicate_of
+FROM ranked {claims} AND ranked.r <= {cap}"""
 
-
-def _texts(session: Session, ids: list[str]) -> dict[str, tuple[str, str, str]]:
-    """{claim_id: (text, status, fingerprint)} of those of these claims not merged away."""
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":
-        rows = conn.execute(_TEXTS_OF_PG, {"ids": pg_array(ids)}).fetchall()
-    else:
-        rows = [row for start in range(0, len(ids), 500)
-                for row in conn.execute(_TEXTS_OF, {"ids": ids[start:start + 500]}).fetchall()]
-    return {cid: (text, status, fp) for cid, text, status, fp, merged in rows if merged is None}
-
+# PostgreSQL: a lateral join over two arrays plans once (a UNION of hundreds of
+# subqueries was planned anew each time, ~50 ms); each claim is looked up by id in a
+# lateral subquery too, with a LIMIT that keeps the planner from flattening it into a
+# hash join over a scan of all of `claim` (which it chose at 6,000 claims).
+_RANKED_PG = sa.text(
+    "WITH holders AS (SELECT k.item, b.claim_id "
+    "FROM unnest(CAST(:keys AS bigint[]), CAST(:items AS integer[])) AS k(band, item) "
+    "CROSS JOIN LATERAL (SELECT claim_id FROM claim_band WHERE band = k.band "
+    "LIMIT :per_band) AS b)," + _RANKED.format(
+        exclude="claim_id <> ALL(CAST(:exclude AS varchar[]))", cap=":cap",
+        claims="CROSS JOIN LATERAL (SELECT id, text, status, fingerprint, duplicate_of "
+               "FROM claim WHERE id = ranked.claim_id LIMIT 1) AS c WHERE true"))
 
 # SQLite: a UNION of per-band lookups, one shape per bucket of sizes so that its prepared
 # statement is reused (preparing 400 subqueries cost 2 ms, six times running it); the
-# unused places get -1, which no band key is (they are masked to 63 bits).
+# unused places get band -1, which no band key is (they are masked to 63 bits).
 _BUCKETS = (16, 64, 128, 256, 400)  # SQLite allows 500 terms in a UNION
 
 
-@lru_cache(maxsize=16)
-def _holders_sql(size: int, per_band: int) -> str:
-    return " UNION ALL ".join(
-        f"SELECT * FROM (SELECT band, claim_id FROM claim_band WHERE band = ? "
-        f"LIMIT {int(per_band)}) AS b{n}" for n in range(size))
+@lru_cache(maxsize=32)
+def _ranked_sqlite(size: int, per_band: int, cap: int) -> str:
+    holders = " UNION ALL ".join(
+        f"SELECT ? AS item, claim_id FROM (SELECT claim_id FROM claim_band WHERE band = ? "
+        f"LIMIT {int(per_band)})" for _ in range(size))
+    return f"WITH holders AS ({holders})," + _RANKED.format(
+        exclude="claim_id NOT IN (SELECT value FROM json_each(?))", cap=int(cap),
+        claims="JOIN claim AS c ON c.id = ranked.claim_id WHERE true")
 
 
-# PostgreSQL plans a UNION of hundreds of subqueries slowly (~50 ms for 400, planned
-# anew each time); one lateral join over an array of the keys plans once and seeks the
-# same index per key (~3 ms).
-_HOLDERS_PG = sa.text(
-    "SELECT k.band, b.claim_id FROM unnest(CAST(:keys AS bigint[])) AS k(band) "
-    "CROSS JOIN LATERAL (SELECT claim_id FROM claim_band WHERE band = k.band "
-    "LIMIT :per_band) AS b")
+Candidate = tuple[str, str, str, str]  # claim id, text, status, fingerprint
 
 
-def _holders(session: Session, band_keys: list[int], per_band: int) -> list[tuple[int, str]]:
-    """(band, claim_id) for up to `per_band` holders of each band, each read with an index
-    seek that stops there: a phrase thousands of claims share costs no more than a rare one.
-    fetchall(): up to 128 rows per new claim, and fetching them one at a time through the
-    result was a tenth of the write path."""
+def _whole_items(pairs: list[tuple[int, int]], most: int) -> Iterable[list[tuple[int, int]]]:
+    """(item, band) pairs in chunks of at most `most`, an item's bands never split (they
+    are counted together); an item has at most BANDS bands."""
+    chunk: list[tuple[int, int]] = []
+    for n, pair in enumerate(pairs):
+        if len(chunk) >= most - BANDS and pair[0] != pairs[n - 1][0]:
+            yield chunk
+            chunk = []
+        chunk.append(pair)
+    if chunk:
+        yield chunk
+
+
+def _ranked(session: Session, bands_of: list[tuple[int, ...]], *, per_band: int, cap: int,
+            exclude: Sequence[str]) -> dict[int, list[Candidate]]:
+    """{position in bands_of: its stored candidates}, at most `cap` each, merged ones out."""
     conn = session.connection()
+    pairs = [(item, band) for item, bands_ in enumerate(bands_of) for band in bands_]
+    if not pairs:
+        return {}
     if conn.dialect.name == "postgresql":
-        return conn.execute(_HOLDERS_PG, {"keys": pg_array(band_keys),
-                                         "per_band": per_band}).fetchall()
-    rows: list[tuple[int, str]] = []
-    for start in range(0, len(band_keys), _BUCKETS[-1]):
-        chunk = band_keys[start:start + _BUCKETS[-1]]
-        size = next(b for b in _BUCKETS if b >= len(chunk))
-        rows += conn.exec_driver_sql(_holders_sql(size, per_band),
-                                     (*chunk, *[-1] * (size - len(chunk)))).fetchall()
-    return rows
+        rows = conn.execute(_RANKED_PG, {
+            "keys": pg_array(band for _, band in pairs),
+            "items": pg_array(item for item, _ in pairs), "per_band": per_band, "cap": cap,
+            "exclude": pg_array(list(exclude))}).fetchall()
+    else:
+        rows, excluded = [], json.dumps(list(exclude))
+        for chunk in _whole_items(pairs, _BUCKETS[-1]):
+            size = next(b for b in _BUCKETS if b >= len(chunk))
+            params = [value for pair in chunk for value in pair] + [-1, -1] * (size - len(chunk))
+            rows += conn.exec_driver_sql(_ranked_sqlite(size, per_band, cap),
+                                         (*params, excluded)).fetchall()
+    found: dict[int, list[Candidate]] = defaultdict(list)
+    for item, cid, text, status, fp, merged in rows:
+        if merged is None:
+            found[item].append((cid, text, status, fp))
+    return found
 
 
 class Match(NamedTuple):
@@ -217,41 +241,35 @@ def similar_batch(
 ) -> dict[K, list[Match]]:
     """Near duplicates for a batch of new claims, `{key: (claim_id, text)}`, best first.
 
-    One band lookup and one text fetch for the whole batch; a claim earlier in the batch
-    counts as a candidate for later ones (it is being created with them); `exclude`d ids
-    never are. On this write
-    path each band bucket is read up to 8 holders and only the 20 candidates sharing the
-    most bands are scored (fetching each one's text is a random read: 22% of a mixed
-    load's time at 1,000,000 claims with 50); `/similar` looks further. A crowded bucket
-    is a common phrase, whose first holders are no likelier near duplicates than others.
+    One statement for the whole batch finds each claim's stored candidates with their
+    texts (`_ranked`); a claim earlier in the batch counts as a candidate for later ones
+    (it is being created with them); `exclude`d ids never are. On this write path each
+    band bucket is read up to 8 holders and only the 20 stored candidates sharing the most
+    bands are scored (fetching each one's text is a random read: 22% of a mixed load's
+    time at 1,000,000 claims with 50), and as many of the batch's; `/similar` looks
+    further. A crowded bucket is a common phrase, whose first holders are no likelier near
+    duplicates than others.
     """
-    words_of = {k: words(text) for k, (_, text) in new.items()}
-    bands_of = {k: text_bands(text) for k, (_, text) in new.items()}
-    all_bands = list(set().union(*bands_of.values())) if bands_of else []
-    holders: dict[int, list[str]] = defaultdict(list)
-    for band, claim_id in _holders(session, all_bands, per_band) if all_bands else ():
-        holders[band].append(claim_id)
-    earlier: dict[int, list[str]] = defaultdict(list)  # band -> new claims before this one
-    candidates: dict[K, set[str]] = {}
-    for key, item_bands in bands_of.items():
-        shared = Counter(cid for b in item_bands for cid in (*holders[b], *earlier[b])
-                         if cid not in exclude)
-        candidates[key] = {cid for cid, _ in shared.most_common(candidates_cap)}
-        for band in item_bands:
-            earlier[band].append(new[key][0])
-    known = {cid: (text, "unverified", fingerprint(text)) for cid, text in new.values()}
-    wanted = list(set().union(*candidates.values()) - set(known)) if candidates else []
-    if wanted:
-        known.update(_texts(session, wanted))
+    keys = list(new)
+    words_of = [words(new[k][1]) for k in keys]
+    bands_of = [text_bands(new[k][1]) for k in keys]
+    stored = _ranked(session, bands_of, per_band=per_band, cap=candidates_cap,
+                     exclude=exclude)
+    earlier: dict[int, list[int]] = defaultdict(list)  # band -> batch positions before
     out: dict[K, list[Match]] = {}
-    for key, ids in candidates.items():
+    for n, key in enumerate(keys):
+        shared = Counter(m for b in bands_of[n] for m in earlier[b])
+        for band in bands_of[n]:
+            earlier[band].append(n)
+        batch = [(new[keys[m]][0], new[keys[m]][1], "unverified", fingerprint(new[keys[m]][1]))
+                 for m, _ in shared.most_common(candidates_cap)]
         scored = []
-        for cid in ids:
-            if cid in known:
-                text, status, fp = known[cid]
-                score = round(jaccard(words_of[key], words(text)), 4)
-                if score >= threshold:
-                    scored.append(Match(cid, text, str(status), fp, score))
+        for cid, text, status, fp in (*stored.get(n, ()), *batch):
+            if cid in exclude:
+                continue
+            score = round(jaccard(words_of[n], words(text)), 4)
+            if score >= threshold:
+                scored.append(Match(cid, text, str(status), fp, score))
         if scored:
             scored.sort(key=lambda m: (-m.score, m.claim_id))
             out[key] = scored[:limit]

@@ -115,3 +115,46 @@ def test_uncontested_claims_are_an_anti_join_on_postgresql(db, client, auth):
         plan = "\n".join(row[0] for row in conn.exec_driver_sql(
             "EXPLAIN " + seen[0][0], seen[0][1]).all())
     assert "Anti Join" in plan and "SubPlan" not in plan, plan
+
+
+def _candidate_plan(db, client, auth) -> str:
+    """The plan of the near-duplicate candidate statement a new claim's write runs, with
+    enough claims stored (one band each shared) that a scan would look cheap."""
+    texts = [f"Troops {i} crossed the Belarus border near Brest at dawn." for i in range(40)]
+    response = client.post("/v1/ingest", json=[{"text": t} for t in texts],
+                           headers=auth("ingester"))
+    assert response.status_code == 200, response.text
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().startswith("WITH holders"):
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        make_claim(client, auth("checker"), "Troops crossed the Belarus border near Brest.")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert seen, "the candidate statement was not sent"
+    statement, parameters = seen[0]
+    explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+    with db.engine.connect() as conn:
+        if not db.is_sqlite:
+            conn.exec_driver_sql("ANALYZE claim")
+        rows = conn.exec_driver_sql(explain + statement, parameters).all()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def test_near_duplicate_candidates_look_claims_up_by_id(db, client, auth):
+    # Written as a join, PostgreSQL chose a hash join over a scan of every claim for the
+    # candidates' texts; each must be one primary-key lookup, whatever the ledger's size.
+    plan = _candidate_plan(db, client, auth)
+    if db.is_sqlite:
+        assert "SEARCH c USING INDEX sqlite_autoindex_claim_1 (id=?)" in plan, plan
+        assert "SCAN c" not in plan, plan
+    else:
+        # A lookup per candidate (an index scan once `claim` is more than a page or two):
+        # never a hash or merge join, which reads every claim.
+        assert "Hash Join" not in plan and "Merge Join" not in plan, plan
+        assert "Hash Cond" not in plan, plan
+    assert "claim_band" in plan, plan
