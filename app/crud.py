@@ -16,7 +16,8 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from app import search, similarity
-from app.db import WRITE_LOCK_ID, pg_array
+from app.bulk import pg_array
+from app.db import WRITE_LOCK_ID
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
 from app.models import (
     AGAINST_STANCES,

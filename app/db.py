@@ -4,7 +4,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -13,23 +13,6 @@ from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from app.config import Settings
-
-
-def pg_array(values: Iterable[int] | Iterable[str]) -> str:
-    """A PostgreSQL array literal of these ints or strings, for a `CAST(:p AS type[])`.
-
-    psycopg dumps a list element by element in Python, with a regular-expression search on
-    each to decide its quoting: 7% of the PostgreSQL writer's time, band keys and claim ids
-    being 33 elements per new claim. This is the same literal, joined in C. Strings are
-    always quoted (backslash and double quote escaped), so any text is safe.
-    """
-    items = list(values)
-    if not items:
-        return "{}"
-    if isinstance(items[0], int):
-        return "{" + ",".join(map(str, items)) + "}"
-    return '{"' + '","'.join(
-        v.replace("\\", "\\\\").replace('"', '\\"') for v in items) + '"}'  # type: ignore
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -47,7 +30,9 @@ def make_engine(settings: Settings) -> Engine:
             raise ValueError("use a file for SQLite: every connection must see the same data")
     else:
         kwargs["connect_args"] = {
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            # UTC sessions: the timestamp columns hold UTC, and an aware datetime bound to
+            # one is converted to the session's zone first.
+            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
             "connect_timeout": settings.connect_timeout_seconds,
         }
     engine = create_engine(url, **kwargs)

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.db import pg_array
+from app.bulk import pg_array
 from app.models import Attribution, Claim, Source
 from app.similarity import STOPWORDS
 from app.text import fold

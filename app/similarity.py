@@ -16,7 +16,7 @@ from typing import NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app.db import pg_array
+from app.bulk import pg_array
 from app.models import ClaimBand, SimilarClaim
 from app.text import fingerprint, fold
 

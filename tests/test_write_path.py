@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from app import crud, ingest
-from app.db import pg_array
+from app.bulk import pg_array
 from app.errors import Conflict
 from app.main import create_app
 from app.models import Claim, Event
@@ -360,3 +360,44 @@ def test_claims_with_any_characters_are_indexed_and_found(client, auth):
     assert found.status_code == 200, found.text
     assert [c["id"] for c in found.json()["items"]] == [created["id"]]
     assert found.json()["items"][0]["text"] == text
+
+
+def test_bulk_rows_are_stored_as_an_executemany_would(db):
+    """app.bulk.insert_rows (arrays on PostgreSQL, executemany on SQLite): every kind of
+    value a claim's rows hold reads back the same as through SQLAlchemy's own insert."""
+    from datetime import UTC, date, datetime, timedelta, timezone
+
+    from app import bulk
+    from app.models import Status
+
+    kyiv = timezone(timedelta(hours=2))
+    base = {"language": "uk", "period_end_date": None, "first_stated_at": None,
+            "origin": None, "external_id": None, "version": 1, "duplicate_of": None,
+            "created_by": 'bench "quoted" \\ key'}
+    rows = [
+        {**base, "id": "clm_bulk_a", "text": ARRAY_TEXTS[3], "places": ["Brest", 'Mo"zyr'],
+         "period_start_date": date(2022, 10, 1), "fingerprint": "a" * 64,
+         "status": Status.mostly_false, "created_at": datetime(2026, 12, 4, 21, 0, tzinfo=UTC),
+         "updated_at": datetime(2026, 12, 4, 23, 30, tzinfo=kyiv)},
+        {**base, "id": "clm_bulk_b", "text": ARRAY_TEXTS[7] + " {x}, NULL", "places": [],
+         "period_start_date": None, "fingerprint": "b" * 64, "status": "unverified",
+         "created_at": datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+         "updated_at": datetime(2026, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)},
+    ]
+    table = Claim.__table__
+    with db.write_session() as session:
+        bulk.insert_rows(session.connection(), table, rows)
+        session.commit()
+    with db.session() as session:
+        stored = {row.id: row for row in session.execute(
+            sa.select(table).where(table.c.id.in_(["clm_bulk_a", "clm_bulk_b"]))).all()}
+    for row in rows:
+        got = stored[row["id"]]
+        for name, value in row.items():
+            want = value.value if hasattr(value, "value") else value
+            if isinstance(want, datetime):
+                want = want.astimezone(UTC)
+            assert getattr(got, name) == want, (name, getattr(got, name), want)
+    with db.write_session() as session:  # the ledger is shared by the module's tests
+        session.execute(sa.delete(table).where(table.c.id.in_(["clm_bulk_a", "clm_bulk_b"])))
+        session.commit()
