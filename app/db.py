@@ -1,7 +1,10 @@
 """Engine and sessions: SQLite pragmas, pool sizing, and the single-writer rule."""
 
+import contextlib
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +17,10 @@ from sqlmodel import Session
 
 from app.config import Settings
 
+log = logging.getLogger("claimledger")
 
-def make_engine(settings: Settings) -> Engine:
+
+def make_engine(settings: Settings, *, background_checkpoints: bool = False) -> Engine:
     """An engine whose pool matches the worker threads, so requests never starve it."""
     url = settings.database_url
     kwargs: dict[str, Any] = {
@@ -38,7 +43,8 @@ def make_engine(settings: Settings) -> Engine:
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, cache_kib=settings.sqlite_cache_kib,
-                          timeout_seconds=settings.statement_timeout_ms / 1000)
+                          timeout_seconds=settings.statement_timeout_ms / 1000,
+                          autocheckpoint=not background_checkpoints)
     return engine
 
 
@@ -48,7 +54,8 @@ _PROGRESS_STEPS = 1_000_000
 _NO_DEADLINE = float("inf")
 
 
-def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float) -> None:
+def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float,
+                      autocheckpoint: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -57,6 +64,8 @@ def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if not autocheckpoint:  # a Checkpointer thread does it instead
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
         # A statement timeout, as PostgreSQL's statement_timeout: a statement still running
         # (or being fetched) this long after it started is interrupted, and the request
@@ -81,10 +90,16 @@ def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float)
 class Database:
     """The engine, its session factory and the write gate, built once per app."""
 
-    def __init__(self, settings: Settings, engine: Engine | None = None):
+    def __init__(self, settings: Settings, engine: Engine | None = None, *,
+                 background_checkpoints: bool = False):
+        """`background_checkpoints` (SQLite; the writer process): commits never copy the
+        write-ahead log into the database, a `Checkpointer` thread does."""
         self.settings = settings
-        self.engine = engine or make_engine(settings)
+        self.engine = engine or make_engine(settings,
+                                            background_checkpoints=background_checkpoints)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._checkpointer = Checkpointer(self.engine.url.database or "") \
+            if self.is_sqlite and background_checkpoints and engine is None else None
         self.sessions = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )
@@ -116,9 +131,50 @@ class Database:
                 _release_gate(session, None)
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
         if self._write_gate is not None:
             self._write_gate.close()
+
+
+class Checkpointer:
+    """Copies SQLite's write-ahead log into the database every `interval` seconds, on a
+    thread and a connection of its own (PASSIVE: it never waits for, nor blocks, readers
+    or the writer).
+
+    By default the commit that takes the log past 1,000 pages does it, inside the commit:
+    the writer process then spent a quarter of its time checkpointing, copying the same
+    hot index pages (16 band keys per claim land all over claim_band) once per one or two
+    commits. Copied every half second instead, a page dirtied by ten commits is copied
+    once, and the copying overlaps the next commits (bench P1: +12 %, 1,003-1,157 against
+    900-1,005 claims/s with the log copied every 10,000 pages in the commit).
+    """
+
+    def __init__(self, database_path: str, interval: float = 0.5):
+        self.path, self.interval = database_path, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="claimledger-checkpoint",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = None
+        while not self._stop.wait(self.interval):
+            try:
+                if conn is None:
+                    conn = sqlite3.connect(self.path, timeout=1, check_same_thread=False)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # busy, or the file is gone: try again later
+                log.warning("checkpoint failed: %s", exc)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 class WriteGate:

@@ -230,3 +230,31 @@ def test_a_served_worker_writes_in_its_writer_process_which_ends_with_it(
         server.process.wait(timeout=30)
         # Graceful or killed, the worker's writer process does not outlive it.
         assert _wait_until(lambda: not _alive(writer_pid)), "the writer process outlived it"
+
+
+def test_the_writer_process_copies_the_log_in_the_background(settings: Settings):
+    """The writer process's commits leave the write-ahead log alone (a commit that
+    checkpointed took the writer a quarter of its time); its Checkpointer thread copies
+    the log into the database file instead, and stops with the Database."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite only: PostgreSQL checkpoints on its own")
+    from app.writer import write_batch
+
+    db = Database(settings, background_checkpoints=True)
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        path = Path(db.engine.url.database)
+        source_id = _source(db)
+        before = path.stat().st_size
+        outcomes = write_batch(db, [(_claim(f"Convoy {n} seen near Mazyr, Homel region.",
+                                            source_id), "test", Idempotency())
+                                    for n in range(200)], threshold=0.5)
+        assert all(isinstance(o, Written) for o in outcomes)
+        deadline = time.monotonic() + 10
+        while path.stat().st_size <= before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert path.stat().st_size > before, "nothing was copied from the log"
+    finally:
+        db.dispose()
+    assert not db._checkpointer._thread.is_alive()
