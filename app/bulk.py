@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 
 
 def pg_array(values: Iterable[int] | Iterable[str]) -> str:
@@ -30,8 +31,7 @@ def pg_array(values: Iterable[int] | Iterable[str]) -> str:
         return "{}"
     if isinstance(items[0], int):
         return "{" + ",".join(map(str, items)) + "}"
-    return '{"' + '","'.join(
-        v.replace("\\", "\\\\").replace('"', '\\"') for v in items) + '"}'  # type: ignore
+    return "{" + ",".join(map(_quoted, items)) + "}"  # type: ignore[arg-type]
 
 
 def _text(value: Any, is_json: bool) -> str | None:
@@ -44,28 +44,49 @@ def _text(value: Any, is_json: bool) -> str | None:
         value = value.value
     if isinstance(value, bool):
         return "t" if value else "f"
-    if isinstance(value, datetime):
-        # Stored as UTC without a zone (the columns are `timestamp`), whatever the
-        # session's TimeZone: a literal's offset would be ignored, not applied.
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value.isoformat()
+    if isinstance(value, datetime):  # `timestamptz` columns (sqlmodel's UTCDateTime)
+        if value.utcoffset() is None:
+            raise ValueError("datetime values must have timezone information")
+        return value.astimezone(UTC).isoformat()  # with its offset: any session zone
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
 
 
 def _column_literal(values: list[str | None]) -> str:
-    return "{" + ",".join(
-        "NULL" if v is None else '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        for v in values) + "}"
+    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# The types whose binding `_text` reproduces; a column of any other TypeDecorator (which
+# may convert values its own way) goes through the executemany.
+_KNOWN_DECORATORS = (UTCDateTime, AutoString)
+
+
+def _plain(column: sa.Column) -> sa.types.TypeEngine | None:
+    kind = column.type
+    if isinstance(kind, sa.TypeDecorator):
+        return kind.impl_instance if isinstance(kind, _KNOWN_DECORATORS) else None
+    return kind
+
+
+def _element_type(kind: sa.types.TypeEngine, dialect: Any) -> str:
+    """The array's element type. Strings without their length: an explicit cast to
+    VARCHAR(200) would cut a longer value, where the insert's own cast rejects it."""
+    if isinstance(kind, sa.String):
+        return "VARCHAR"
+    return kind.compile(dialect=dialect)
 
 
 @lru_cache(maxsize=64)
 def _unnest_insert(table: sa.Table, names: tuple[str, ...], dialect: Any) -> sa.TextClause:
-    casts = ", ".join(f"CAST(:c{n} AS {table.c[name].type.compile(dialect=dialect)}[])"
-                      for n, name in enumerate(names))
-    quoted = ", ".join(dialect.identifier_preparer.quote(name) for name in names)
+    casts = ", ".join(
+        f"CAST(:c{n} AS {_element_type(_plain(table.c[name]), dialect)}[])"  # type: ignore[arg-type]
+        for n, name in enumerate(names))
+    quoted = ", ".join(dialect.identifier_preparer.quote(table.c[name].name) for name in names)
     return sa.text(f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
                    f"({quoted}) SELECT * FROM unnest({casts})")
 
@@ -77,11 +98,12 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     keys = rows[0].keys()
     names = tuple(column.key for column in table.columns if column.key in keys)
     if conn.dialect.name != "postgresql" or len(names) != len(keys) or any(
+            _plain(table.c[name]) is None for name in names) or any(
             row.keys() != keys for row in rows):
         conn.execute(table.insert(), rows)
         return
     params = {}
     for n, name in enumerate(names):
-        is_json = isinstance(table.c[name].type, sa.JSON)
+        is_json = isinstance(_plain(table.c[name]), sa.JSON)
         params[f"c{n}"] = _column_literal([_text(row[name], is_json) for row in rows])
     conn.execute(_unnest_insert(table, names, conn.dialect), params)

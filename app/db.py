@@ -35,9 +35,7 @@ def make_engine(settings: Settings, *, background_checkpoints: bool = False) -> 
             raise ValueError("use a file for SQLite: every connection must see the same data")
     else:
         kwargs["connect_args"] = {
-            # UTC sessions: the timestamp columns hold UTC, and an aware datetime bound to
-            # one is converted to the session's zone first.
-            "options": f"-c statement_timeout={settings.statement_timeout_ms} -c timezone=UTC",
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
             "connect_timeout": settings.connect_timeout_seconds,
         }
     engine = create_engine(url, **kwargs)

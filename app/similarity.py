@@ -78,7 +78,11 @@ def bands(word_set: Iterable[str]) -> list[int]:
 
 @lru_cache(maxsize=4096)  # looked up, then stored, for each new claim
 def text_bands(text: str) -> tuple[int, ...]:
-    """The distinct band keys of a claim's text."""
+    """The distinct band keys of a claim's text.
+
+    A fixed function of the text (words(), fold(), the permutations): a claim's stored
+    rows are found again from its text alone (`delete_bands`), so any change to it needs
+    a migration that rebuilds claim_band (tests/test_similar.py pins some keys)."""
     return tuple(dict.fromkeys(bands(words(text))))
 
 
@@ -144,12 +148,13 @@ def likely_duplicates(
 # every holder (up to 128 rows per new claim), counting them in Python and reading the
 # texts in a second query. Merged claims are dropped in Python: a `duplicate_of IS NULL`
 # condition led PostgreSQL to scan that column's index instead of looking ids up.
+# `{claims}` ends in `WHERE true`, so that the rank condition can follow with AND.
 _RANKED = """
 shared AS (SELECT item, claim_id, count(*) AS n FROM holders WHERE {exclude}
            GROUP BY item, claim_id),
 ranked AS (SELECT item, claim_id,
                   row_number() OVER (PARTITION BY item ORDER BY n DESC, claim_id) AS r
-           FROM shared WHERE true)
+           FROM shared)
 SELECT ranked.item, c.id, c.text, c.status, c.fingerprint, c.duplicate_of
 FROM ranked {claims} AND ranked.r <= {cap}"""
 
@@ -241,14 +246,14 @@ def similar_batch(
 ) -> dict[K, list[Match]]:
     """Near duplicates for a batch of new claims, `{key: (claim_id, text)}`, best first.
 
-    One statement for the whole batch finds each claim's stored candidates with their
-    texts (`_ranked`); a claim earlier in the batch counts as a candidate for later ones
-    (it is being created with them); `exclude`d ids never are. On this write path each
-    band bucket is read up to 8 holders and only the 20 stored candidates sharing the most
-    bands are scored (fetching each one's text is a random read: 22% of a mixed load's
-    time at 1,000,000 claims with 50), and as many of the batch's; `/similar` looks
-    further. A crowded bucket is a common phrase, whose first holders are no likelier near
-    duplicates than others.
+    One statement for the whole batch (on SQLite, one per 25 claims) finds each claim's
+    stored candidates with their texts (`_ranked`); a claim earlier in the batch counts
+    as a candidate for later ones (it is being created with them); `exclude`d ids never
+    are. On this write path each band bucket is read up to 8 holders and only the 20
+    stored candidates sharing the most bands (ties by id) are scored, with up to 20 of
+    the batch's own (fetching each one's text is a random read: 22% of a mixed load's
+    time at 1,000,000 claims with 50); `/similar` looks further. A crowded bucket is a
+    common phrase, whose first holders are no likelier near duplicates than others.
     """
     keys = list(new)
     words_of = [words(new[k][1]) for k in keys]

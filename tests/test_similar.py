@@ -1,5 +1,6 @@
 """Near duplicates: GET /v1/claims/{claim_id}/similar and `likely_duplicates` on create."""
 
+import pytest
 import sqlalchemy as sa
 
 from app import similarity
@@ -108,6 +109,58 @@ def test_band_keys_never_change():
     assert len(keys) == similarity.BANDS
     assert keys[:3] == (3406956233754718401, 3601587213005815068, 7221510239155341971)
     assert similarity.text_bands("the of and") == ()
+    # Accents, Cyrillic and punctuation go through fold(): pinned too, since a claim's
+    # band rows are found again only from its text (migration 0010).
+    assert similarity.text_bands(
+        "Зеленський: війська РФ у Білорусі — понад 9 000 осіб, заявив Генштаб"  # noqa: RUF001
+    )[:3] == (
+        7921060453983998663, 4911975063168856690, 5801576755583331344)
+    assert similarity.text_bands(
+        "Lukashenka said Minsk would not join; Régis Genté reported from Hrodna")[:3] == (
+        3107900808766279256, 6530831100648321775, 3198146130912554164)
+
+
+def test_an_items_bands_are_never_split_across_statements():
+    """SQLite counts an item's shared bands within one statement of at most 400 lookups:
+    chunks must keep each item's bands together and stay within that size."""
+    import random
+
+    rng = random.Random(3)
+    for _ in range(300):
+        pairs = [(item, band) for item in range(rng.randrange(1, 80))
+                 for band in range(rng.randrange(0, similarity.BANDS + 1))]
+        chunks = list(similarity._whole_items(pairs, 400))
+        assert [p for chunk in chunks for p in chunk] == pairs
+        assert all(0 < len(chunk) <= 400 for chunk in chunks)
+        owners = [{item for item, _ in chunk} for chunk in chunks]
+        assert all(not (a & b) for n, a in enumerate(owners) for b in owners[n + 1:])
+
+
+def test_a_claims_band_rows_are_deleted_by_primary_key(client, auth, db):
+    """claim_band has no claim_id index: deleting by claim id alone would scan 16 rows
+    per claim of the ledger; delete_bands names each row's (band, claim_id)."""
+    if not db.is_sqlite:
+        pytest.skip("SQLite's plan (PostgreSQL's would need statistics of a large table)")
+    from sqlalchemy import event
+
+    claim = make_claim(client, auth("ingester"), BASE)
+    seen = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("DELETE FROM CLAIM_BAND"):
+            seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert client.delete(f"/v1/claims/{claim['id']}",
+                             headers=auth("admin")).status_code == 204
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert len(seen) == 1, seen
+    with db.engine.connect() as conn:
+        plan = " ".join(row[-1] for row in conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN " + seen[0][0], seen[0][1]).all())
+    assert "USING PRIMARY KEY" in plan and "SCAN" not in plan, plan
 
 
 def test_band_rows_follow_edits_and_deletes_exactly(client, auth, db):

@@ -337,7 +337,7 @@ def test_pg_array_literal_format():
 
 def test_pg_array_literals_round_trip(db):
     """Band keys, claim ids and search documents reach PostgreSQL as array literals built
-    by app.db.pg_array: every string and int must come back exactly as it was sent."""
+    by app.bulk.pg_array: every string and int must come back exactly as it was sent."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only: SQLite takes no array parameters")
     ints = [0, -1, (1 << 63) - 1, 42]
@@ -386,6 +386,8 @@ def test_bulk_rows_are_stored_as_an_executemany_would(db):
     ]
     table = Claim.__table__
     with db.write_session() as session:
+        if not db.is_sqlite:  # the literal's offset must hold in any session zone
+            session.execute(sa.text("SET LOCAL TimeZone = 'Europe/Kyiv'"))
         bulk.insert_rows(session.connection(), table, rows)
         session.commit()
     with db.session() as session:
@@ -401,3 +403,12 @@ def test_bulk_rows_are_stored_as_an_executemany_would(db):
     with db.write_session() as session:  # the ledger is shared by the module's tests
         session.execute(sa.delete(table).where(table.c.id.in_(["clm_bulk_a", "clm_bulk_b"])))
         session.commit()
+    # What the executemany would refuse is refused: a naive time, a value too long.
+    with db.write_session() as session, pytest.raises((ValueError, sa.exc.StatementError),
+                                                      match="timezone"):
+        bulk.insert_rows(session.connection(), table, [
+            {**rows[0], "id": "clm_bulk_c", "created_at": datetime(2026, 1, 1)}])
+    if not db.is_sqlite:  # SQLite keeps any length
+        with db.write_session() as session, pytest.raises(sa.exc.DataError):
+            bulk.insert_rows(session.connection(), table, [
+                {**rows[0], "id": "clm_bulk_d", "created_by": "x" * 201}])

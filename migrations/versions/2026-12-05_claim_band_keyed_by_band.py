@@ -26,9 +26,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _recreate_sqlite(options: str) -> None:
+    op.execute("DROP TABLE IF EXISTS claim_band_new")  # left by an interrupted run
     op.execute("CREATE TABLE claim_band_new (band BIGINT NOT NULL, claim_id VARCHAR NOT NULL, "
                f"CONSTRAINT pk_claim_band PRIMARY KEY (band, claim_id)){options}")
-    op.execute("INSERT INTO claim_band_new (band, claim_id) SELECT band, claim_id FROM claim_band")
+    # In key order (the old primary key's index gives it): appended, not scattered.
+    op.execute("INSERT INTO claim_band_new (band, claim_id) "
+               "SELECT band, claim_id FROM claim_band ORDER BY band, claim_id")
     op.execute("DROP TABLE claim_band")
     op.execute("ALTER TABLE claim_band_new RENAME TO claim_band")
 
