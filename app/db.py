@@ -145,8 +145,8 @@ class Checkpointer:
     the writer process then spent a quarter of its time checkpointing, copying the same
     hot index pages (16 band keys per claim land all over claim_band) once per one or two
     commits. Copied every half second instead, a page dirtied by ten commits is copied
-    once, and the copying overlaps the next commits (bench P1: +12 %, 1,003-1,157 against
-    900-1,005 claims/s with the log copied every 10,000 pages in the commit).
+    once, and the copying overlaps the next commits (POST /v1/claims on SQLite, 6 s runs
+    of 64 connections: 746-880 -> 1,008-1,256 req/s).
     """
 
     def __init__(self, database_path: str, interval: float = 0.5):
