@@ -776,6 +776,7 @@ def update_claim(
         if field in data and data[field] is None:
             raise Unprocessable(f"{field} cannot be removed")
     changes: dict[str, Any] = {}
+    old_text = claim.text  # its band rows are found from it
     if "topics" in data:
         old_topics = list(session.exec(select(ClaimTopic.topic).where(
             ClaimTopic.claim_id == claim.id).order_by(ClaimTopic.topic)).all())
@@ -797,7 +798,7 @@ def update_claim(
         return claim
     if "text" in changes:
         claim.fingerprint = fingerprint(claim.text)
-        similarity.delete_bands(session, claim.id, changes["text"]["from"])
+        similarity.delete_bands(session, claim.id, old_text)
         similarity.store_bands(session, claim.id, claim.text)
     touch(claim)
     session.add(claim)
