@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # their own: at the default 2 MiB that alone could reach ~100 MB per worker; the
     # operating system caches the file's pages for all of them anyway.
     sqlite_cache_kib: int = Field(default=512, ge=64)
+    # The writer process's page cache (KiB; its one connection does all the writing). At
+    # 512 KiB each batch re-read and spilled the pages it dirtied (16 claim_band keys per
+    # claim, all over the index): 312 -> 143 us of system time per POST /v1/claims.
+    sqlite_writer_cache_kib: int = Field(default=8192, ge=64)
 
     @model_validator(mode="after")
     def _timeout_spans_heartbeats(self) -> "Settings":

@@ -20,8 +20,12 @@ from app.config import Settings
 log = logging.getLogger("claimledger")
 
 
-def make_engine(settings: Settings, *, background_checkpoints: bool = False) -> Engine:
-    """An engine whose pool matches the worker threads, so requests never starve it."""
+def make_engine(settings: Settings, *, writer_process: bool = False) -> Engine:
+    """An engine whose pool matches the worker threads, so requests never starve it.
+
+    `writer_process` (SQLite; app/writer.py): commits never copy the write-ahead log (a
+    `Checkpointer` thread does), and the one connection that writes keeps a larger page
+    cache (`sqlite_writer_cache_kib`)."""
     url = settings.database_url
     kwargs: dict[str, Any] = {
         "pool_size": settings.threads,
@@ -40,9 +44,11 @@ def make_engine(settings: Settings, *, background_checkpoints: bool = False) -> 
         }
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, cache_kib=settings.sqlite_cache_kib,
+        cache_kib = settings.sqlite_writer_cache_kib if writer_process \
+            else settings.sqlite_cache_kib
+        _configure_sqlite(engine, cache_kib=cache_kib,
                           timeout_seconds=settings.statement_timeout_ms / 1000,
-                          autocheckpoint=not background_checkpoints)
+                          autocheckpoint=not writer_process)
     return engine
 
 
@@ -89,15 +95,14 @@ class Database:
     """The engine, its session factory and the write gate, built once per app."""
 
     def __init__(self, settings: Settings, engine: Engine | None = None, *,
-                 background_checkpoints: bool = False):
-        """`background_checkpoints` (SQLite; the writer process): commits never copy the
-        write-ahead log into the database, a `Checkpointer` thread does."""
+                 writer_process: bool = False):
+        """`writer_process`: the database of a writer process (app/writer.py; see
+        make_engine), with its `Checkpointer` thread on SQLite."""
         self.settings = settings
-        self.engine = engine or make_engine(settings,
-                                            background_checkpoints=background_checkpoints)
+        self.engine = engine or make_engine(settings, writer_process=writer_process)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._checkpointer = Checkpointer(self.engine.url.database or "") \
-            if self.is_sqlite and background_checkpoints and engine is None else None
+            if self.is_sqlite and writer_process and engine is None else None
         self.sessions = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )

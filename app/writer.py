@@ -387,7 +387,7 @@ def _serve(settings: Settings, conn: Connection) -> None:
         comm.write(PROCESS_NAME)
     from app.observability import configure_logging
     configure_logging(settings.log_level)
-    db = Database(settings, background_checkpoints=True)
+    db = Database(settings, writer_process=True)
     gc.collect()  # as the worker does (app/main.py): startup's objects are never collected
     gc.freeze()
     conn.send("ready")

@@ -235,15 +235,23 @@ def test_a_served_worker_writes_in_its_writer_process_which_ends_with_it(
 def test_the_writer_process_copies_the_log_in_the_background(settings: Settings):
     """The writer process's commits leave the write-ahead log alone (a commit that
     checkpointed took the writer a quarter of its time); its Checkpointer thread copies
-    the log into the database file instead, and stops with the Database."""
+    the log into the database file instead, and stops with the Database. Its connection
+    keeps the writer's larger page cache; other databases keep the per-connection one."""
     if not settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite only: PostgreSQL checkpoints on its own")
     from app.writer import write_batch
 
-    db = Database(settings, background_checkpoints=True)
+    settings = settings.model_copy(update={"sqlite_cache_kib": 256,
+                                           "sqlite_writer_cache_kib": 3072})
+    db = Database(settings, writer_process=True)
+    other = Database(settings)
     try:
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -3072
+        with other.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -256
         path = Path(db.engine.url.database)
         source_id = _source(db)
         before = path.stat().st_size
@@ -257,4 +265,5 @@ def test_the_writer_process_copies_the_log_in_the_background(settings: Settings)
         assert path.stat().st_size > before, "nothing was copied from the log"
     finally:
         db.dispose()
+        other.dispose()
     assert not db._checkpointer._thread.is_alive()
