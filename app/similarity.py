@@ -148,12 +148,15 @@ def likely_duplicates(
 # every holder (up to 128 rows per new claim), counting them in Python and reading the
 # texts in a second query. Merged claims are dropped in Python: a `duplicate_of IS NULL`
 # condition led PostgreSQL to scan that column's index instead of looking ids up.
-# `{claims}` ends in `WHERE true`, so that the rank condition can follow with AND.
+# `{claims}` ends in `WHERE true`, so that the rank condition can follow with AND. Ties
+# go by id in byte order on both databases (SQLite's default; on PostgreSQL `COLLATE "C"`,
+# which also sorts ~2x faster than the database's locale: 3 of a batch's 11 ms).
 _RANKED = """
 shared AS (SELECT item, claim_id, count(*) AS n FROM holders WHERE {exclude}
            GROUP BY item, claim_id),
 ranked AS (SELECT item, claim_id,
-                  row_number() OVER (PARTITION BY item ORDER BY n DESC, claim_id) AS r
+                  row_number() OVER (PARTITION BY item ORDER BY n DESC, claim_id {byte_order})
+                  AS r
            FROM shared)
 SELECT ranked.item, c.id, c.text, c.status, c.fingerprint, c.duplicate_of
 FROM ranked {claims} AND ranked.r <= {cap}"""
@@ -168,6 +171,7 @@ _RANKED_PG = sa.text(
     "CROSS JOIN LATERAL (SELECT claim_id FROM claim_band WHERE band = k.band "
     "LIMIT :per_band) AS b)," + _RANKED.format(
         exclude="claim_id <> ALL(CAST(:exclude AS varchar[]))", cap=":cap",
+        byte_order='COLLATE "C"',
         claims="CROSS JOIN LATERAL (SELECT id, text, status, fingerprint, duplicate_of "
                "FROM claim WHERE id = ranked.claim_id LIMIT 1) AS c WHERE true"))
 
@@ -184,6 +188,7 @@ def _ranked_sqlite(size: int, per_band: int, cap: int) -> str:
         f"LIMIT {int(per_band)})" for _ in range(size))
     return f"WITH holders AS ({holders})," + _RANKED.format(
         exclude="claim_id NOT IN (SELECT value FROM json_each(?))", cap=int(cap),
+        byte_order="",
         claims="JOIN claim AS c ON c.id = ranked.claim_id WHERE true")
 
 
