@@ -149,6 +149,38 @@ def test_rate_limit_is_shared_by_two_instances_on_postgresql(settings: Settings)
         assert accepted["first"] < limit and accepted["second"] < limit  # neither alone
 
 
+def test_shared_counts_are_written_every_hundredth_of_the_limit():
+    """A worker adds its hits to the shared count at 1% of the limit (at least 20 hits),
+    not on every request: each addition is a write and a commit."""
+    from app.ratelimit import RateLimiter
+
+    written: list[int] = []
+
+    class Counting:  # stands for a session: records each hits value it adds
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def execute(self, _statement, params):
+            written.append(params["n"])
+            return self
+
+        def scalar_one(self):
+            return sum(written)
+
+        def commit(self):
+            pass
+
+    limiter = RateLimiter(6000, shared=True, sync_seconds=3600)
+    assert limiter.sync_hits == 60
+    for _ in range(121):
+        limiter.hit("key", Counting)
+    assert written == [1, 60, 60]  # the first hit of a window, then every 60th
+    assert RateLimiter(100, shared=True).sync_hits == 20
+
+
 # --- slow clients ------------------------------------------------------------------------
 
 BODY_SECONDS = 2.0
