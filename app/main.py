@@ -2,7 +2,6 @@
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +23,7 @@ from app.idempotency import Heartbeat, Replay
 from app.limits import TimeLimitMiddleware
 from app.observability import Metrics, ObservabilityMiddleware
 from app.ratelimit import RateLimiter
+from app.runtime import settle_heap
 from app.stats import StatsCache
 from app.writer import WriterProcess
 
@@ -56,12 +56,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if database is None and settings.writer_process:
             app.state.writer_process = await anyio.to_thread.run_sync(_start_writer, settings)
         if database is None:  # a server of its own, not an app built in a test
-            # What startup made (modules, schemas, compiled statements) leaves the
-            # collector's reach: each full collection walked all of it, an event-loop stall
-            # of tens of ms every few seconds under load (bench P2, 8 s runs: p99 187-193
-            # -> 122-136 ms).
-            gc.collect()
-            gc.freeze()
+            settle_heap()
         yield
         if getattr(app.state, "writer_process", None) is not None:  # after in-flight requests
             await anyio.to_thread.run_sync(app.state.writer_process.stop)

@@ -19,7 +19,6 @@ writer process cannot start, or an app given its database (tests), writes in a t
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import socket
@@ -42,6 +41,7 @@ from app.db import Database
 from app.errors import AppError, Conflict, Unavailable
 from app.idempotency import Idempotency
 from app.models import ClaimCreate, ClaimCreated, SimilarClaim
+from app.runtime import settle_heap
 from app.text import fingerprint
 
 MAX_BATCH = 64
@@ -388,8 +388,7 @@ def _serve(settings: Settings, conn: Connection) -> None:
     from app.observability import configure_logging
     configure_logging(settings.log_level)
     db = Database(settings, writer_process=True)
-    gc.collect()  # as the worker does (app/main.py): startup's objects are never collected
-    gc.freeze()
+    settle_heap()  # as the worker does (app/main.py)
     conn.send("ready")
     stopping = False
     try:
