@@ -83,7 +83,7 @@ class ClaimWriter:
                  linger: float = 0.002, on_batch: Any = None,
                  process: "WriterProcess | None" = None):
         self.db, self.threshold, self.max_batch, self.linger = db, threshold, max_batch, linger
-        self.on_batch = on_batch  # called with each batch's size (metrics)
+        self.on_batch = on_batch  # called with the claims each batch committed (metrics)
         self.process = process
         self._queue: list[_Job] = []
         self._draining: asyncio.Task | None = None
@@ -138,8 +138,9 @@ class ClaimWriter:
             outcomes = [exc] * len(batch)
         finally:
             self._slots.release()
-        if self.on_batch is not None:
-            self.on_batch(len(batch))
+        committed = sum(isinstance(outcome, Written) for outcome in outcomes)
+        if self.on_batch is not None and committed:
+            self.on_batch(committed)
         for job, outcome in zip(batch, outcomes, strict=True):
             # Its response is stored (so release() keeps the key) only if it committed.
             job.idem.saved = job.idem.active and isinstance(outcome, Written)

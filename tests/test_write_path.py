@@ -87,6 +87,7 @@ def test_a_bad_request_in_a_batch_fails_alone(settings, db, auth):
         assert winner in loser.json()["detail"]
     with db.session() as session:
         assert len(session.exec(select(Claim.id)).all()) == 13
+    assert _batch_sizes(app)[1] == 13, "the metric counts the claims committed, not refused"
 
 
 def test_a_batch_that_fails_as_a_whole_is_retried_one_by_one(settings, db, auth, monkeypatch):
