@@ -52,6 +52,11 @@ def make_engine(settings: Settings, *, writer_process: bool = False) -> Engine:
     return engine
 
 
+# SQLite's write-ahead log grows past its usual size while readers keep a checkpoint
+# from reaching its end (a burst of writes under continuous reads); once the log starts
+# over, the file is cut back to this instead of keeping its largest size for good.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 # SQLite calls the progress handler every this many virtual-machine steps (a few
 # milliseconds of work): statements shorter than that never pay for the check.
 _PROGRESS_STEPS = 1_000_000
@@ -68,6 +73,7 @@ def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float,
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         if not autocheckpoint:  # a Checkpointer thread does it instead
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
