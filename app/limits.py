@@ -52,8 +52,9 @@ class TimeLimitMiddleware:
             await self.app(scope, timed_receive, tracking_send)
             return
         try:
-            await asyncio.wait_for(self.app(scope, timed_receive, tracking_send),
-                                   self.request_seconds)
+            # In this task (asyncio.wait_for ran the app in a task of its own per request).
+            async with asyncio.timeout(self.request_seconds):
+                await self.app(scope, timed_receive, tracking_send)
         except TimeoutError:
             if started:
                 raise

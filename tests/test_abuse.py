@@ -246,6 +246,36 @@ async def _well_behaved(url: str, secret: str, stop: asyncio.Event) -> list[tupl
     return out
 
 
+def test_a_request_past_its_time_limit_is_503_and_the_next_is_served(settings: Settings):
+    """A handler still working after request_timeout_seconds is cancelled; the client gets
+    a 503 problem with Retry-After, and the server goes on serving."""
+    settings = settings.model_copy(update={"request_timeout_seconds": 0.5})
+    database = Database(settings)
+    app = create_app(settings, database=database)
+    cancelled = []
+
+    async def stuck() -> dict[str, str]:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return {"never": "answered"}
+
+    app.add_api_route("/stuck", stuck)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            started = time.monotonic()
+            response = client.get("/stuck")
+            took = time.monotonic() - started
+            assert_problem(response, 503, contains="longer than 0.5 s")
+            assert response.headers["Retry-After"] == "1"
+            assert took < 0.5 + SLACK and cancelled == [True]
+            assert client.get("/healthz").status_code == 200
+    finally:
+        database.dispose()
+
+
 def test_slow_request_bodies_are_cut_off_without_blocking_others(settings: Settings, tmp_path):
     settings = settings.model_copy(update={"body_read_timeout_seconds": BODY_SECONDS,
                                            "request_timeout_seconds": REQUEST_SECONDS})
