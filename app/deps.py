@@ -107,18 +107,11 @@ class KeyCache:
 # The dependencies every write request solves (the key, the idempotency claim) read the
 # app's state themselves: each dependency FastAPI solves costs ~10 us a request, and these
 # run on the event loop of a worker whose CPU bounds POST /v1/claims (bench P1/P2).
-async def get_api_key(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> ApiKey:
-    """The caller's key: from memory when recently seen, else one query in the thread pool."""
-    return await _authenticate(request, credentials)
-
-
 async def _authenticate(request: Request,
                         credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
-    """The key, its check and its rate-limit hit, once per request however many
-    dependencies ask (require() and get_idempotency both do on a POST)."""
+    """The caller's key (from memory when recently seen, else one query in the thread
+    pool), its check and its rate-limit hit, once per request however many dependencies
+    ask (require() and get_idempotency both do on a POST)."""
     done: ApiKey | None = getattr(request.state, "authenticated", None)
     if done is not None:
         return done
@@ -152,8 +145,8 @@ async def _authenticate(request: Request,
 def require(role: Role):
     """A dependency that hands over the caller's key if its role is `role` or higher.
 
-    It authenticates itself rather than through get_api_key: one dependency fewer for
-    FastAPI to solve on every request (~10 us; bench P3)."""
+    It authenticates itself (`_authenticate`) rather than through a dependency of its
+    own: one dependency fewer for FastAPI to solve on every request (~10 us; bench P3)."""
 
     async def dependency(
         request: Request,
@@ -253,11 +246,15 @@ RequiredVersion = Annotated[int, Depends(required_if_match)]
 
 
 async def get_idempotency(
-    request: Request, key: Annotated[ApiKey, Depends(get_api_key)],
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", max_length=255,
         description="Retry-safe POST: the same key and body replays the first response.")] = None,
 ) -> AsyncIterator[Idempotency]:
+    # The key itself rather than through a dependency: one fewer on every POST (the
+    # route's role check has authenticated it already; _authenticate remembers it).
+    key = await _authenticate(request, credentials)
     if idempotency_key is None:
         yield Idempotency()
         return
