@@ -150,7 +150,8 @@ def likely_duplicates(
 # condition led PostgreSQL to scan that column's index instead of looking ids up.
 # `{claims}` ends in `WHERE true`, so that the rank condition can follow with AND. Ties
 # go by id in byte order on both databases (SQLite's default; on PostgreSQL `COLLATE "C"`,
-# which also sorts ~2x faster than the database's locale: 3 of a batch's 11 ms).
+# whose sort took half the time of the database's locale: the whole query 15.6 -> 14.9 ms
+# for a 48-claim batch).
 _RANKED = """
 shared AS (SELECT item, claim_id, count(*) AS n FROM holders WHERE {exclude}
            GROUP BY item, claim_id),
