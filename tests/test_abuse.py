@@ -164,7 +164,8 @@ def test_shared_counts_are_written_every_hundredth_of_the_limit():
             return False
 
         def execute(self, _statement, params):
-            written.append(params["n"])
+            if "n" in params:  # the addition, not the hourly clean-up of old windows
+                written.append(params["n"])
             return self
 
         def scalar_one(self):
