@@ -986,6 +986,9 @@ def merge_claims(
     # here rolls the whole merge back.
     check_room(session, claim.id, attributions=0, links=0)
     duplicate.duplicate_of = claim.id
+    # A merged claim is never a near-duplicate candidate again, and can no longer be
+    # edited: its band rows would only take candidate places from live claims.
+    similarity.delete_bands(session, duplicate.id, duplicate.text)
     for end in (duplicate, claim):
         touch(end)
         session.add(end)

@@ -163,9 +163,10 @@ def test_a_claims_band_rows_are_deleted_by_primary_key(client, auth, db):
     assert "USING PRIMARY KEY" in plan and "SCAN" not in plan, plan
 
 
-def test_band_rows_follow_edits_and_deletes_exactly(client, auth, db):
+def test_band_rows_follow_edits_merges_and_deletes_exactly(client, auth, db):
     """claim_band has no claim_id index (migration 0010): edits and deletes find a claim's
-    rows from its text, so none may be left behind and none of another claim's taken."""
+    rows from its text, so none may be left behind and none of another claim's taken. A
+    merged claim loses its rows (it is never a candidate again)."""
     def rows() -> dict[str, set[int]]:
         with db.session() as session:
             found: dict[str, set[int]] = {}
@@ -183,5 +184,12 @@ def test_band_rows_follow_edits_and_deletes_exactly(client, auth, db):
     assert edited.status_code == 200, edited.text
     assert rows() == {first["id"]: set(similarity.text_bands(BASE)),
                       second["id"]: set(similarity.text_bands(UNRELATED))}
+    third = make_claim(client, auth("ingester"), EXACT)
+    merged = client.post(f"/v1/claims/{first['id']}/merge", json={"duplicate_id": third["id"]},
+                         headers=auth("checker"))
+    assert merged.status_code == 200, merged.text
+    assert rows() == {first["id"]: set(similarity.text_bands(BASE)),
+                      second["id"]: set(similarity.text_bands(UNRELATED))}
+    assert client.delete(f"/v1/claims/{third['id']}", headers=auth("admin")).status_code == 204
     assert client.delete(f"/v1/claims/{first['id']}", headers=auth("admin")).status_code == 204
     assert rows() == {second["id"]: set(similarity.text_bands(UNRELATED))}
