@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     sqlite_cache_kib: int = Field(default=512, ge=64)
     # The writer process's page cache (KiB; its one connection does all the writing). At
     # 512 KiB each batch re-read and spilled the pages it dirtied (16 claim_band keys per
-    # claim, all over the index): 312 -> 143 us of system time per POST /v1/claims.
-    sqlite_writer_cache_kib: int = Field(default=8192, ge=64)
+    # claim, all over the index): 312 -> 158-221 us of system time per POST /v1/claims at
+    # 4 MiB, 143-197 at 8 MiB, which cost bench P6 4 MB more (245 of its 250 MB).
+    sqlite_writer_cache_kib: int = Field(default=4096, ge=64)
 
     @model_validator(mode="after")
     def _timeout_spans_heartbeats(self) -> "Settings":
