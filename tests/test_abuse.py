@@ -26,6 +26,7 @@ from app.config import Settings
 from app.db import Database
 from app.main import create_app
 from app.models import Role
+from app.ratelimit import RateLimiter
 from tests.factories import assert_problem
 from tests.reliability_support import KillableServer, RawHttp, claim_text
 
@@ -152,8 +153,6 @@ def test_rate_limit_is_shared_by_two_instances_on_postgresql(settings: Settings)
 def test_shared_counts_are_written_every_hundredth_of_the_limit():
     """A worker adds its hits to the shared count at 1% of the limit (at least 20 hits),
     not on every request: each addition is a write and a commit."""
-    from app.ratelimit import RateLimiter
-
     written: list[int] = []
 
     class Counting:  # stands for a session: records each hits value it adds
