@@ -8,6 +8,7 @@ whole table. The plan is checked here on the statements the API really sends.
 import pytest
 from sqlalchemy import event
 
+from app import similarity
 from tests.factories import make_claim
 
 
@@ -117,44 +118,54 @@ def test_uncontested_claims_are_an_anti_join_on_postgresql(db, client, auth):
     assert "Anti Join" in plan and "SubPlan" not in plan, plan
 
 
-def _candidate_plan(db, client, auth) -> str:
-    """The plan of the near-duplicate candidate statement a new claim's write runs, with
-    enough claims stored (one band each shared) that a scan would look cheap."""
+def _candidate_plans(db, client, auth) -> tuple[str, str]:
+    """The plans of the two near-duplicate candidate statements a new claim's write runs
+    (the holders of its bands, then the chosen candidates' texts), with enough claims
+    stored (one band each shared) that a scan would look cheap."""
     texts = [f"Troops {i} crossed the Belarus border near Brest at dawn." for i in range(40)]
     response = client.post("/v1/ingest", json=[{"text": t} for t in texts],
                            headers=auth("ingester"))
     assert response.status_code == 200, response.text
-    seen: list[tuple[str, object]] = []
+    wanted = {str(similarity._HOLDERS[db.engine.dialect.name]): "holders",
+              str(similarity._CANDIDATES[db.engine.dialect.name]): "texts"}
+    seen: dict[str, tuple[str, object]] = {}
 
-    def record(_conn, _cursor, statement, parameters, _context, _many):
-        if statement.lstrip().startswith("WITH holders"):
-            seen.append((statement, parameters))
+    def record(_conn, _cursor, statement, parameters, context, _many):
+        compiled = getattr(context, "compiled", None)
+        name = wanted.get(str(compiled.statement)) if compiled is not None else None
+        if name is not None:
+            seen.setdefault(name, (statement, parameters))
 
     event.listen(db.engine, "before_cursor_execute", record)
     try:
         make_claim(client, auth("checker"), "Troops crossed the Belarus border near Brest.")
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
-    assert seen, "the candidate statement was not sent"
-    statement, parameters = seen[0]
+    assert set(seen) == {"holders", "texts"}, f"the candidate statements were not sent: {seen}"
     explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+    plans = []
     with db.engine.connect() as conn:
         if not db.is_sqlite:
             conn.exec_driver_sql("ANALYZE claim")
-        rows = conn.exec_driver_sql(explain + statement, parameters).all()
-    return "\n".join(str(row[-1]) for row in rows)
+        for name in ("holders", "texts"):
+            statement, parameters = seen[name]
+            rows = conn.exec_driver_sql(explain + statement, parameters).all()
+            plans.append("\n".join(str(row[-1]) for row in rows))
+    return plans[0], plans[1]
 
 
-def test_near_duplicate_candidates_look_claims_up_by_id(db, client, auth):
+def test_near_duplicate_candidates_are_looked_up_by_key(db, client, auth):
     # Written as a join, PostgreSQL chose a hash join over a scan of every claim for the
     # candidates' texts; each must be one primary-key lookup, whatever the ledger's size.
-    plan = _candidate_plan(db, client, auth)
+    holders, texts = _candidate_plans(db, client, auth)
     if db.is_sqlite:
-        assert "SEARCH c USING INDEX sqlite_autoindex_claim_1 (id=?)" in plan, plan
-        assert "SCAN c" not in plan, plan
+        assert "SEARCH claim_band USING PRIMARY KEY (band=?)" in holders, holders
+        assert "SEARCH claim USING INDEX sqlite_autoindex_claim_1 (id=?)" in texts, texts
+        assert "SCAN claim" not in holders + texts, holders + texts
     else:
-        # A lookup per candidate (an index scan once `claim` is more than a page or two):
-        # never a hash or merge join, which reads every claim.
-        assert "Hash Join" not in plan and "Merge Join" not in plan, plan
-        assert "Hash Cond" not in plan, plan
-    assert "claim_band" in plan, plan
+        # A lookup per band and per candidate (index scans once the tables are more than
+        # a page or two): never a hash or merge join, which reads every row.
+        for plan in (holders, texts):
+            assert "Hash Join" not in plan and "Merge Join" not in plan, plan
+            assert "Hash Cond" not in plan, plan
+        assert "claim_band" in holders, holders

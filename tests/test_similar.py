@@ -4,7 +4,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import similarity
-from tests.factories import assert_problem, get_json, make_claim, with_version
+from tests.factories import assert_problem, get_json, ingest, make_claim, with_version
 
 BASE = "Thousands of Russian soldiers have been stationed in Belarus since October."
 EXACT = "THOUSANDS of Russian soldiers have been stationed in Belarus, since October!"
@@ -120,22 +120,6 @@ def test_band_keys_never_change():
         3107900808766279256, 6530831100648321775, 3198146130912554164)
 
 
-def test_an_items_bands_are_never_split_across_statements():
-    """SQLite counts an item's shared bands within one statement of at most 400 lookups:
-    chunks must keep each item's bands together and stay within that size."""
-    import random
-
-    rng = random.Random(3)
-    for _ in range(300):
-        pairs = [(item, band) for item in range(rng.randrange(1, 80))
-                 for band in range(rng.randrange(0, similarity.BANDS + 1))]
-        chunks = list(similarity._whole_items(pairs, 400))
-        assert [p for chunk in chunks for p in chunk] == pairs
-        assert all(0 < len(chunk) <= 400 for chunk in chunks)
-        owners = [{item for item, _ in chunk} for chunk in chunks]
-        assert all(not (a & b) for n, a in enumerate(owners) for b in owners[n + 1:])
-
-
 def test_a_claims_band_rows_are_deleted_by_primary_key(client, auth, db):
     """claim_band has no claim_id index: deleting by claim id alone would scan 16 rows
     per claim of the ledger; delete_bands names each row's (band, claim_id)."""
@@ -193,3 +177,52 @@ def test_band_rows_follow_edits_merges_and_deletes_exactly(client, auth, db):
     assert client.delete(f"/v1/claims/{third['id']}", headers=auth("admin")).status_code == 204
     assert client.delete(f"/v1/claims/{first['id']}", headers=auth("admin")).status_code == 204
     assert rows() == {second["id"]: set(similarity.text_bands(UNRELATED))}
+
+
+def test_candidates_are_the_first_holders_of_each_band_sharing_the_most(client, auth, db):
+    """The write path's candidates (`similarity._ranked`) against a reference computed from
+    every stored band row: per band its first `per_band` holders in id order, excluded ids
+    out, counted per claim, the `cap` sharing the most (ties by id), merged claims out
+    after the cut. Claims drawn from a ten-word vocabulary share bands heavily, so both
+    limits bite."""
+    import random
+    from collections import Counter, defaultdict
+
+    rng = random.Random(11)
+    vocabulary = ["tanks", "brigade", "border", "convoy", "minsk", "drills", "railway",
+                  "airfield", "gomel", "reservists"]
+    texts = list(dict.fromkeys(" ".join(rng.sample(vocabulary, rng.randrange(4, 8)))
+                               for _ in range(120)))
+    created = ingest(client, auth("ingester"), [{"text": t} for t in texts])
+    ids = [item["claim_id"] for item in created["items"] if item["status"] == "created"]
+    assert len(ids) > 60
+    with db.session() as session:
+        # A claim merged before merges deleted band rows (b30c058): its rows are still
+        # there, and it must never come back as a candidate.
+        session.execute(sa.text("UPDATE claim SET duplicate_of = :a WHERE id = :b"),
+                        {"a": ids[0], "b": ids[1]})
+        session.commit()
+        holders: dict[int, list[str]] = defaultdict(list)
+        for band, claim_id in session.execute(
+                sa.text("SELECT band, claim_id FROM claim_band")).all():
+            holders[band].append(claim_id)
+        for claims in holders.values():
+            claims.sort()  # ids are ASCII: byte order, as both databases compare them
+        queries = [" ".join(rng.sample(vocabulary, rng.randrange(3, 8))) for _ in range(40)]
+        bands_of = [similarity.text_bands(q) for q in queries]
+        exclude = ids[2:6]
+        for per_band, cap in ((3, 5), (8, 20)):
+            found = similarity._ranked(session, bands_of, per_band=per_band, cap=cap,
+                                       exclude=exclude)
+            expected = {}
+            for item, bands in enumerate(bands_of):
+                shared = Counter(c for band in bands for c in holders[band][:per_band]
+                                 if c not in exclude)
+                top = sorted(shared, key=lambda c: (-shared[c], c))[:cap]
+                if kept := [c for c in top if c != ids[1]]:
+                    expected[item] = kept
+            assert {item: [c[0] for c in cands] for item, cands in found.items()} == expected
+            text_of = dict(zip(ids, [t for t, item in zip(texts, created["items"], strict=True)
+                                     if item["status"] == "created"], strict=True))
+            assert all(c[1] == text_of[c[0]] for cands in found.values() for c in cands)
+        assert any(len(c) == 20 for c in found.values())  # the cap was reached
