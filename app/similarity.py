@@ -11,6 +11,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
+from itertools import chain
 from typing import NamedTuple, TypeVar
 
 import sqlalchemy as sa
@@ -188,28 +189,28 @@ def _ranked(session: Session, bands_of: list[tuple[int, ...]], *, per_band: int,
         return {}
     holders: dict[int, list[str]] = {}
     for band, ids in conn.execute(_HOLDERS[dialect], {"bands": pack(wanted),
-                                                      "per_band": per_band}):
-        if ids:  # SQLite: a JSON array; PostgreSQL: an array, or NULL for none
+                                                      "per_band": per_band}).all():
+        if ids and ids != "[]":  # SQLite: a JSON array; PostgreSQL: an array, or NULL
             holders[band] = json.loads(ids) if isinstance(ids, str) else ids
     excluded = set(exclude)
     chosen: dict[int, list[str]] = {}
     for item, bands_ in enumerate(bands_of):
-        shared: Counter[str] = Counter()
-        for band in bands_:
-            shared.update(holders.get(band, ()))
+        shared = Counter(chain.from_iterable(holders.get(band, ()) for band in bands_))
         for claim_id in excluded & shared.keys():
             del shared[claim_id]
         if shared:
-            chosen[item] = sorted(shared, key=lambda c: (-shared[c], c))[:cap]
+            # Most shared bands first, ties by id: two sorts without a Python key function
+            # (a stable sort keeps the id order among equal counts, reversed or not).
+            chosen[item] = sorted(sorted(shared), key=shared.__getitem__, reverse=True)[:cap]
     ids = {claim_id for best in chosen.values() for claim_id in best}
-    rows = {row.id: row for row in conn.execute(_CANDIDATES[dialect], {"ids": pack(ids)})} \
-        if ids else {}
+    rows = {row[0]: row for row in conn.execute(
+        _CANDIDATES[dialect], {"ids": pack(ids)}).all()} if ids else {}
     found: dict[int, list[Candidate]] = defaultdict(list)
     for item, best in chosen.items():
         for claim_id in best:
             row = rows.get(claim_id)
-            if row is not None and row.duplicate_of is None:
-                found[item].append((row.id, row.text, row.status, row.fingerprint))
+            if row is not None and row[4] is None:  # merged ones out
+                found[item].append((row[0], row[1], row[2], row[3]))
     return found
 
 
@@ -230,8 +231,8 @@ def similar_batch(
 ) -> dict[K, list[Match]]:
     """Near duplicates for a batch of new claims, `{key: (claim_id, text)}`, best first.
 
-    One statement for the whole batch (on SQLite, one per 25 claims) finds each claim's
-    stored candidates with their texts (`_ranked`); a claim earlier in the batch counts
+    Two statements for the whole batch find each claim's stored candidates with their
+    texts (`_ranked`); a claim earlier in the batch counts
     as a candidate for later ones (it is being created with them); `exclude`d ids never
     are. On this write path each band bucket is read up to 8 holders and only the 20
     stored candidates sharing the most bands (ties by id) are scored, with up to 20 of
@@ -244,17 +245,18 @@ def similar_batch(
     bands_of = [text_bands(new[k][1]) for k in keys]
     stored = _ranked(session, bands_of, per_band=per_band, cap=candidates_cap,
                      exclude=exclude)
+    excluded = set(exclude)
     earlier: dict[int, list[int]] = defaultdict(list)  # band -> batch positions before
     out: dict[K, list[Match]] = {}
     for n, key in enumerate(keys):
-        shared = Counter(m for b in bands_of[n] for m in earlier[b])
+        shared = Counter(chain.from_iterable(earlier[b] for b in bands_of[n]))
         for band in bands_of[n]:
             earlier[band].append(n)
         batch = [(new[keys[m]][0], new[keys[m]][1], "unverified", fingerprint(new[keys[m]][1]))
                  for m, _ in shared.most_common(candidates_cap)]
         scored = []
         for cid, text, status, fp in (*stored.get(n, ()), *batch):
-            if cid in exclude:
+            if cid in excluded:
                 continue
             score = round(jaccard(words_of[n], words(text)), 4)
             if score >= threshold:
