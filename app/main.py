@@ -15,10 +15,11 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from app.admission import AdmissionMiddleware
 from app.api import claims, events, health, ingest, keys, sources, stats
+from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache, required_if_match
-from app.errors import PROBLEM_JSON, install_error_handlers
+from app.errors import PROBLEM_JSON
 from app.idempotency import Heartbeat, Replay
 from app.limits import TimeLimitMiddleware
 from app.observability import Metrics, ObservabilityMiddleware
