@@ -128,3 +128,28 @@ def test_readyz_fails_while_migrations_are_behind(databases):
         response = c.get("/readyz")
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "ok"
+
+
+def test_migration_0011_drops_only_the_band_rows_of_merged_claims(databases):
+    """Claims merged before merges deleted their band rows (migration 0011)."""
+    url = databases.empty_url()
+    migrate.upgrade(url, "0010")
+    engine = sa.create_engine(url)
+    now = "2026-12-01 10:00:00"
+    try:
+        with engine.begin() as conn:
+            for claim_id, merged_into in (("clm_live", None), ("clm_gone", "clm_live")):
+                conn.execute(sa.text(
+                    "INSERT INTO claim (id, text, language, places, fingerprint, version, "
+                    "status, duplicate_of, created_by, created_at, updated_at) VALUES (:id, "
+                    "'t', 'en', '[]', :id, 1, 'unverified', :dup, 'test', :now, :now)"),
+                    {"id": claim_id, "dup": merged_into, "now": now})
+                conn.execute(sa.text("INSERT INTO claim_band (band, claim_id) VALUES "
+                                     "(1, :id), (2, :id)"), {"id": claim_id})
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT claim_id, band FROM claim_band ORDER BY claim_id, band")).all()
+        assert [tuple(r) for r in rows] == [("clm_live", 1), ("clm_live", 2)]
+    finally:
+        engine.dispose()
