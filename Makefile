@@ -38,7 +38,7 @@ test: $(STAMP)
 test-pg: $(STAMP)
 	CLAIMLEDGER_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest
 
-## The code is wrapped by hand (ruff format would rewrite 75 files): lint is ruff's rules.
+## The code is wrapped by hand (ruff format would rewrite most files): lint is ruff's rules.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 

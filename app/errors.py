@@ -62,8 +62,8 @@ class Unavailable(AppError):
 
 
 def database_problem(exc: BaseException) -> AppError | None:
-    """What a database error means to the client, wherever it is met (the handlers below,
-    the writer process); None for any other exception."""
+    """What a database error means to the client, wherever it is met (the handlers in
+    app/api/problems.py, the writer process); None for any other exception."""
     if isinstance(exc, PoolTimeout):
         return Unavailable("the database is busy; retry shortly", headers={"Retry-After": "1"})
     if isinstance(exc, DataError):

@@ -153,7 +153,9 @@ def likely_duplicates(
 # of SQLite for 1,000 claims at 10,000 stored. Merged claims are dropped after the cut: a
 # `duplicate_of IS NULL` condition led PostgreSQL to scan that column's index instead of
 # looking ids up. (PostgreSQL's first `per_band` are in id order too: without ORDER BY, a
-# small table's were any.)
+# small table's were any. That order is the database's collation, byte order only for ids
+# such as new_id() makes, `clm_` and lowercase hex; `COLLATE "C"` there would sort instead
+# of following the index.)
 _HOLDERS = {
     "sqlite": sa.text(
         "SELECT k.value, (SELECT json_group_array(claim_id) FROM (SELECT claim_id "
@@ -232,12 +234,12 @@ def similar_batch(
     """Near duplicates for a batch of new claims, `{key: (claim_id, text)}`, best first.
 
     Two statements for the whole batch find each claim's stored candidates with their
-    texts (`_ranked`); a claim earlier in the batch counts
-    as a candidate for later ones (it is being created with them); `exclude`d ids never
-    are. On this write path each band bucket is read up to 8 holders and only the 20
-    stored candidates sharing the most bands (ties by id) are scored, with up to 20 of
-    the batch's own (fetching each one's text is a random read: 22% of a mixed load's
-    time at 1,000,000 claims with 50); `/similar` looks further. A crowded bucket is a
+    texts (`_ranked`); a claim earlier in the batch counts as a candidate for later ones
+    (it is being created with them); `exclude`d ids never are. On this write path each
+    band bucket is read up to 8 holders and only the 20 stored candidates sharing the
+    most bands (ties by id) are scored, with up to 20 of the batch's own (fetching each
+    one's text is a random read: 22% of a mixed load's time at 1,000,000 claims with 50);
+    `/similar` looks further. A crowded bucket is a
     common phrase, whose first holders are no likelier near duplicates than others.
     """
     keys = list(new)

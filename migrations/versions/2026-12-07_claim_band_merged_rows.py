@@ -9,8 +9,9 @@ claim is never a near-duplicate candidate again and cannot be edited, yet its ro
 candidate places (the first holders of a band) from live claims and were only dropped in
 Python afterwards. This removes the rows of claims merged before that. One pass over
 claim_band (no claim_id index since 0010), with the merged claims' ids looked up as it
-goes: 26 ms for 93,000 rows on SQLite, so some 4-5 s at 1,000,000 claims. The data only, so downgrading changes nothing (the rows are not needed by any
-version: candidates that were merged are dropped as before).
+goes: 26 ms for 93,000 rows on SQLite, so some 4-5 s at 1,000,000 claims. The data
+only, so downgrading changes nothing (the rows are not needed by any version: candidates
+that were merged are dropped as before).
 """
 
 from collections.abc import Sequence
