@@ -7,6 +7,8 @@ directly (a real spawned process on the test's database) and through a live serv
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -273,9 +275,6 @@ def test_the_writer_process_and_the_domain_modules_load_without_fastapi():
     """Modules below api/ never import FastAPI (STYLE.md), and the writer process, which
     counts in a worker's memory (bench P6), loads only those: ~7 MB less resident
     (67.4 -> 60.4 MB after the import)."""
-    import subprocess
-    import sys
-
     code = ("import sys, app.writer, app.crud, app.ingest, app.search, app.verification, "
             "app.idempotency; print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'fastapi', 'sse_starlette', 'prometheus_client', 'typer', 'rich'}))")
