@@ -321,10 +321,15 @@ def claimledger_env(database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def migrate(database_url: str) -> None:
+    """`claimledger migrate`: the schema at head, nothing in it."""
+    run([str(BIN / "claimledger"), "migrate"], env=claimledger_env(database_url))
+
+
 def admin_key(database_url: str, name: str = "bench-admin") -> str:
     """Migrate, then mint an admin key with the CLI (`claimledger keys create --quiet`)."""
     env = claimledger_env(database_url)
-    run([str(BIN / "claimledger"), "migrate"], env=env)
+    migrate(database_url)
     out = run([str(BIN / "claimledger"), "keys", "create", "--name", name, "--role", "admin",
                "--replace", "--quiet"], env=env)
     return out.strip().splitlines()[-1]
