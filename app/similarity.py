@@ -158,7 +158,7 @@ def likely_duplicates(
 # of following the index.)
 _HOLDERS = {
     "sqlite": sa.text(
-        "SELECT k.value, (SELECT json_group_array(claim_id) FROM (SELECT claim_id "
+        "SELECT k.value, (SELECT group_concat(claim_id) FROM (SELECT claim_id "
         "FROM claim_band WHERE band = k.value LIMIT :per_band)) FROM json_each(:bands) AS k"),
     "postgresql": sa.text(
         "SELECT k.band, h.ids FROM unnest(CAST(:bands AS bigint[])) AS k(band) "
@@ -192,8 +192,8 @@ def _ranked(session: Session, bands_of: list[tuple[int, ...]], *, per_band: int,
     holders: dict[int, list[str]] = {}
     for band, ids in conn.execute(_HOLDERS[dialect], {"bands": pack(wanted),
                                                       "per_band": per_band}).all():
-        if ids and ids != "[]":  # SQLite: a JSON array; PostgreSQL: an array, or NULL
-            holders[band] = json.loads(ids) if isinstance(ids, str) else ids
+        if ids:  # SQLite: ids joined by commas (none in new_id()'s); PostgreSQL: an array
+            holders[band] = ids.split(",") if isinstance(ids, str) else ids
     excluded = set(exclude)
     chosen: dict[int, list[str]] = {}
     for item, bands_ in enumerate(bands_of):
