@@ -26,6 +26,18 @@ def _counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def _rows(url: str, table: str) -> list[str]:
+    """Every row of the table (the FTS5 table's with its rowid), as text, sorted."""
+    engine = sa.create_engine(url)
+    columns = "rowid, *" if table == "claim_search" and engine.dialect.name == "sqlite" else "*"
+    try:
+        with engine.connect() as conn:
+            return sorted(repr(tuple(row)) for row in conn.exec_driver_sql(
+                f"SELECT {columns} FROM {table}"))
+    finally:
+        engine.dispose()
+
+
 def _found(url: str, word: str) -> list[str]:
     """The claim ids the search documents match for `word`."""
     engine = sa.create_engine(url)
@@ -58,5 +70,7 @@ def test_floor_writes_every_row_the_api_wrote(client, auth, settings, databases)
     assert stored["claim"] == summary["created"] and stored["claim_band"] > stored["claim"]
     assert {t: n for t, (n, _) in written.items()} == {t: n for t, n in stored.items() if n}
     assert _counts(target) == stored
+    for table in stored:  # every column of every row
+        assert _rows(target, table) == _rows(settings.database_url, table), table
     word = items[0]["text"].split()[-1].strip(".,")
     assert _found(target, word) == _found(settings.database_url, word) != []
