@@ -32,11 +32,13 @@ class Databases:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.pg_admin: sa.Engine | None = None
+        self.created: list[str] = []  # this session's databases, dropped at the end
         if PG_URL:
             self.name = f"claimledger_test_{uuid.uuid4().hex[:10]}"
             self.pg_admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
             with self.pg_admin.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{self.name}"')
+            self.created.append(self.name)
             self.url = sa.make_url(PG_URL).set(database=self.name).render_as_string(
                 hide_password=False)
             migrate.upgrade(self.url)
@@ -68,6 +70,7 @@ class Databases:
             assert self.pg_admin is not None
             with self.pg_admin.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            self.created.append(name)
             return sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
         return f"sqlite:///{self.tmp / uuid.uuid4().hex}.db"
 
@@ -75,10 +78,8 @@ class Databases:
         if self.pg_admin is not None:
             self._engine.dispose()
             with self.pg_admin.connect() as conn:
-                rows = conn.exec_driver_sql(
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'claimledger_mig_%%'"
-                    " OR datname = %s", (self.name,)).all()
-                for (name,) in rows:
+                # Only its own: another session may be running (.ci/run runs two at once).
+                for name in self.created:
                     conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             self.pg_admin.dispose()
 
