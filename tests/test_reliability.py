@@ -563,13 +563,23 @@ def test_sigkill_during_large_ingest_leaves_whole_batches(settings, rel_secrets,
                 assert not failed, failed
 
         await until(lambda: len(acked) >= kill_when_acked)
-        # Half a batch's time after the next ack: a batch is surely being written.
-        count = len(acked)
-        await until(lambda: len(acked) > count)
-        await asyncio.sleep(sum(durations) / len(durations) / 2)
+        # Kill while a batch is surely being written: the newest one sent, a quarter of the
+        # fastest batch's time after it was seen in flight, if it still is. (Half the mean
+        # batch time after an ack missed when the machine was shared: a last batch written
+        # alone finished inside it, and none was left.)
+        while True:
+            flying = [b for b in started if b not in acked]
+            assert flying or queue, "every batch was answered before a kill could land"
+            if flying:
+                await asyncio.sleep(min(durations) / 4)
+                if flying[-1] not in acked:
+                    break
+            else:
+                await asyncio.sleep(0.005)
+        in_flight = [b for b in started if b not in acked]
         server.kill()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=60)
-        return acked, [b for b in started if b not in acked]
+        return acked, in_flight
 
     with killable_server(settings, tmp_path) as server, engine_for(settings) as engine:
         t = time.monotonic()
