@@ -86,7 +86,8 @@ def raw_pg(url: str, rows: list[tuple]) -> float:
 # The floor: every row the API wrote (claims, attributions, topics, sources, band keys,
 # events, search documents), read back from its database and written by the bare driver
 # into a fresh migrated one, the same way as the ceiling. Its rate over the ceiling's is
-# the best ratio any service writing these rows could reach, before any Python runs.
+# the best ratio a service writing these rows through one writer could reach, before any
+# Python runs; P4's batches come one after another and are a transaction each.
 # Bookkeeping tables (keys, idempotency records, heartbeats, rate windows) are left out.
 _BOOKKEEPING = {"alembic_version", "api_key", "idempotency_record", "instance",
                 "rate_limit_window"}
@@ -146,7 +147,8 @@ def floor_sqlite(api_url: str, url: str) -> tuple[float, dict[str, tuple[int, fl
 
 def floor_pg(api_url: str, url: str) -> tuple[float, dict[str, tuple[int, float]]]:
     """Seconds for psycopg COPY of every row the API wrote, commit included, and each
-    table's rows and seconds. Search documents go in as the tsvectors stored, so the floor
+    table's rows and seconds, in the order read back (a table's heap order: the order the
+    API inserted them). Search documents go in as the tsvectors stored, so the floor
     leaves out the to_tsvector() the service has PostgreSQL run."""
     data: dict[str, tuple[list[str], list[bytes], int]] = {}
     with psycopg.connect(driver_url(api_url)) as source:

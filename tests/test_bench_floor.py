@@ -1,5 +1,5 @@
-"""bench P4's floor copies every row the service wrote, so the ratio it prints is the best any
-service storing these rows could reach (bench/ingest_rows.py)."""
+"""bench P4's floor copies every row the service wrote, so the ratio it prints is the best a
+service storing these rows through one writer could reach (bench/ingest_rows.py)."""
 
 import sqlalchemy as sa
 
