@@ -239,8 +239,8 @@ def similar_batch(
     band bucket is read up to 8 holders and only the 20 stored candidates sharing the
     most bands (ties by id) are scored, with up to 20 of the batch's own (fetching each
     one's text is a random read: 22% of a mixed load's time at 1,000,000 claims with 50);
-    `/similar` looks further. A crowded bucket is a
-    common phrase, whose first holders are no likelier near duplicates than others.
+    `/similar` looks further. A crowded bucket is a common phrase, whose first holders are
+    no likelier near duplicates than others.
     """
     keys = list(new)
     words_of = [words(new[k][1]) for k in keys]
