@@ -1,4 +1,4 @@
-"""`claimledger`: serve, migrate, demo, keys. Thin commands over the functions routes use."""
+"""`claimledger`: serve, start, migrate, demo, import, keys; thin commands over the domain."""
 
 import os
 import shutil
