@@ -28,5 +28,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
-# `serve` applies pending migrations first, then runs uvicorn (SIGTERM stops it gracefully).
-CMD ["claimledger", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# `start` applies pending migrations, mints an admin key if the database has none and prints
+# it (`docker logs`), then serves (SIGTERM stops it gracefully). No demo data in the image's
+# default; docker-compose.yml asks for it.
+CMD ["claimledger", "start", "--host", "0.0.0.0", "--port", "8000", "--no-demo"]

@@ -1,13 +1,16 @@
-"""`claimledger`: serve, migrate, demo, keys. Thin commands over the functions routes use."""
+"""`claimledger`: serve, start, migrate, demo, import, keys; thin commands over the domain."""
 
 import os
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from app import demo, keys, migrate
@@ -21,6 +24,7 @@ keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 cli.add_typer(keys_cli, name="keys")
 console = Console()
 ACTOR = "cli"
+FIRST_ADMIN = "first-admin"  # the key `claimledger start` mints when there is no admin key
 
 
 def _database() -> Database:
@@ -72,6 +76,39 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
+@cli.command()
+def start(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL for >1).")] = 1,
+    load_demo: Annotated[bool, typer.Option("--demo/--no-demo",
+                                            help="Load the demo ledger if it is empty.")] = True,
+) -> None:
+    """First start and every start after: migrate, demo if empty, an admin key if none, serve.
+
+    The container's command: the first start prints an admin key (`docker compose logs app`);
+    later starts find one and mint none.
+    """
+    migrate.upgrade(get_settings().database_url)
+    if load_demo and not _load_demo(if_empty=True):
+        raise typer.Exit(1)
+    db = _database()
+    try:
+        with db.write_session() as session:
+            created = keys.create_first_admin(session, name=FIRST_ADMIN, actor=ACTOR)
+            session.commit()
+    finally:
+        db.dispose()
+    if created is None:
+        console.print("an admin key exists already; mint another with "
+                      "`claimledger keys create --name NAME --role admin`")
+    else:
+        console.print(f"created admin key {created.id} ({FIRST_ADMIN}); the secret is shown "
+                      "only now:")
+        print(f"  export CLAIMLEDGER_KEY={created.secret}", flush=True)
+    serve(host=host, port=port, workers=workers, migrate_first=False)
+
+
 @cli.command(name="migrate")
 def migrate_cmd(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (to `head` unless told otherwise)."""
@@ -86,15 +123,31 @@ def demo_cmd(
 ) -> None:
     """Load the demo ledger (the Belarus article) through the same code the API uses."""
     migrate.upgrade(get_settings().database_url)
+    if not _load_demo(if_empty=if_empty):
+        raise typer.Exit(1)
+
+
+def _load_demo(*, if_empty: bool) -> bool:
+    """Load the demo unless the ledger has claims; False when that is an error."""
     db = _database()
-    with db.write_session() as session:
-        if if_empty and demo.has_claims(session):
-            console.print("the ledger already has claims; demo data not loaded")
-            return
-        counts = demo.load_demo(session)
-        session.commit()
-    db.dispose()
+    try:
+        with db.write_session() as session:
+            if demo.has_claims(session):
+                if if_empty:
+                    console.print("the ledger already has claims; demo data not loaded")
+                    return True
+                console.print("[red]the ledger already has claims: the demo loads into an empty "
+                              "database only (--if-empty skips it quietly)[/red]")
+                return False
+            counts = demo.load_demo(session)
+            session.commit()
+    except AppError as exc:  # e.g. its sources' names taken by sources already there
+        console.print(f"[red]the demo could not be loaded: {exc.detail}[/red]")
+        return False
+    finally:
+        db.dispose()
     console.print("demo loaded: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
+    return True
 
 
 @cli.command(name="import")
@@ -109,21 +162,23 @@ def import_cmd(
 ) -> None:
     """Import claims in batches, locally or through a server's /v1/ingest (safe to rerun)."""
     import httpx
-    from rich.progress import Progress
 
-    from app.client import ClaimledgerClient, ClaimledgerError, batches, read_items
+    from app.client import ClaimledgerClient, ClaimledgerError, batches, count_items, read_items
 
     if url and not key:
         raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
-    totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "error": 0}
+    # replayed: items of batches an earlier run had sent (the server answered its first
+    # answer again, Idempotent-Replayed: true); nothing was written for them this time.
+    totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "error": 0,
+              "replayed": 0}
     errors: list[str] = []
     client = ClaimledgerClient(url, key or "") if url else None
     db = None if url else _database()
     if db is not None:
         migrate.upgrade(get_settings().database_url)
     try:
-        with Progress(console=console) as progress:
-            task = progress.add_task("importing", total=None)
+        with _import_progress() as progress:
+            task = progress.add_task("importing", total=count_items(file))
             for number, batch in enumerate(batches(read_items(file), batch_size)):
                 unreadable = [item for item in batch if isinstance(item, ValueError)]
                 batch = [item for item in batch if not isinstance(item, ValueError)]
@@ -131,9 +186,19 @@ def import_cmd(
                 totals["received"] += len(unreadable)
                 totals["error"] += len(unreadable)
                 if batch:
-                    result = client.ingest(batch) if client else _ingest_locally(db, batch)
-                    for name in totals:
-                        totals[name] += result["summary"][name]
+                    if client:
+                        sent = client.ingest_batch(batch)
+                        result, replayed = sent.result, sent.replayed
+                    else:
+                        result, replayed = _ingest_locally(db, batch), False
+                    summary = result["summary"]
+                    if replayed:
+                        for name in ("received", "error"):
+                            totals[name] += summary[name]
+                        totals["replayed"] += summary["received"] - summary["error"]
+                    else:
+                        for name in ("received", "created", "duplicate", "updated", "error"):
+                            totals[name] += summary[name]
                     errors += [f"batch {number + 1}, item {r['index'] + 1}: "
                                f"{r['error']['detail']}"
                                for r in result["items"] if r["status"] == "error"]
@@ -149,8 +214,33 @@ def import_cmd(
     for line in errors[:20]:
         console.print(f"[yellow]{line}[/yellow]")
     console.print(", ".join(f"{n} {what}" for what, n in totals.items()))
+    if totals["replayed"]:
+        console.print(f"{totals['replayed']} items were imported by an earlier run of this file "
+                      "(the server replayed its answers; nothing was written again)")
     if totals["error"]:
         raise typer.Exit(2)
+
+
+def _import_progress():
+    """Items done of the file's items, their rate and the time left."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:,.0f} items/s" if task.speed else "? items/s")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    RateColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=console)
 
 
 def _ingest_locally(db: Database, batch: list) -> dict:
@@ -192,16 +282,33 @@ def keys_create(
 
 @keys_cli.command("list")
 def keys_list(include_revoked: bool = False) -> None:
-    """List keys (never their secrets)."""
+    """List keys (never their secrets); tab-separated when not printed to a terminal."""
     db = _database()
     with db.session() as session:
         rows = keys.list_keys(session, include_revoked=include_revoked)
     db.dispose()
-    table = Table("id", "name", "role", "prefix", "created", "revoked")
-    for k in rows:
-        table.add_row(k.id, k.name, k.role, k.prefix + "…", str(k.created_at),
-                      str(k.revoked_at or ""))
-    console.print(table)
+    headers = ["id", "role", "prefix", "created (UTC)", "name"]
+    fields = [[k.id, k.role, k.prefix + "…", _when(k.created_at), k.name] for k in rows]
+    if include_revoked:
+        headers.insert(4, "revoked")
+        for row, k in zip(fields, rows, strict=True):
+            row.insert(4, k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
+    if not console.is_terminal:  # for scripts: whole values, one key a line
+        for row in fields:
+            print("\t".join(row))
+        return
+    # Ids are copied into other commands: on a narrow terminal the table keeps its width
+    # (the terminal wraps its lines) rather than cutting or folding any value.
+    table = Table(*headers, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for row in fields:
+        table.add_row(*row)
+    roomy = Console(width=10_000)
+    whole = Measurement.get(roomy, roomy.options, table).maximum
+    Console(width=max(console.width, whole)).print(table)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""  # stored in UTC
 
 
 @keys_cli.command("revoke")

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,17 @@ RETRY_STATUSES = {409, 429, 502, 503, 504}
 class ClaimledgerError(Exception):
     """The server refused a request (a problem+json body is in `problem`)."""
 
-    def __init__(self, status: int, problem: dict[str, Any]):
+    def __init__(self, status: int, problem: dict[str, Any], *, replayed: bool = False):
         super().__init__(f"{status}: {problem.get('detail', problem)}")
-        self.status, self.problem = status, problem
+        self.status, self.problem, self.replayed = status, problem, replayed
+
+
+@dataclass
+class Ingested:
+    """One batch's answer; `replayed` when the server had already ingested that batch."""
+
+    result: dict[str, Any]
+    replayed: bool = False
 
 
 class ClaimledgerClient:
@@ -68,24 +77,33 @@ class ClaimledgerClient:
                 time.sleep(self.backoff * 2**attempt if delay is None else delay)
                 continue
             if response.status_code >= 400:
-                raise ClaimledgerError(response.status_code, _problem(response))
+                raise ClaimledgerError(response.status_code, _problem(response),
+                                       replayed=_replayed(response))
             return response
         raise AssertionError("unreachable")
 
     def ingest(self, items: list[dict[str, Any]], *,
                idempotency_key: str | None = None) -> dict[str, Any]:
         """POST one batch to /v1/ingest; per-item results come back in order."""
+        return self.ingest_batch(items, idempotency_key=idempotency_key).result
+
+    def ingest_batch(self, items: list[dict[str, Any]], *,
+                     idempotency_key: str | None = None) -> Ingested:
+        """As `ingest`, also saying whether the answer is a replay of an earlier run's."""
         key = idempotency_key or batch_key(items)
         body = json.dumps(items, ensure_ascii=False).encode()
         try:
-            return self.request("POST", "/v1/ingest", content=body, idempotency_key=key,
-                                headers={"Content-Type": "application/json"}).json()
+            response = self.request("POST", "/v1/ingest", content=body, idempotency_key=key,
+                                    headers={"Content-Type": "application/json"})
         except ClaimledgerError as exc:
             if exc.status == 422 and "results" in exc.problem:
-                return {"summary": {"received": len(items), "created": 0, "duplicate": 0,
-                                    "updated": 0, "error": len(items)},
-                        "items": exc.problem["results"]}
+                return Ingested({"summary": {"received": len(items), "created": 0,
+                                             "duplicate": 0, "updated": 0,
+                                             "error": len(items)},
+                                 "items": exc.problem["results"]},
+                                replayed=exc.replayed)
             raise
+        return Ingested(response.json(), replayed=_replayed(response))
 
     def create_claim(self, claim: dict[str, Any], *,
                      idempotency_key: str | None = None) -> dict[str, Any]:
@@ -135,6 +153,21 @@ def read_items(path: Path) -> Iterator[Any]:
                     yield ValueError(f"line {number} is not JSON ({exc})")
 
 
+def count_items(path: Path) -> int:
+    """How many items `read_items` will yield: a JSON array's length, or non-blank lines."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if head.startswith(b"["):
+            try:
+                handle.seek(0)
+                items = json.loads(handle.read().decode("utf-8-sig"))
+            except ValueError:
+                return 0  # read_items will say what is wrong with it
+            return len(items) if isinstance(items, list) else 1
+        handle.seek(0)
+        return sum(1 for line in handle if line.strip())
+
+
 def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
     batch: list[Any] = []
     for item in items:
@@ -144,6 +177,10 @@ def batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
             batch = []
     if batch:
         yield batch
+
+
+def _replayed(response: httpx.Response) -> bool:
+    return response.headers.get("Idempotent-Replayed", "").lower() == "true"
 
 
 def _retry_after(response: httpx.Response) -> float | None:

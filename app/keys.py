@@ -48,3 +48,11 @@ def revoke_key(session: Session, *, key: ApiKey, actor: str) -> None:
     session.add(key)
     record_event(session, actor=actor, action="key.revoked", entity_type="api_key",
                  entity_id=key.id, changes={"name": key.name})
+
+
+def create_first_admin(session: Session, *, name: str, actor: str) -> ApiKeyCreated | None:
+    """An admin key when no active admin key exists (a first start), else None."""
+    admins = select(ApiKey.id).where(ApiKey.role == Role.admin, col(ApiKey.revoked_at).is_(None))
+    if session.exec(admins.limit(1)).first() is not None:
+        return None
+    return create_key(session, name=name, role=Role.admin, actor=actor, replace=True)

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi_offline import FastAPIOffline
 
 from app.admission import AdmissionMiddleware
 from app.api import claims, events, health, ingest, keys, sources, stats
@@ -34,6 +35,8 @@ DESCRIPTION = """A ledger of factual claims: who said what, where, who disputes 
 fact-checkers concluded, with the full history of every change.
 
 Authenticate with `Authorization: Bearer <key>`. Every error is `application/problem+json`."""
+
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's files, served by the app itself
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -72,7 +75,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if database is None:
             app.state.db.dispose()
 
-    app = FastAPI(
+    # /docs (Swagger UI) and /redoc load their scripts and styles from this server (the
+    # fastapi-offline package ships them), so they work without internet.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
         title="Claimledger",
         version="0.1.0",
         description=DESCRIPTION,

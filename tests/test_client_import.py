@@ -1,15 +1,26 @@
 """The ingestion client (app.client) and `claimledger import`, locally and against a server."""
 
+import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from app import cli as cli_module
 from app.cli import cli
-from app.client import ClaimledgerClient, ClaimledgerError, batch_key, batches, read_items
+from app.client import (
+    ClaimledgerClient,
+    ClaimledgerError,
+    batch_key,
+    batches,
+    count_items,
+    read_items,
+)
 from app.config import get_settings
 from tests.factories import get_json
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
@@ -327,3 +338,45 @@ def test_import_cli_through_live_server_and_rerun(
                       "--key", live_secrets["reader"])
     assert refused.exit_code == 1
     assert "403" in refused.output
+
+
+def test_count_items_ndjson_and_json_array(tmp_path):
+    items = feed_items(7)
+    ndjson = write_ndjson(tmp_path / "feed.ndjson", items, bad_lines={3: "not json"})
+    with ndjson.open("a", encoding="utf-8") as handle:
+        handle.write("\n   \n")
+    assert count_items(ndjson) == len(list(read_items(ndjson))) == 8
+    array = tmp_path / "feed.json"
+    array.write_text("\ufeff  " + json.dumps(items), encoding="utf-8")
+    assert count_items(array) == 7
+
+
+def test_import_cli_progress_shows_count_rate_and_time_left(run_cli, tmp_path, monkeypatch):
+    screen = io.StringIO()
+    monkeypatch.setattr(cli_module, "console", Console(file=screen, force_terminal=True,
+                                                       width=160, color_system=None))
+    path = write_ndjson(tmp_path / "feed.ndjson", feed_items(12))
+    result = run_cli("import", str(path), "--batch-size", "3")
+    assert result.exit_code == 0, result.output
+    shown = screen.getvalue()
+    assert "12/12" in shown, shown  # items done of the items in the file
+    assert re.search(r"\d[\d,]* items/s", shown), shown
+    assert "ETA" in shown and re.search(r"\d+:\d\d:\d\d", shown), shown
+    assert "12 received, 12 created" in shown
+
+
+def test_import_cli_rerun_through_server_says_replayed(
+        live_server, live_secrets, live_auth, run_cli, tmp_path):  # noqa: F811
+    items = feed_items(7)
+    path = write_ndjson(tmp_path / "feed.ndjson", items)
+    args = ("import", str(path), "--url", live_server.url, "--key", live_secrets["ingester"],
+            "--batch-size", "3")
+    first = run_cli(*args)
+    assert first.exit_code == 0, first.output
+    assert "7 received, 7 created, 0 duplicate, 0 updated, 0 error, 0 replayed" in first.output
+    rerun = run_cli(*args)
+    assert rerun.exit_code == 0, rerun.output
+    assert "7 received, 0 created, 0 duplicate, 0 updated, 0 error, 7 replayed" in rerun.output
+    assert "earlier run" in " ".join(rerun.output.split())
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        assert len(all_claims(http, live_auth("reader"))) == 7

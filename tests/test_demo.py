@@ -75,3 +75,32 @@ def test_load_demo_if_empty_adds_nothing_second_time(client, auth, runner):
     assert all_pages(client, "/v1/claims", auth("reader"), include_merged="true") == claims
     assert all_pages(client, "/v1/sources", auth("reader")) == sources
     assert all_pages(client, "/v1/events", auth("reader")) == events
+
+
+def test_load_demo_into_ledger_with_claims_is_one_line_and_exit_1(client, auth, runner):
+    assert runner.invoke(cli, ["demo"]).exit_code == 0
+    claims = all_pages(client, "/v1/claims", auth("reader"), include_merged="true")
+
+    again = runner.invoke(cli, ["demo"])
+    assert again.exit_code == 1, again.output
+    assert isinstance(again.exception, SystemExit)  # no exception escaped the command
+    assert "Traceback" not in again.output and "Error" not in again.output
+    message = " ".join(again.output.split())  # the console wraps long lines
+    assert "already has claims" in message and "--if-empty" in message
+    assert all_pages(client, "/v1/claims", auth("reader"), include_merged="true") == claims
+
+
+def test_load_demo_source_name_taken_is_one_line_and_nothing_written(client, auth, runner):
+    taken = client.post("/v1/sources", json={"name": "Institute for the Study of War"},
+                        headers=auth("admin"))
+    assert taken.status_code == 201, taken.text
+    sources = all_pages(client, "/v1/sources", auth("reader"))
+
+    result = runner.invoke(cli, ["demo"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    message = " ".join(result.output.split())
+    assert message.startswith("the demo could not be loaded:"), message
+    assert "Institute for the Study of War" in message
+    assert all_pages(client, "/v1/claims", auth("reader")) == []
+    assert all_pages(client, "/v1/sources", auth("reader")) == sources

@@ -1,9 +1,18 @@
 """API keys: the secret is shown once and stored only as a hash; revoked keys stop working."""
 
+import contextlib
 import hashlib
+import subprocess
+import sys
+import time
 
+import httpx
+from rich.console import Console
+
+from app import cli as cli_module
 from app.cli import cli
 from tests.factories import assert_problem, get_json, make_key
+from tests.live_server import ROOT, free_port, settings_env, stop_process
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -134,3 +143,84 @@ def test_run_keys_cli_create_replace_revokes_old_key(client, auth, runner):
     assert new != old
     assert_problem(client.get("/v1/claims", headers=bearer(old)), 401)
     assert client.get("/v1/claims", headers=bearer(new)).status_code == 200
+
+
+LONG_NAME = "nightly-ingest-of-the-regional-election-feeds-from-three-partner-newsrooms"
+
+
+def listed_ids(client, auth) -> list[str]:
+    return [k["id"] for k in get_json(client, "/v1/keys", auth("admin"))]
+
+
+def test_run_keys_cli_list_piped_prints_whole_ids(client, auth, runner):
+    make_key(client, auth("admin"), LONG_NAME, "ingester")
+    listing = runner.invoke(cli, ["keys", "list"])
+    assert listing.exit_code == 0, listing.output
+    rows = [line.split("\t") for line in listing.output.splitlines()]
+    assert [row[0] for row in rows] == listed_ids(client, auth)
+    assert LONG_NAME in [row[-1] for row in rows]
+
+
+def test_run_keys_cli_list_terminal_80_columns_keeps_ids_whole(client, auth, runner,
+                                                                monkeypatch):
+    make_key(client, auth("admin"), LONG_NAME, "ingester")
+    monkeypatch.setattr(cli_module, "console",
+                        Console(force_terminal=True, width=80, color_system=None))
+    listing = runner.invoke(cli, ["keys", "list", "--include-revoked"])
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    for key_id in listed_ids(client, auth):
+        assert any(line.split()[:1] == [key_id] for line in lines), (key_id, listing.output)
+    assert any(LONG_NAME in line for line in lines), listing.output
+
+
+def first_admin_start(settings, tmp_path, log_name: str):
+    """`claimledger start` as the container runs it, until /healthz answers."""
+    port = free_port()
+    log = (tmp_path / log_name).open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "start", "--port", str(port)], cwd=ROOT,
+        env=settings_env(settings) | {"COLUMNS": "200"}, stdin=subprocess.DEVNULL,
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        with httpx.Client(base_url=url, timeout=2) as http:
+            while time.monotonic() < deadline:
+                assert process.poll() is None, (tmp_path / log_name).read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    if http.get("/healthz").status_code == 200:
+                        return process, url
+                time.sleep(0.1)
+        raise AssertionError("no /healthz:\n" + (tmp_path / log_name).read_text())
+    except BaseException:
+        stop_process(process)
+        raise
+    finally:
+        log.close()
+
+
+def test_start_cli_first_start_prints_admin_key_later_starts_keep_it(settings, tmp_path):
+    process, url = first_admin_start(settings, tmp_path, "first.log")
+    try:
+        output = (tmp_path / "first.log").read_text()
+        exported = [line.split("=", 1)[1] for line in output.splitlines()
+                    if line.strip().startswith("export CLAIMLEDGER_KEY=")]
+        assert len(exported) == 1, output
+        with httpx.Client(base_url=url, timeout=10, headers=bearer(exported[0])) as http:
+            assert http.get("/v1/keys").status_code == 200  # an admin key
+            assert http.get("/v1/claims").json()["items"], "the demo ledger is loaded"
+    finally:
+        stop_process(process)
+
+    process, url = first_admin_start(settings, tmp_path, "again.log")
+    try:
+        output = (tmp_path / "again.log").read_text()
+        assert "export CLAIMLEDGER_KEY=" not in output, output
+        assert "an admin key exists already" in output
+        assert "already has claims" in output
+        with httpx.Client(base_url=url, timeout=10, headers=bearer(exported[0])) as http:
+            assert http.get("/v1/keys").status_code == 200  # the first key still works
+            assert [k["name"] for k in http.get("/v1/keys").json()] == ["first-admin"]
+    finally:
+        stop_process(process)
