@@ -202,7 +202,7 @@ def test_request_unknown_route_or_method_is_problem(client, auth, unchanged):
                               ("application/x-www-form-urlencoded", b"text=A+claim.")):
         response = client.post("/v1/claims", content=raw,
                                headers={**auth("ingester"), "content-type": content_type})
-        assert_problem(response, 422)
+        assert_problem(response, 415, contains="application/json")
     unchanged()
 
 
