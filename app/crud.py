@@ -45,6 +45,7 @@ from app.models import (
     utcnow,
 )
 from app.pagination import Page, decode_cursor, encode_cursor
+from app.preconditions import IfMatch
 from app.text import fingerprint, name_key
 
 # --- events -------------------------------------------------------------------
@@ -161,12 +162,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def check_version(current: int, expected: int | None, what: str) -> None:
-    if expected is not None and expected != current:
-        raise PreconditionFailed(
-            f"{what} is at version {current}, not {expected}: it changed since you read it; "
-            "fetch it again and reapply your change"
-        )
+def check_version(current: int, expected: IfMatch | None, what: str) -> None:
+    """412 unless the If-Match condition (None: none sent) matches the current version."""
+    if expected is not None and not expected.matches(current):
+        raise PreconditionFailed(expected.refusal(current, what))
 
 
 # --- sources ------------------------------------------------------------------
@@ -286,7 +285,7 @@ def _dedupe_aliases(name: str, aliases: Sequence[str]) -> list[str]:
 
 
 def update_source(
-    session: Session, *, source: Source, source_in: SourceUpdate, expected_version: int,
+    session: Session, *, source: Source, source_in: SourceUpdate, expected_version: IfMatch | None,
     actor: str,
 ) -> Source:
     """Edit a source; renames and alias changes keep the lookup index in step."""
@@ -766,7 +765,8 @@ def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Clai
 
 
 def update_claim(
-    session: Session, *, claim: Claim, claim_in: ClaimUpdate, expected_version: int, actor: str
+    session: Session, *, claim: Claim, claim_in: ClaimUpdate, expected_version: IfMatch | None,
+    actor: str,
 ) -> Claim:
     """Edit a claim's own fields; the ETag it was read at must still be current."""
     ensure_not_merged(claim)
@@ -806,7 +806,7 @@ def update_claim(
     return claim
 
 
-def delete_claim(session: Session, *, claim: Claim, expected_version: int | None,
+def delete_claim(session: Session, *, claim: Claim, expected_version: IfMatch | None,
                  actor: str) -> None:
     """Delete a claim, leaving a tombstone event that carries its last state."""
     check_version(claim.version, expected_version, f"claim {claim.id}")
@@ -884,7 +884,7 @@ def too_many(claim_id: str, what: str, cap: int) -> Conflict:
 
 
 def add_attribution(
-    session: Session, *, claim: Claim, att_in: AttributionCreate, expected_version: int | None,
+    session: Session, *, claim: Claim, att_in: AttributionCreate, expected_version: IfMatch | None,
     actor: str,
 ) -> Attribution:
     """Attach a source to a claim with its stance and citation."""
@@ -905,7 +905,7 @@ def add_attribution(
 
 
 def delete_attribution(
-    session: Session, *, claim: Claim, attribution_id: str, expected_version: int | None,
+    session: Session, *, claim: Claim, attribution_id: str, expected_version: IfMatch | None,
     actor: str,
 ) -> None:
     """Detach a source from a claim; the event keeps what was removed."""
@@ -928,7 +928,7 @@ def delete_attribution(
 
 
 def create_link(
-    session: Session, *, claim: Claim, link_in: LinkCreate, expected_version: int | None,
+    session: Session, *, claim: Claim, link_in: LinkCreate, expected_version: IfMatch | None,
     actor: str,
 ) -> ClaimLink:
     """Relate this claim to another (supports, contradicts, duplicates, updates, related)."""
@@ -962,7 +962,7 @@ def create_link(
 
 
 def merge_claims(
-    session: Session, *, claim: Claim, duplicate_id: str, expected_version: int | None,
+    session: Session, *, claim: Claim, duplicate_id: str, expected_version: IfMatch | None,
     actor: str, note: str | None = None,
 ) -> Claim:
     """Fold a duplicate into this claim: its attributions, topics and links move here."""

@@ -1,6 +1,5 @@
 """FastAPI glue: sessions, the caller's key and role, paging, ETags and If-Match."""
 
-import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
@@ -15,9 +14,10 @@ from app import crud, idempotency
 from app.auth import hash_secret, role_allows
 from app.config import Settings
 from app.db import Database
-from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
+from app.errors import AppError, Forbidden, PreconditionRequired, Unauthorized
 from app.idempotency import Idempotency
 from app.models import ApiKey, Claim, Role, Source
+from app.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
 from app.readcache import ClaimCache
 from app.writer import ClaimWriter
 
@@ -192,8 +192,6 @@ CursorDep = Annotated[
     str | None, Query(max_length=1000, description="Opaque cursor from `next_cursor`.")
 ]
 
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
-
 
 def etag(version: int) -> str:
     return f'"{version}"'
@@ -203,46 +201,40 @@ def set_etag(response: Response, version: int) -> None:
     response.headers["ETag"] = etag(version)
 
 
-def _parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    match = _ETAG.match(value)
-    if match is None:
-        raise BadRequest(f'If-Match must be an ETag this service issued, like "3"; got {value!r}')
-    return int(match.group(1))
-
-
-# _ETAG as a schema pattern. _ETAG also allows whitespace around it, but HTTP strips spaces
-# and tabs around a header value, and clients refuse to send the other kinds there.
-_ETAG_PATTERN = r'^(W/)?"[0-9]{1,18}"$'
-
-# The pattern is documentation only: a malformed ETag stays a 400 (problem+json), not 422.
+# The pattern is documentation only: a malformed If-Match stays a 400 (problem+json), not 422.
 # Typed `str` with a default of None (not `str | None`): a header is never null, so the
 # schema says string only, and an absent header still reaches the dependency as None.
 IfMatchHeader = Annotated[
     str,
-    Header(alias="If-Match", max_length=100, json_schema_extra={"pattern": _ETAG_PATTERN},
-           description="The ETag you read; the change is refused (412) if it is stale."),
+    Header(alias="If-Match", max_length=1000, json_schema_extra={"pattern": IF_MATCH_PATTERN},
+           description='The ETag you read (or a list of them, or `*`); the change is refused '
+                       '(412) if none is current. W/ tags never match.'),
 ]
 
 
-async def optional_if_match(if_match: IfMatchHeader = None) -> int | None:
-    return _parse_if_match(if_match)
+def _if_match(request: Request) -> IfMatch | None:
+    # Several If-Match lines make one list (RFC 9110 §5.3).
+    values = request.headers.getlist("if-match")
+    return parse_if_match(", ".join(values)) if values else None
 
 
-async def required_if_match(if_match: IfMatchHeader = None) -> int:
-    """The version in If-Match; without one, 428. OpenAPI lists the header as required
+async def optional_if_match(request: Request, if_match: IfMatchHeader = None) -> IfMatch | None:
+    return _if_match(request)
+
+
+async def required_if_match(request: Request, if_match: IfMatchHeader = None) -> IfMatch:
+    """The If-Match condition; without one, 428. OpenAPI lists the header as required
     (main._openapi): the default of None is only there so a missing header is a 428, not 422."""
-    version = _parse_if_match(if_match)
-    if version is None:
+    condition = _if_match(request)
+    if condition is None:
         raise PreconditionRequired(
             "send If-Match with the ETag you read, so concurrent edits cannot overwrite each other"
         )
-    return version
+    return condition
 
 
-OptionalVersion = Annotated[int | None, Depends(optional_if_match)]
-RequiredVersion = Annotated[int, Depends(required_if_match)]
+OptionalVersion = Annotated[IfMatch | None, Depends(optional_if_match)]
+RequiredVersion = Annotated[IfMatch, Depends(required_if_match)]
 
 
 async def get_idempotency(

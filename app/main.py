@@ -21,9 +21,10 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache, required_if_match
 from app.errors import PROBLEM_JSON
+from app.http_semantics import HttpSemanticsMiddleware
 from app.idempotency import Heartbeat, Replay
 from app.limits import TimeLimitMiddleware
-from app.observability import Metrics, ObservabilityMiddleware
+from app.observability import Metrics, install_observability
 from app.ratelimit import RateLimiter
 from app.runtime import settle_heap
 from app.stats import StatsCache
@@ -90,13 +91,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.key_cache = KeyCache(ttl=settings.key_cache_seconds)
     app.state.stats_cache = StatsCache()
     app.state.metrics = Metrics()
+    app.add_middleware(HttpSemanticsMiddleware)
+    app.router.redirect_slashes = False  # never to a client-supplied Host; 404 says the way
     app.add_middleware(AdmissionMiddleware, limit=settings.threads)
     app.add_middleware(TimeLimitMiddleware, body_seconds=settings.body_read_timeout_seconds,
                        request_seconds=settings.request_timeout_seconds)
-    app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
+    install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
     for module in (health, claims, sources, ingest, events, stats, keys):
         app.include_router(module.router)

@@ -208,7 +208,9 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        sent = _header(scope, b"x-request-id")
+        # A client's id is kept only when short and plain: it is echoed and logged.
+        request_id = sent if sent and _PLAIN_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         start = time.perf_counter()
@@ -252,9 +254,18 @@ class ObservabilityMiddleware:
                 }})
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def install_observability(app: Any, metrics: Metrics) -> None:
+    """The outermost layer, outside even the handler of unexpected errors: every response
+    (a 500 too, and those of the other middlewares) carries its X-Request-ID and is counted."""
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: ObservabilityMiddleware(build(), metrics)
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
-            text = value.decode("latin-1")
-            return text[:100] if text.isprintable() else None
+            return value.decode("latin-1")
     return None

@@ -5,10 +5,11 @@ from sqlmodel import Session
 from app.crud import check_version, ensure_not_merged, record_claim_event, touch
 from app.errors import Unprocessable
 from app.models import Claim, Review, ReviewCreate, Status
+from app.preconditions import IfMatch
 
 
 def set_status(
-    session: Session, *, claim: Claim, review_in: ReviewCreate, expected_version: int | None,
+    session: Session, *, claim: Claim, review_in: ReviewCreate, expected_version: IfMatch | None,
     reviewer: str,
 ) -> Review:
     """Move a claim to a new status; a verdict needs a rationale."""

@@ -9,9 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from app.errors import PROBLEM_JSON, AppError, database_problem
 
@@ -35,6 +37,25 @@ def problem(
     return JSONResponse(
         jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON
     )
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _matching_routes(request: Request, path: str) -> list[Any]:
+    scope = {**request.scope, "path": path}
+    # iter_route_contexts: the included routers' routes too, with their prefixes.
+    return [context for context in iter_route_contexts(request.app.routes)
+            if context.methods and context.matches(scope)[0] is not Match.NONE]
+
+
+def _methods(routes: list[Any]) -> list[str]:
+    """Every method of these routes, HEAD wherever GET is (http_semantics answers it)."""
+    methods = {method for route in routes for method in route.methods}
+    if "GET" in methods:
+        methods.add("HEAD")
+    rank = {method: n for n, method in enumerate(_METHOD_ORDER)}
+    return sorted(methods, key=lambda m: (rank.get(m, len(rank)), m))
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -101,14 +122,23 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 413:
             detail = "the request body is larger than this endpoint accepts"
         elif exc.status_code == 404:
             detail = f"no route matches {request.url.path}"
+            # No redirect (main.py): a Location built from the request names the client's Host.
+            bare = request.url.path.rstrip("/")
+            if bare and bare != request.url.path and _matching_routes(request, bare):
+                detail += f"; without the trailing slash: {bare}"
+        elif exc.status_code == 405:
+            # Starlette names only the methods of the first route with this path.
+            allow = ", ".join(_methods(_matching_routes(request, request.url.path)))
+            headers = {**(headers or {}), "Allow": allow}
+            detail = f"{request.method} is not a method of {request.url.path}; it has {allow}"
         title = {400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
                  408: "Request Timeout", 413: "Content Too Large"}.get(exc.status_code, "Error")
-        return problem(exc.status_code, title, detail, request=request,
-                       headers=getattr(exc, "headers", None))
+        return problem(exc.status_code, title, detail, request=request, headers=headers)
 
     @app.exception_handler(PoolTimeout)
     async def pool_timeout(request: Request, exc: PoolTimeout) -> JSONResponse:
