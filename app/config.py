@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # claim, all over the index): 312 -> 158-221 us of system time per POST /v1/claims at
     # 4 MiB, 143-197 at 8 MiB, which cost bench P6 4 MB more (245 of its 250 MB).
     sqlite_writer_cache_kib: int = Field(default=4096, ge=64)
+    # The live feed (GET /v1/events/stream) sends a heartbeat comment this often, so
+    # proxies and clients see an idle stream is alive.
+    feed_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15)
 
     @model_validator(mode="after")
     def _timeout_spans_heartbeats(self) -> "Settings":

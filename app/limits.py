@@ -25,7 +25,9 @@ class TimeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_done = False
+        # A request without a body (a GET, the live feed) has nothing to time: after its
+        # one empty message, receive() only waits for the client to leave, for hours.
+        body_done = not _has_body(scope)
         started = False
 
         async def timed_receive() -> Message:
@@ -33,7 +35,10 @@ class TimeLimitMiddleware:
             if body_done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_seconds)
+                # Not asyncio.wait_for: a caller cancelled while waiting (Starlette's
+                # is_disconnected polls so) could lose the message its inner task took.
+                async with asyncio.timeout(self.body_seconds):
+                    message = await receive()
             except TimeoutError:
                 # Connection: close, or the client could go on dribbling into a kept-alive socket.
                 raise HTTPException(408, "the request body stopped arriving",
@@ -67,3 +72,9 @@ class TimeLimitMiddleware:
                 (b"content-length", str(len(body)).encode()),
                 *([] if body_done else [(b"connection", b"close")])]})
             await send({"type": "http.response.body", "body": body})
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return b"transfer-encoding" in headers \
+        or headers.get(b"content-length", b"0").strip() not in (b"0", b"")
