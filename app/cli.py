@@ -63,12 +63,14 @@ def serve(
             migrate.upgrade(settings.database_url)
         # Idle keep-alive connections stay open 75 s (longer than common load-balancer idle
         # timeouts, and than clients that reuse a connection after 5 s); graceful shutdown
-        # lets in-flight requests finish (SIGTERM) for up to 20 s.
+        # lets in-flight requests finish (SIGTERM) for graceful_shutdown_seconds (then they
+        # are answered 503: app/limits.py).
         # Request headers have a deadline too (app/protocol.py: uvicorn has none). With
         # several workers, the supervisor kills one that misses a health ping: its answering
         # thread needs the GIL, so a saturated but healthy worker gets 30 s, not the default 5.
         uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
-                    timeout_graceful_shutdown=20, timeout_keep_alive=75, access_log=False,
+                    timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
+                    timeout_keep_alive=75, access_log=False,
                     log_config=None, http="app.protocol:HeaderTimeoutProtocol",
                     timeout_worker_healthcheck=30)
     finally:

@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     # claim, all over the index): 312 -> 158-221 us of system time per POST /v1/claims at
     # 4 MiB, 143-197 at 8 MiB, which cost bench P6 4 MB more (245 of its 250 MB).
     sqlite_writer_cache_kib: int = Field(default=4096, ge=64)
+    # The live feed (GET /v1/events/stream) sends a heartbeat comment this often, so
+    # proxies and clients see an idle stream is alive.
+    feed_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15)
+    # Stopping (SIGTERM): in-flight requests get this long to finish (`claimledger serve`;
+    # after it they are answered 503), then each shutdown step (the writer process, the
+    # heartbeat row, a cancelled write's thread) at most shutdown_timeout_seconds; a process
+    # still alive 4 x shutdown_timeout_seconds after its app stopped exits anyway.
+    graceful_shutdown_seconds: int = Field(default=20, ge=1)
+    shutdown_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A cancelled write (request deadline, shutdown) is interrupted, and its thread waited
+    # for this long before the request's teardown goes on (app/db.py: run_writing).
+    cancel_grace_seconds: float = Field(default=5.0, gt=0)
 
     @model_validator(mode="after")
     def _timeout_spans_heartbeats(self) -> "Settings":

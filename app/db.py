@@ -1,5 +1,6 @@
 """Engine and sessions: SQLite pragmas, pool sizing, and the single-writer rule."""
 
+import asyncio
 import contextlib
 import fcntl
 import logging
@@ -7,17 +8,28 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session
 
 from app.config import Settings
 
 log = logging.getLogger("claimledger")
+T = TypeVar("T")
+
+
+class Interrupted(Exception):
+    """A write session's work was stopped from another thread (its request was cancelled)."""
+
+
+class GateTimeout(TimeoutError):
+    """The write gate stayed taken past the caller's deadline."""
 
 
 def make_engine(settings: Settings, *, writer_process: bool = False) -> Engine:
@@ -43,6 +55,7 @@ def make_engine(settings: Settings, *, writer_process: bool = False) -> Engine:
             "connect_timeout": settings.connect_timeout_seconds,
         }
     engine = create_engine(url, **kwargs)
+    _refuse_interrupted(engine)
     if engine.dialect.name == "sqlite":
         cache_kib = settings.sqlite_writer_cache_kib if writer_process \
             else settings.sqlite_cache_kib
@@ -61,6 +74,19 @@ WAL_SIZE_LIMIT = 64 * 1024 * 1024
 # milliseconds of work): statements shorter than that never pay for the check.
 _PROGRESS_STEPS = 1_000_000
 _NO_DEADLINE = float("inf")
+
+
+def _refuse_interrupted(engine: Engine) -> None:
+    # Database.interrupt marks the connection: every later statement of the interrupted
+    # session fails at once, until the connection goes back to the pool.
+    @event.listens_for(engine, "before_cursor_execute")
+    def _refuse(conn: Any, *_args: Any) -> None:
+        if conn.info.get("interrupted"):
+            raise Interrupted("the request was cancelled; its work was stopped")
+
+    @event.listens_for(engine, "checkin")
+    def _clear(_dbapi_connection: Any, record: Any) -> None:
+        record.info.pop("interrupted", None)
 
 
 def _configure_sqlite(engine: Engine, *, cache_kib: int, timeout_seconds: float,
@@ -128,16 +154,81 @@ class Database:
             yield session
 
     @contextmanager
-    def write_session(self) -> Iterator[Session]:
-        """A session for one unit of work; the caller commits. Serialised on SQLite."""
-        with self.sessions() as session:
-            session.info["gate"] = self._write_gate
-            session.info["writer"] = True
+    def write_session(self, *, gate_timeout: float | None = None) -> Iterator[Session]:
+        """A session for one unit of work; the caller commits. Serialised on SQLite.
+
+        `gate_timeout`: wait at most this long for the write gate (GateTimeout), as paths
+        that must end in bounded time do (shutdown); None waits as long as it takes."""
+        session = self.sessions()
+        session.info["gate"] = self._write_gate
+        session.info["writer"] = True
+        session.info["gate_timeout"] = gate_timeout
+        try:
+            yield session
+        finally:
+            with _GATE_STATE:  # a thread that takes the gate from now on gives it back
+                session.info["finished"] = True
             try:
-                yield session
+                if session.info.get("interrupted") and not self.is_sqlite:
+                    # Discarded, not pooled: a cancel request arriving late must not hit
+                    # the connection's next user (SQLite's interrupt is synchronous).
+                    session.invalidate()
+                else:
+                    session.rollback()
+                session.close()
+            except sa_exc.InvalidRequestError:  # IllegalStateChangeError, "concurrent operations"
+                # A thread of a cancelled request is still beginning a transaction in it
+                # (queued for the gate): it gives the gate back and fails (_take_gate).
+                log.warning("a cancelled request's write was still waiting for the write "
+                            "gate; it stops when it gets it")
             finally:
-                session.rollback()
                 _release_gate(session, None)
+
+    def interrupt(self, session: Session) -> None:
+        """From another thread: fail the write session's running statement and every later
+        one, so the thread using it gives it up (its work rolls back)."""
+        with _GATE_STATE:
+            session.info["interrupted"] = True
+            connection = session.info.get("connection")
+            if connection is None:  # no transaction yet: _take_gate refuses to begin one
+                return
+            try:
+                connection.info["interrupted"] = True
+                dbapi_connection = connection.connection.dbapi_connection
+            except Exception:  # closed meanwhile: nothing left to stop
+                return
+        with contextlib.suppress(Exception):  # it may have finished meanwhile
+            if self.is_sqlite:
+                dbapi_connection.interrupt()
+            else:
+                dbapi_connection.cancel()
+
+    async def run_writing(self, session: Session, work: Callable[[], T]) -> T:
+        """`work()`, which uses the write `session`, in a worker thread.
+
+        If the awaiting task is cancelled (the request deadline, a server stopping), the
+        session's work is interrupted and the thread waited for (at most
+        `cancel_grace_seconds`) before the cancellation goes on. Cancelling the wait alone
+        left the thread running while the caller's teardown rolled the session back and
+        gave the write gate away under it; the thread's next statement began a new
+        transaction, took the gate again and, failing, never gave it back (or, finishing,
+        committed the rest of a batch whose start had been rolled back)."""
+        task = asyncio.ensure_future(anyio.to_thread.run_sync(work))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.interrupt(session)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.settings.cancel_grace_seconds
+            while not task.done() and loop.time() < deadline:
+                # A second cancellation (the loop closing) waits too: the wait is bounded.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({task}, timeout=deadline - loop.time())
+            task.add_done_callback(_retrieve)  # its error is the cancellation's doing
+            if not task.done():
+                log.warning("a cancelled write did not stop within %g s",
+                            self.settings.cancel_grace_seconds)
+            raise
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
@@ -198,15 +289,29 @@ class WriteGate:
         self.path = f"{database_path}-writegate"
         self._fd = -1  # opened at first use (again after close())
 
-    def acquire(self) -> None:
-        self._lock.acquire()
+    def acquire(self, timeout: float | None = None) -> None:
+        """Take the gate; after `timeout` seconds (None: never) raise GateTimeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._lock.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+            raise GateTimeout(f"the write gate stayed taken for {timeout:g} s")
         try:
             if self._fd < 0:
                 try:
                     self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
                 except PermissionError:  # another user's file (the CLI, say): flock reads
                     self._fd = os.open(self.path, os.O_RDONLY)
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            if deadline is None:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            else:  # flock has no timeout: poll (only paths that must end in time do)
+                while True:
+                    try:
+                        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= deadline:
+                            raise GateTimeout("another process held the write gate for "
+                                              f"{timeout:g} s") from None
+                        time.sleep(0.01)
         except BaseException:
             self._lock.release()
             raise
@@ -215,11 +320,17 @@ class WriteGate:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         self._lock.release()
 
-    def close(self) -> None:
-        with self._lock:
+    def close(self, timeout: float = 1.0) -> None:
+        # A thread stuck holding or awaiting the gate must not stop the app from closing.
+        if not self._lock.acquire(timeout=timeout):
+            log.warning("the write gate is still taken; closing without it")
+            return
+        try:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+        finally:
+            self._lock.release()
 
     def __del__(self) -> None:
         if self._fd >= 0:
@@ -230,11 +341,34 @@ class WriteGate:
 WRITE_LOCK_ID = 72_620_001
 
 
+# Guards a write session's gate and interruption state, which a cancelled request's
+# teardown (the event loop's thread) and the worker thread still using it both touch.
+_GATE_STATE = threading.Lock()
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
+    if session.info.get("writer"):
+        with _GATE_STATE:
+            if session.info.get("finished") or session.info.get("interrupted"):
+                raise Interrupted("the request ended before its write began")
+            session.info["connection"] = connection  # for Database.interrupt
     gate = session.info.get("gate")
     if gate is not None and not session.info.get("gate_held"):
-        gate.acquire()
-        session.info["gate_held"] = True
+        gate.acquire(session.info.get("gate_timeout"))
+        with _GATE_STATE:
+            # Its request may have ended while this thread waited for the gate (its
+            # teardown has run): give the gate straight back, and write nothing.
+            abandoned = session.info.get("finished") or session.info.get("interrupted")
+            if not abandoned:
+                session.info["gate_held"] = True
+        if abandoned:
+            gate.release()
+            raise Interrupted("the request ended before its write began")
     elif session.info.get("writer") and connection.dialect.name == "postgresql" \
             and not session.info.get("event_lock"):
         # PostgreSQL write transactions run one at a time too: links, merges and batch
@@ -251,7 +385,10 @@ def _release_gate(session: Session, transaction: Any) -> None:
     # it ended (close() rolls back without after_rollback): a session used again takes it
     # again.
     session.info.pop("event_lock", None)
-    if session.info.pop("gate_held", False):
+    with _GATE_STATE:
+        session.info.pop("connection", None)
+        held = session.info.pop("gate_held", False)
+    if held:
         session.info["gate"].release()
 
 

@@ -132,11 +132,13 @@ class Heartbeat:
             await asyncio.sleep(self.interval)
             await anyio.to_thread.run_sync(self.beat, limiter=limiter)
 
-    def stop(self) -> None:
-        """Remove this instance's row at shutdown: claims still naming it are abandoned."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Remove this instance's row at shutdown: claims still naming it are abandoned.
+
+        Waits at most `timeout` for the write gate: shutdown must end whoever holds it."""
         try:
-            with (self.db.write_session() if self.db.is_sqlite else self.db.session()) \
-                    as session:
+            with (self.db.write_session(gate_timeout=timeout) if self.db.is_sqlite
+                  else self.db.session()) as session:
                 session.exec(delete(Instance).where(col(Instance.id) == self.instance_id))
                 session.commit()
         except Exception as exc:  # it goes stale instead, and is taken for dead a bit later

@@ -25,7 +25,9 @@ class TimeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body_done = False
+        # A request without a body (a GET, the live feed) has nothing to time: after its
+        # one empty message, receive() only waits for the client to leave, for hours.
+        body_done = not _has_body(scope)
         started = False
 
         async def timed_receive() -> Message:
@@ -33,7 +35,10 @@ class TimeLimitMiddleware:
             if body_done:
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.body_seconds)
+                # Not asyncio.wait_for: a caller cancelled while waiting (Starlette's
+                # is_disconnected polls so) could lose the message its inner task took.
+                async with asyncio.timeout(self.body_seconds):
+                    message = await receive()
             except TimeoutError:
                 # Connection: close, or the client could go on dribbling into a kept-alive socket.
                 raise HTTPException(408, "the request body stopped arriving",
@@ -58,12 +63,33 @@ class TimeLimitMiddleware:
         except TimeoutError:
             if started:
                 raise
-            body = json.dumps({
-                "type": "about:blank", "title": "Service Unavailable", "status": 503,
-                "detail": f"the request took longer than {self.request_seconds:g} s; retry",
-                "instance": scope["path"]}).encode()
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", PROBLEM_JSON.encode()), (b"retry-after", b"1"),
-                (b"content-length", str(len(body)).encode()),
-                *([] if body_done else [(b"connection", b"close")])]})
-            await send({"type": "http.response.body", "body": body})
+            await _unavailable(send, scope, keep_alive=body_done, detail=(
+                f"the request took longer than {self.request_seconds:g} s; retry"))
+        except asyncio.CancelledError:
+            # Only uvicorn cancels a request: the server is stopping and its graceful
+            # period is over. The request's work has been stopped (its writes rolled
+            # back): answer as the deadline does, instead of uvicorn's bare 500.
+            if started:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await _unavailable(send, scope, keep_alive=False, detail=(
+                "the server is stopping and stopped this request before it finished; retry "
+                "(with the same Idempotency-Key, a retry is safe)"))
+
+
+async def _unavailable(send: Send, scope: Scope, *, keep_alive: bool, detail: str) -> None:
+    body = json.dumps({"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                       "detail": detail, "instance": scope["path"]}).encode()
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", PROBLEM_JSON.encode()), (b"retry-after", b"1"),
+        (b"content-length", str(len(body)).encode()),
+        *([] if keep_alive else [(b"connection", b"close")])]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _has_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return b"transfer-encoding" in headers \
+        or headers.get(b"content-length", b"0").strip() not in (b"0", b"")

@@ -3,6 +3,8 @@
 import asyncio
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -63,12 +65,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         if database is None:  # a server of its own, not an app built in a test
             settle_heap()
         yield
+        limit = settings.shutdown_timeout_seconds
+        if database is None:  # each step below is bounded; threads stuck elsewhere are not
+            _exit_if_still_running(after=4 * limit)
         if getattr(app.state, "writer_process", None) is not None:  # after in-flight requests
-            await anyio.to_thread.run_sync(app.state.writer_process.stop)
+            await anyio.to_thread.run_sync(app.state.writer_process.stop, limit)
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
-        await anyio.to_thread.run_sync(heartbeat.stop)
+        await anyio.to_thread.run_sync(heartbeat.stop, limit)
         app.state.metrics.close()
         cache = getattr(app.state, "claim_cache", None)
         if cache is not None:
@@ -105,6 +110,23 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _exit_if_still_running(*, after: float) -> None:
+    """End the process `after` seconds from now if it is still running: the last resort
+    should a shutdown step or a worker thread (Python waits for them at exit) stay blocked,
+    on the write gate a stuck process holds, say."""
+
+    def exit_now() -> None:
+        log.error("the server was still running %g s after it stopped; threads still "
+                  "busy: %s; exiting without them", after,
+                  ", ".join(t.name for t in threading.enumerate() if not t.daemon) or "none")
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(after, exit_now)
+    timer.daemon = True  # it never keeps the process alive itself
+    timer.start()
 
 
 def _start_writer(settings: Settings) -> WriterProcess | None:

@@ -59,9 +59,13 @@ def _die_with_parent() -> None:
 class LiveServer:
     """One uvicorn process serving the app; `url` is its base URL once started."""
 
-    def __init__(self, settings: Settings, log_path: Path):
+    def __init__(self, settings: Settings, log_path: Path, *,
+                 keep_alive_seconds: int = 5, graceful_seconds: int = 5):
+        """`keep_alive_seconds`, `graceful_seconds`: uvicorn's --timeout-keep-alive and
+        --timeout-graceful-shutdown (its own deadlines; the app's are in `settings`)."""
         self.settings = settings
         self.log_path = log_path
+        self.keep_alive_seconds, self.graceful_seconds = keep_alive_seconds, graceful_seconds
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -76,7 +80,9 @@ class LiveServer:
         command = [
             sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning",
-            "--timeout-graceful-shutdown", "5", "--http", "app.protocol:HeaderTimeoutProtocol",
+            "--timeout-graceful-shutdown", str(self.graceful_seconds),
+            "--timeout-keep-alive", str(self.keep_alive_seconds),
+            "--http", "app.protocol:HeaderTimeoutProtocol",
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -123,8 +129,10 @@ def stop_process(process: subprocess.Popen, timeout: float = STOP_TIMEOUT) -> No
 
 
 @contextlib.contextmanager
-def run_live_server(settings: Settings, log_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(settings, log_path)
+def run_live_server(settings: Settings, log_path: Path, **options: int
+                    ) -> Iterator[LiveServer]:
+    """A started LiveServer, stopped afterwards; `options` as LiveServer takes them."""
+    server = LiveServer(settings, log_path, **options)
     try:
         yield server.start()
     finally:

@@ -4,13 +4,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from app import crud
 from app.api import READ_ERRORS
-from app.deps import CursorDep, DatabaseDep, LimitDep, ReaderKey, SessionDep
+from app.deps import CursorDep, DatabaseDep, LimitDep, ReaderKey, SessionDep, SettingsDep
 from app.models import EventPublic
 from app.pagination import Page, decode_position, encode_cursor
 
@@ -52,7 +52,7 @@ SSE_EVENT = {
     "content": {"text/event-stream": {"schema": SSE_EVENT}},
     "description": "Server-Sent Events: `id` is the cursor, `data` an event as JSON"}})
 async def stream_events(
-    request: Request, _: ReaderKey, db: DatabaseDep, cursor: CursorDep = None,
+    _: ReaderKey, db: DatabaseDep, settings: SettingsDep, cursor: CursorDep = None,
     claim_id: ClaimFilter = None, action: ActionFilter = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=1000)] = None,
     poll_seconds: Annotated[float, Query(ge=0.1, le=10)] = 1.0,
@@ -69,8 +69,9 @@ async def stream_events(
                 session, after=after, limit=200, claim_id=claim_id, action=action)]
 
     async def events() -> AsyncIterator[dict[str, str]]:
+        # Runs until sse-starlette cancels it: the client left, or the server is stopping.
         after = position
-        while not await request.is_disconnected():
+        while True:
             batch = await run_in_threadpool(fetch, after)
             for event in batch:
                 after = event.id
@@ -79,4 +80,4 @@ async def stream_events(
             if len(batch) < 200:
                 await asyncio.sleep(poll_seconds)
 
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(events(), ping=settings.feed_heartbeat_seconds)

@@ -1,7 +1,6 @@
 """Batch ingestion for automated jobs: up to 1,000 claims per request, JSON array or NDJSON."""
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
 from app import ingest
 from app.api import WRITE_ERRORS
@@ -52,4 +51,4 @@ async def ingest_claims(
         session.commit()
         return result
 
-    return await run_in_threadpool(run)
+    return await request.app.state.db.run_writing(session, run)
