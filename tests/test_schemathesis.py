@@ -384,6 +384,15 @@ def test_openapi_lists_412_and_428_only_where_if_match_is_read():
             assert ("428" in statuses) == any(p["required"] for p in if_match), (method, path)
 
 
+@pytest.mark.parametrize("review", [{"status": "misleading", "rationale": ""},
+                                    {"status": "unverified", "rationale": "Reopened."}])
+def test_review_the_document_refuses_is_refused_before_if_match(client, auth, seeded, review):
+    """A review the document refuses is a 422 even with a stale If-Match (it was a 412)."""
+    response = client.post(f"/v1/claims/{seeded['claim'][0]}/reviews", json=review,
+                           headers={**auth("admin"), "If-Match": '"999"'})
+    assert response.status_code == 422, response.text
+
+
 @pytest.mark.parametrize(("method", "url", "body"), [
     ("GET", "/v1/claims?updated_before=0.5", None),
     ("GET", "/v1/claims/{claim}?as_of=1700000000", None),
