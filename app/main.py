@@ -191,6 +191,31 @@ def _add_links(paths: dict[str, Any], if_match: dict[tuple[str, str], bool]) -> 
                     "operationId": target["operationId"], "parameters": parameters}
 
 
+# A NUL cannot be stored in or compared with PostgreSQL text (errors.database_problem: 400),
+# so no string a request sends may hold one: said of every request string with no pattern.
+NO_NUL_PATTERN = "^[^\\x00]*$"
+
+
+def _refuse_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
+    """Give every string schema under `node` without a pattern (or enum, const, format) the
+    NO_NUL_PATTERN, following $refs into the components once."""
+    if isinstance(node, list):
+        for item in node:
+            _refuse_nul(item, components, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref", "")
+    if ref.startswith("#/components/schemas/") and ref not in seen:
+        seen.add(ref)
+        _refuse_nul(components.get(ref.rsplit("/", 1)[1]), components, seen)
+    if node.get("type") == "string" and not {"pattern", "enum", "const", "format"} & set(node):
+        node["pattern"] = NO_NUL_PATTERN
+    for key, value in node.items():
+        if key not in ("example", "examples", "default", "const", "enum"):
+            _refuse_nul(value, components, seen)
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The schema, with every error response filed under application/problem+json.
 
@@ -226,6 +251,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
     _add_links(schema.get("paths", {}), if_match)
+    components, seen = schema.get("components", {}).get("schemas", {}), set()
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            _refuse_nul([p["schema"] for p in operation.get("parameters", [])], components, seen)
+            _refuse_nul(operation.get("requestBody"), components, seen)
     schemas = schema.get("components", {}).get("schemas", {})
     schemas.pop("HTTPValidationError", None)
     schemas.pop("ValidationError", None)
