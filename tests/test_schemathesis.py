@@ -391,6 +391,16 @@ def test_openapi_lists_412_and_428_only_where_if_match_is_read():
             assert ("428" in statuses) == any(p["required"] for p in if_match), (method, path)
 
 
+@pytest.mark.parametrize("url", ["/v1/sources?prefix=a%00b", "/v1/events?entity_type=%00",
+                                 "/v1/claims/clm_%00"])
+def test_nul_in_path_or_query_is_400_on_every_database(client, auth, url):
+    """The document refuses NUL in every request string; PostgreSQL could not take one (400),
+    and SQLite answered 200 or 404."""
+    response = client.get(url, headers=auth("reader"))
+    assert response.status_code == 400, response.text
+    assert "NUL" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("review", [{"status": "misleading", "rationale": ""},
                                     {"status": "unverified", "rationale": "Reopened."}])
 def test_review_the_document_refuses_is_refused_before_if_match(client, auth, seeded, review):
