@@ -192,8 +192,10 @@ def _add_links(paths: dict[str, Any], if_match: dict[tuple[str, str], bool]) -> 
 
 
 # A NUL cannot be stored in or compared with PostgreSQL text (errors.database_problem: 400),
-# so no string a request sends may hold one: said of every request string with no pattern.
+# so no string a request sends may hold one: said of every request string with no pattern...
 NO_NUL_PATTERN = "^[^\\x00]*$"
+# ... but for the search, which takes any text (app/search.py keeps only the words).
+SEARCH_PARAMETER = "q"
 
 
 def _refuse_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
@@ -254,7 +256,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components, seen = schema.get("components", {}).get("schemas", {}), set()
     for path in schema.get("paths", {}).values():
         for operation in path.values():
-            _refuse_nul([p["schema"] for p in operation.get("parameters", [])], components, seen)
+            _refuse_nul([p["schema"] for p in operation.get("parameters", [])
+                         if p["name"] != SEARCH_PARAMETER], components, seen)
             _refuse_nul(operation.get("requestBody"), components, seen)
     schemas = schema.get("components", {}).get("schemas", {})
     schemas.pop("HTTPValidationError", None)
