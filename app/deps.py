@@ -104,6 +104,19 @@ class KeyCache:
         self._entries.clear()
 
 
+def _refuse_nul(request: Request) -> None:
+    """A NUL in the path or a query parameter is a 400 on every database, as PostgreSQL
+    answers it (errors.database_problem); the OpenAPI document refuses it in every request
+    string but the search `q`, which takes any text (search.py keeps only words).
+    Checked here, where every /v1 request passes once, rather than in a dependency of its own."""
+    query = request.scope["query_string"]
+    if "\x00" in request.scope["path"] or ((b"%00" in query or b"\x00" in query) and any(
+            "\x00" in key + (value if key != "q" else "")
+            for key, value in request.query_params.multi_items())):
+        raise BadRequest("a value in the request cannot be stored or searched for (for "
+                         "example, it contains a NUL byte)")
+
+
 # The dependencies every write request solves (the key, the idempotency claim) read the
 # app's state themselves: each dependency FastAPI solves costs ~10 us a request, and these
 # run on the event loop of a worker whose CPU bounds POST /v1/claims (bench P1/P2).
@@ -115,6 +128,7 @@ async def _authenticate(request: Request,
     done: ApiKey | None = getattr(request.state, "authenticated", None)
     if done is not None:
         return done
+    _refuse_nul(request)
     db: Database = request.app.state.db
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`",
@@ -287,3 +301,4 @@ def claim_cache(state: Any) -> ClaimCache:
         cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries,
                                                 counter=state.metrics.claim_cache)
     return cache
+

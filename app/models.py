@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BeforeValidator,
     ConfigDict,
     PlainSerializer,
     StringConstraints,
@@ -117,7 +118,20 @@ _NOT_IN_URL = (r"\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u
                r"\u3000\ufeff")
 Url = Annotated[str, StringConstraints(
     pattern=rf"^https?://[^{_NOT_IN_URL}/$.?#][^{_NOT_IN_URL}]*$", max_length=2000)]
-InputTime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+# A date or time in a request is RFC 3339 text: pydantic alone would also take a number (or a
+# string of digits, as in a query) for a Unix time, which the documented schema (a string
+# with format date or date-time) refuses.
+_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.match(value)):
+        raise ValueError("must be an RFC 3339 date or time, not a number")
+    return value
+
+
+InputDate = Annotated[date, BeforeValidator(_not_a_number)]
+InputTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(to_utc)]
 OutputTime = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
 
 
@@ -292,8 +306,8 @@ class ClaimBase(SQLModel):
     text: ClaimText
     language: Language = Field(default="en", max_length=35)
     places: list[Name] = Field(default_factory=list, sa_type=sa.JSON)
-    period_start_date: date | None = None
-    period_end_date: date | None = None
+    period_start_date: InputDate | None = None
+    period_end_date: InputDate | None = None
 
 
 class Claim(ClaimBase, table=True):
@@ -349,7 +363,7 @@ class AttributionBase(SQLModel):
     citation_url: Url | None = None
     citation_title: ShortText | None = None
     citation_publisher: ShortText | None = None
-    citation_published_date: date | None = None
+    citation_published_date: InputDate | None = None
     credibility: Credibility | None = Field(default=None, sa_type=_enum_col(1))
     note: LongText | None = None
 
@@ -435,8 +449,8 @@ class ClaimUpdate(Input):
                                       schema_extra={"json_schema_extra": not_null})
     topics: list[Slug] | None = Field(default=None, max_length=20)
     places: list[Name] | None = Field(default=None, max_length=20)
-    period_start_date: date | None = None
-    period_end_date: date | None = None
+    period_start_date: InputDate | None = None
+    period_end_date: InputDate | None = None
     first_stated_at: InputTime | None = None
 
 

@@ -13,13 +13,15 @@ def set_status(
     reviewer: str,
 ) -> Review:
     """Move a claim to a new status; a verdict needs a rationale."""
-    ensure_not_merged(claim)
-    check_version(claim.version, expected_version, f"claim {claim.id}")
+    # The request's own rules (which the OpenAPI document states) before the claim's state:
+    # an invalid review is a 422 whatever the claim's version.
     new = Status(review_in.status)
     if new is Status.unverified:
         raise Unprocessable("unverified is the status of a new claim; reopen with in_review")
     if new.is_verdict and not review_in.rationale:
         raise Unprocessable(f"a verdict ({new}) needs a rationale")
+    ensure_not_merged(claim)
+    check_version(claim.version, expected_version, f"claim {claim.id}")
     if new == claim.status:
         raise Unprocessable(f"claim {claim.id} is already {new}")
     review = Review(

@@ -24,5 +24,19 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Problem, "description": descriptions[s]} for s in statuses}
 
 
+# The response headers a route sets, for its `responses=` (ETag: the version If-Match names).
+ETAG = {"ETag": {"description": "The version of the resource, for If-Match",
+                 "schema": {"type": "string", "pattern": r'^"[0-9]{1,18}"$'}}}
+LOCATION = {"Location": {"description": "The new resource's path",
+                         "schema": {"type": "string"}}}
+
+
+def with_headers(status: int, *headers: dict[str, Any], required: bool = True
+                 ) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI response entry for `status` declaring these response headers."""
+    merged = {name: {**spec, "required": required} for h in headers for name, spec in h.items()}
+    return {status: {"headers": merged}}
+
+
 READ_ERRORS = errors(400, 401, 403, 404, 422, 429, 503)
 WRITE_ERRORS = errors(400, 401, 403, 404, 408, 409, 412, 413, 422, 428, 429, 503)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app import crud, similarity, verification
-from app.api import READ_ERRORS, WRITE_ERRORS
+from app.api import ETAG, LOCATION, READ_ERRORS, WRITE_ERRORS, with_headers
 from app.deps import (
     AdminKey,
     CheckerKey,
@@ -53,7 +53,8 @@ Time = Annotated[InputTime | None, Query(description="RFC 3339 time with offset"
 Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated_at"]
 
 
-@router.post("", status_code=201, responses=WRITE_ERRORS, response_model=ClaimCreated)
+@router.post("", status_code=201, responses={**WRITE_ERRORS, **with_headers(201, ETAG, LOCATION)},
+             response_model=ClaimCreated)
 async def create_claim(
     claim_in: ClaimCreate, key: IngesterKey, idem: IdempotencyDep, request: Request,
 ) -> Response:
@@ -115,7 +116,9 @@ async def list_claims(
     return Response(await run_in_threadpool(find), media_type="application/json")
 
 
-@router.get("/{claim_id}", response_model=ClaimPublic)
+# Not with as_of: a past state has no version to send If-Match with.
+@router.get("/{claim_id}", response_model=ClaimPublic,
+            responses=with_headers(200, ETAG, required=False))
 async def get_claim(
     claim_id: str, _: ReaderKey, request: Request, as_of: Time = None
 ) -> Response:
@@ -146,7 +149,7 @@ def list_similar_claims(
         limit=limit, exclude=[claim.id])
 
 
-@router.patch("/{claim_id}", responses=WRITE_ERRORS)
+@router.patch("/{claim_id}", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def update_claim(
     claim_id: str, claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion,
     session: WriteSessionDep, response: Response,
@@ -251,7 +254,7 @@ def create_link(
     return public
 
 
-@router.post("/{claim_id}/merge", responses=WRITE_ERRORS)
+@router.post("/{claim_id}/merge", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def merge_claim(
     claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: OptionalVersion,
     idem: IdempotencyDep, session: WriteSessionDep, response: Response,

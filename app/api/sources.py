@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from app import crud, stats
-from app.api import READ_ERRORS, WRITE_ERRORS
+from app.api import ETAG, LOCATION, READ_ERRORS, WRITE_ERRORS, with_headers
 from app.deps import (
     CheckerKey,
     CursorDep,
@@ -34,7 +34,7 @@ from app.pagination import Page
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=READ_ERRORS)
 
 
-@router.post("", status_code=201, responses=WRITE_ERRORS)
+@router.post("", status_code=201, responses={**WRITE_ERRORS, **with_headers(201, ETAG, LOCATION)})
 def create_source(
     source_in: SourceCreate, key: IngesterKey, idem: IdempotencyDep, session: WriteSessionDep,
     response: Response,
@@ -67,7 +67,7 @@ def list_sources(
                              limit=limit, cursor=cursor)
 
 
-@router.get("/{source_id}")
+@router.get("/{source_id}", responses=with_headers(200, ETAG))
 def get_source(source: SourceDep, _: ReaderKey, session: SessionDep,
                response: Response) -> SourcePublic:
     """One source."""
@@ -75,7 +75,7 @@ def get_source(source: SourceDep, _: ReaderKey, session: SessionDep,
     return crud.source_public(session, source)
 
 
-@router.patch("/{source_id}", responses=WRITE_ERRORS)
+@router.patch("/{source_id}", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def update_source(
     source_id: str, source_in: SourceUpdate, key: CheckerKey, version: RequiredVersion,
     session: WriteSessionDep, response: Response,

@@ -1,6 +1,6 @@
 """Ledger statistics for dashboards."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -9,6 +9,7 @@ from app import stats
 from app.api import READ_ERRORS
 from app.deps import ReaderKey, SessionDep
 from app.errors import Unprocessable
+from app.models import InputDate
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"], responses=READ_ERRORS)
 
@@ -19,10 +20,10 @@ def get_stats(
     _: ReaderKey,
     session: SessionDep,
     since: Annotated[
-        date | None, Query(description="First day of `per_day` (default: 30 days ago)")
+        InputDate | None, Query(description="First day of `per_day` (default: 30 days ago)")
     ] = None,
     until: Annotated[
-        date | None, Query(description="Last day of `per_day` (default: today, UTC)")
+        InputDate | None, Query(description="Last day of `per_day` (default: today, UTC)")
     ] = None,
     top: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> stats.Stats:
