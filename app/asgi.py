@@ -13,4 +13,4 @@ M_ARENA_MAX = -8
 with contextlib.suppress(OSError, AttributeError, TypeError):
     ctypes.CDLL(None).mallopt(M_ARENA_MAX, 2)  # libc, already loaded
 
-app = create_app()
+app = create_app(served=True)

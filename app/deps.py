@@ -14,7 +14,7 @@ from app import crud, idempotency
 from app.auth import hash_secret, role_allows
 from app.config import Settings
 from app.db import Database
-from app.errors import AppError, Forbidden, PreconditionRequired, Unauthorized
+from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
 from app.idempotency import Idempotency
 from app.models import ApiKey, Claim, Role, Source
 from app.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
@@ -301,4 +301,3 @@ def claim_cache(state: Any) -> ClaimCache:
         cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries,
                                                 counter=state.metrics.claim_cache)
     return cache
-

@@ -42,7 +42,10 @@ Authenticate with `Authorization: Bearer <key>`. Every error is `application/pro
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's files, served by the app itself
 
 
-def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, database: Database | None = None,
+               served: bool = False) -> FastAPI:
+    """`served`: this app is the process's own (app/asgi.py), so its shutdown may end the
+    process as a last resort; an app built in a test or a tool never does."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -66,7 +69,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             settle_heap()
         yield
         limit = settings.shutdown_timeout_seconds
-        if database is None:  # each step below is bounded; threads stuck elsewhere are not
+        if served:  # each step below is bounded; threads stuck elsewhere are not
             _exit_if_still_running(after=4 * limit)
         if getattr(app.state, "writer_process", None) is not None:  # after in-flight requests
             await anyio.to_thread.run_sync(app.state.writer_process.stop, limit)
@@ -250,6 +253,14 @@ def _refuse_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
             _refuse_nul(value, components, seen)
 
 
+UNSUPPORTED_MEDIA_TYPE = {
+    "description": "The body is not of a media type this operation reads (Accept names them)",
+    "headers": {"Accept": {"description": "The media types this operation reads",
+                           "schema": {"type": "string"}, "required": True}},
+    "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     """The schema, with every error response filed under application/problem+json.
 
@@ -280,6 +291,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                     parameter["schema"].pop("anyOf", None)
                 elif parameter["in"] == "header" and parameter["name"] == "If-Match":
                     parameter["required"] = bool(required)
+            if "requestBody" in operation:  # http_semantics refuses other media types
+                responses["415"] = UNSUPPORTED_MEDIA_TYPE
             for status, response in responses.items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:

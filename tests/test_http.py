@@ -306,3 +306,14 @@ def test_head_and_trailing_slash_through_uvicorn(live_server, live_auth):  # noq
         assert "location" not in response.headers
         assert_problem(response, 404, contains="without the trailing slash: /v1/claims")
         assert http.get("/healthz").status_code == 200
+
+
+def test_openapi_lists_415_with_accept_on_every_operation_with_a_body(client):
+    """The 415 answered for a body of another media type is documented where it can happen."""
+    schema = client.get("/openapi.json").json()
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            has_body = "requestBody" in operation
+            assert ("415" in operation["responses"]) == has_body, f"{method} {path}"
+            if has_body:
+                assert "Accept" in operation["responses"]["415"]["headers"]

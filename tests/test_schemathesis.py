@@ -35,7 +35,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import AcceptedNegativeData
 from schemathesis.core.parameters import ParameterLocation
-from schemathesis.openapi.checks import AllowHeaderMismatch, RejectedPositiveData, UseAfterFree
+from schemathesis.openapi.checks import RejectedPositiveData, UseAfterFree
 from sqlmodel import select
 
 from app import crud, verification
@@ -134,11 +134,6 @@ schema = schemathesis.openapi.from_asgi(
 )
 
 
-# Item 6 of issue 19 (405 Allow and HEAD handling) is fixed on another branch: until it is
-# merged, a 405's Allow names one method of the path. TEMPORARY: remove at that merge.
-_ISSUE_19_ITEM_6_PENDING = True
-
-
 # Item 2 of issue 19 (500s on ingest) is fixed on another branch: until it is merged, an
 # attribution with `"source_id": ""` is a KeyError (a 500) on POST /v1/claims and /v1/ingest,
 # so no such body is sent. TEMPORARY: remove with this hook at that merge.
@@ -170,9 +165,9 @@ def filter_failure(context, failure, case, response) -> bool:
     if (isinstance(failure, AcceptedNegativeData) and label == "POST /v1/ingest"
             and response.status_code == 200 and response.json()["summary"]["error"] > 0):
         return False
-    if isinstance(failure, UseAfterFree) and label == "GET /v1/claims/{claim_id}/history":
-        return False  # by design: a deleted claim's history (its tombstone last) stays readable
-    return not (_ISSUE_19_ITEM_6_PENDING and isinstance(failure, AllowHeaderMismatch))
+    # By design: a deleted claim's history (its tombstone last) stays readable.
+    return not (isinstance(failure, UseAfterFree)
+                and label == "GET /v1/claims/{claim_id}/history")
 
 
 ACTOR = "schemathesis-seed"
