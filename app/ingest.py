@@ -35,6 +35,8 @@ from app.models import (
 from app.text import fingerprint, name_key
 
 NDJSON = "application/x-ndjson"
+# json.loads recurses once per level of nesting; past Python's recursion limit it raises.
+_TOO_DEEP = "it is nested too deeply"
 
 
 class SimilarRef(SQLModel):
@@ -82,6 +84,8 @@ def parse_batch(body: bytes, content_type: str, *, max_items: int) -> list[Any]:
         data = json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"the request body is not valid JSON: {_TOO_DEEP}") from None
     if isinstance(data, dict) and set(data) == {"items"}:
         data = data["items"]
     if not isinstance(data, list):
@@ -102,6 +106,8 @@ def _parse_line(line: str, number: int) -> Any:
         return json.loads(line)
     except ValueError as exc:
         return BadRequest(f"line {number} is not valid JSON: {exc}")
+    except RecursionError:
+        return BadRequest(f"line {number} is not valid JSON: {_TOO_DEEP}")
 
 
 def _validate(item: Any) -> ClaimCreate | AppError:
@@ -208,12 +214,13 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
                      ) -> tuple[dict[str, str], dict[int, AppError]]:
     """The source ids the batch names that exist (as `source_of` keys), and the items
     naming one that does not (422), which are taken out of `claims`."""
-    ids = {a.source_id for c in claims.values() for a in c.attributions if a.source_id}
+    ids = {a.source_id for c in claims.values() for a in c.attributions
+           if a.source_id is not None}
     known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
     failed: dict[int, AppError] = {}
     for index, claim_in in list(claims.items()):
         missing = [a.source_id for a in claim_in.attributions
-                   if a.source_id and a.source_id not in known]
+                   if a.source_id is not None and a.source_id not in known]
         if missing:
             failed[index] = Unprocessable(f"source {missing[0]} does not exist")
             del claims[index]
@@ -225,7 +232,11 @@ def resolve_names(session: Session, claims: dict[int, ClaimCreate],
     """Sources named by name or alias (as `source_of` keys); an unknown name creates the
     source, once, on behalf of the first item naming it. Call it with the items still
     standing: a failed item must not leave a new source behind."""
-    names = {a.source: i for i, c in claims.items() for a in c.attributions if a.source}
+    names: dict[str, int] = {}
+    for i, claim_in in claims.items():
+        for att in claim_in.attributions:
+            if att.source is not None:
+                names.setdefault(att.source, i)
     crud.lock_source_names(session, names)
     resolved = {f"name:{k}": i for k, i in crud.sources_named(session, names).items()}
     for name in sorted(names):
@@ -238,8 +249,9 @@ def resolve_names(session: Session, claims: dict[int, ClaimCreate],
 
 
 def source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
-    return sources[f"id:{att.source_id}"] if att.source_id else sources[
-        f"name:{name_key(att.source or '')}"]
+    if att.source_id is not None:
+        return sources[f"id:{att.source_id}"]
+    return sources[f"name:{name_key(att.source or '')}"]
 
 
 def existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:

@@ -381,7 +381,7 @@ class AttributionCreate(AttributionBase, Input):
          "properties": {"source": {"type": "string"}, "source_id": {"type": "null"}}},
     ]})
 
-    source_id: str | None = Field(default=None, max_length=100)
+    source_id: str | None = Field(default=None, min_length=1, max_length=100)
     source: Name | None = None
     stated_at: InputTime | None = None
 
