@@ -797,3 +797,47 @@ def test_ingest_random_items_never_5xx(client, auth):
             assert_problem(response, response.status_code)
 
     post()
+
+
+# --- text without a letter or digit -------------------------------------------------------
+
+WORDLESS = ("...", "!!!", "\u200b\u200b\u200b", "\u200b", "\u00ad", "\ufeff", "___", "- - -")
+
+
+def test_write_text_without_letter_or_digit_is_422(client, auth, ledger, unchanged):
+    claim, isw = ledger["first"], ledger["isw"]
+    for text in WORDLESS:
+        for response in (
+            client.post("/v1/claims", json=claim_body(text), headers=auth("ingester")),
+            client.patch(f"/v1/claims/{claim['id']}", json={"text": text},
+                         headers=with_version(auth("checker"), claim["version"])),
+            client.post("/v1/claims", json=claim_body(attributions=[
+                {"source": text, "stance": "asserts"}]), headers=auth("ingester")),
+            client.post(f"/v1/claims/{claim['id']}/attributions",
+                        json={"source": text, "stance": "asserts"},
+                        headers=with_version(auth("ingester"), claim["version"])),
+            client.post("/v1/sources", json={"name": text}, headers=auth("ingester")),
+            client.post("/v1/sources", json={"name": "Somebody", "aliases": [text]},
+                        headers=auth("ingester")),
+            client.patch(f"/v1/sources/{isw['id']}", json={"name": text},
+                         headers=with_version(auth("checker"), isw["version"])),
+            client.patch(f"/v1/sources/{isw['id']}", json={"aliases": ["ISW", text]},
+                         headers=with_version(auth("checker"), isw["version"])),
+            client.post("/v1/keys", json={"name": text, "role": "reader"},
+                        headers=auth("admin")),
+        ):
+            body = assert_problem(response, 422, contains="at least one letter or digit")
+            assert body["errors"][0]["type"] == "no_letter_or_digit", body
+        for item in ({"text": text},
+                     {"text": "Troops arrive.", "attributions": [{"source": text,
+                                                                  "stance": "asserts"}]}):
+            refused = client.post("/v1/ingest", json=[item], headers=auth("ingester"))
+            problem = assert_problem(refused, 422, contains="every item failed")
+            assert "at least one letter or digit" in problem["results"][0]["error"]["detail"]
+    unchanged()
+
+
+def test_write_text_with_one_letter_or_digit_is_accepted(client, auth):
+    for text in ("...a", "!!!7", "\u200b\u00e9\u200b", "\u0416.", "\u4e2d", "\u0661"):
+        make_claim(client, auth("ingester"), f"{text}")
+        make_source(client, auth("ingester"), f"Source {text}", aliases=[text])
