@@ -229,29 +229,29 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
 
 def resolve_names(session: Session, claims: dict[int, ClaimCreate],
                   actor_of: Callable[[int], str]) -> dict[str, str]:
-    """Sources named by name or alias (as `source_of` keys); an unknown name creates the
-    source, once, on behalf of the first item naming it. Call it with the items still
-    standing: a failed item must not leave a new source behind."""
-    names: dict[str, int] = {}
+    """Sources named by name or alias (as `source_of` keys); unknown names create their
+    sources, in bulk, each once, on behalf of the first item naming it. Call it with the
+    items still standing: a failed item must not leave a new source behind."""
+    first: dict[str, int] = {}  # each name as spelled, and the first item naming it
     for i, claim_in in claims.items():
         for att in claim_in.attributions:
             if att.source is not None:
-                names.setdefault(att.source, i)
-    crud.lock_source_names(session, names)
-    resolved = {f"name:{k}": i for k, i in crud.sources_named(session, names).items()}
-    for name in sorted(names):
-        key = f"name:{name_key(name)}"
-        if key not in resolved:
-            source, _ = crud.resolve_source(session, source_id=None, name=name,
-                                            actor=actor_of(names[name]))
-            resolved[key] = source.id
-    return resolved
+                first.setdefault(att.source, i)
+    keys = {name: name_key(name) for name in first}  # folding is the costly part: once
+    crud.lock_source_keys(session, keys.values())
+    known = crud.sources_keyed(session, set(keys.values()))
+    known.update(crud.create_sources_named(session, [
+        (name, keys[name], actor_of(first[name])) for name in sorted(first)
+        if keys[name] not in known]))
+    return {f"name:{name}": known[key] for name, key in keys.items()}
 
 
 def source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
+    """The id of the source an attribution names, from `check_source_ids` and
+    `resolve_names`."""
     if att.source_id is not None:
         return sources[f"id:{att.source_id}"]
-    return sources[f"name:{name_key(att.source or '')}"]
+    return sources[f"name:{att.source}"]
 
 
 def existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:
@@ -446,10 +446,12 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
                      ) -> tuple[list[ClaimPublic], dict[str, str]]:
     """The new claims as the API shows them, and their search documents, built from the
     rows just inserted (reading them back cost four queries): a new claim has no links and
-    no review yet. One query, for the sources they cite."""
+    no review yet. One query (per 5,000), for the sources they cite."""
     source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
-    sources = {row.id: row for row in session.connection().execute(
-        _SOURCES_OF, {"ids": source_ids})} if source_ids else {}
+    sources = {}
+    for start in range(0, len(source_ids), 5000):  # drivers cap a statement's parameters
+        sources.update({row.id: row for row in session.connection().execute(
+            _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
     publics, documents = [], {}
     for claim in new.values():
         atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
