@@ -55,7 +55,15 @@ def _text(value: Any, is_json: bool) -> str | None:
 
 
 def _column_literal(values: list[str | None]) -> str:
-    return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    if None in values:
+        return "{" + ",".join("NULL" if v is None else _quoted(v) for v in values) + "}"
+    # Every value quoted: escaped all at once (a call a value was most of a large batch's
+    # time here), then split apart on NULs, which no value holds (PostgreSQL text cannot).
+    joined = "\0".join(values)  # type: ignore[arg-type]
+    if joined.count("\0") != len(values) - 1:
+        return "{" + ",".join(map(_quoted, values)) + "}"  # type: ignore[arg-type]
+    escaped = joined.replace("\\", "\\\\").replace('"', '\\"')
+    return '{"' + escaped.replace("\0", '","') + '"}'
 
 
 def _quoted(value: str) -> str:
@@ -131,6 +139,10 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         return
     params = {}
     for n, name in enumerate(names):
-        is_json = isinstance(_plain(table.c[name]), sa.JSON)
-        params[f"c{n}"] = _column_literal([_text(row[name], is_json) for row in rows])
+        if isinstance(_plain(table.c[name]), sa.JSON):
+            values = [json.dumps(row[name]) for row in rows]
+        else:  # most values are strings already: only the others go through _text
+            values = [v if type(v) is str else _text(v, False)
+                      for v in (row[name] for row in rows)]
+        params[f"c{n}"] = _column_literal(values)
     conn.execute(_unnest_insert(table, names, conn.dialect), params)

@@ -436,9 +436,12 @@ def _near_duplicates(
 
 
 _CLAIM, _EVENT, _SOURCE = Claim.__table__, Event.__table__, Source.__table__  # type: ignore[attr-defined]
-_SOURCES_OF = sa.select(
-    _SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability, _SOURCE.c.aliases,
-).where(_SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
+_SOURCE_COLUMNS = (_SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability,
+                   _SOURCE.c.aliases)
+_SOURCES_OF = sa.select(*_SOURCE_COLUMNS).where(
+    _SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
+_SOURCES_OF_PG = sa.select(*_SOURCE_COLUMNS).where(
+    _SOURCE.c.id == sa.func.any(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.String))))
 
 
 def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
@@ -446,12 +449,17 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
                      ) -> tuple[list[ClaimPublic], dict[str, str]]:
     """The new claims as the API shows them, and their search documents, built from the
     rows just inserted (reading them back cost four queries): a new claim has no links and
-    no review yet. One query (per 5,000), for the sources they cite."""
+    no review yet. One query (on SQLite, per 5,000), for the sources they cite."""
     source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
+    conn = session.connection()
     sources = {}
-    for start in range(0, len(source_ids), 5000):  # drivers cap a statement's parameters
-        sources.update({row.id: row for row in session.connection().execute(
-            _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
+    if source_ids and conn.dialect.name == "postgresql":  # one array, however many ids
+        sources = {row.id: row for row in conn.execute(
+            _SOURCES_OF_PG, {"ids": bulk.pg_array(source_ids)})}
+    elif source_ids:  # drivers cap a statement's parameters
+        for start in range(0, len(source_ids), 5000):
+            sources.update({row.id: row for row in conn.execute(
+                _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
     publics, documents = [], {}
     for claim in new.values():
         atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
