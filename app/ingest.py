@@ -35,6 +35,8 @@ from app.models import (
 from app.text import fingerprint, name_key
 
 NDJSON = "application/x-ndjson"
+# json.loads recurses once per level of nesting; past Python's recursion limit it raises.
+_TOO_DEEP = "it is nested too deeply"
 
 
 class SimilarRef(SQLModel):
@@ -82,6 +84,8 @@ def parse_batch(body: bytes, content_type: str, *, max_items: int) -> list[Any]:
         data = json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"the request body is not valid JSON: {_TOO_DEEP}") from None
     if isinstance(data, dict) and set(data) == {"items"}:
         data = data["items"]
     if not isinstance(data, list):
@@ -102,6 +106,8 @@ def _parse_line(line: str, number: int) -> Any:
         return json.loads(line)
     except ValueError as exc:
         return BadRequest(f"line {number} is not valid JSON: {exc}")
+    except RecursionError:
+        return BadRequest(f"line {number} is not valid JSON: {_TOO_DEEP}")
 
 
 def _validate(item: Any) -> ClaimCreate | AppError:
@@ -208,12 +214,13 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
                      ) -> tuple[dict[str, str], dict[int, AppError]]:
     """The source ids the batch names that exist (as `source_of` keys), and the items
     naming one that does not (422), which are taken out of `claims`."""
-    ids = {a.source_id for c in claims.values() for a in c.attributions if a.source_id}
+    ids = {a.source_id for c in claims.values() for a in c.attributions
+           if a.source_id is not None}
     known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
     failed: dict[int, AppError] = {}
     for index, claim_in in list(claims.items()):
         missing = [a.source_id for a in claim_in.attributions
-                   if a.source_id and a.source_id not in known]
+                   if a.source_id is not None and a.source_id not in known]
         if missing:
             failed[index] = Unprocessable(f"source {missing[0]} does not exist")
             del claims[index]
@@ -222,24 +229,29 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
 
 def resolve_names(session: Session, claims: dict[int, ClaimCreate],
                   actor_of: Callable[[int], str]) -> dict[str, str]:
-    """Sources named by name or alias (as `source_of` keys); an unknown name creates the
-    source, once, on behalf of the first item naming it. Call it with the items still
-    standing: a failed item must not leave a new source behind."""
-    names = {a.source: i for i, c in claims.items() for a in c.attributions if a.source}
-    crud.lock_source_names(session, names)
-    resolved = {f"name:{k}": i for k, i in crud.sources_named(session, names).items()}
-    for name in sorted(names):
-        key = f"name:{name_key(name)}"
-        if key not in resolved:
-            source, _ = crud.resolve_source(session, source_id=None, name=name,
-                                            actor=actor_of(names[name]))
-            resolved[key] = source.id
-    return resolved
+    """Sources named by name or alias (as `source_of` keys); unknown names create their
+    sources, in bulk, each once, on behalf of the first item naming it. Call it with the
+    items still standing: a failed item must not leave a new source behind."""
+    first: dict[str, int] = {}  # each name as spelled, and the first item naming it
+    for i, claim_in in claims.items():
+        for att in claim_in.attributions:
+            if att.source is not None:
+                first.setdefault(att.source, i)
+    keys = {name: name_key(name) for name in first}  # folding is the costly part: once
+    crud.lock_source_keys(session, keys.values())
+    known = crud.sources_keyed(session, set(keys.values()))
+    known.update(crud.create_sources_named(session, [
+        (name, keys[name], actor_of(first[name])) for name in sorted(first)
+        if keys[name] not in known]))
+    return {f"name:{name}": known[key] for name, key in keys.items()}
 
 
 def source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
-    return sources[f"id:{att.source_id}"] if att.source_id else sources[
-        f"name:{name_key(att.source or '')}"]
+    """The id of the source an attribution names, from `check_source_ids` and
+    `resolve_names`."""
+    if att.source_id is not None:
+        return sources[f"id:{att.source_id}"]
+    return sources[f"name:{att.source}"]
 
 
 def existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:
@@ -424,9 +436,12 @@ def _near_duplicates(
 
 
 _CLAIM, _EVENT, _SOURCE = Claim.__table__, Event.__table__, Source.__table__  # type: ignore[attr-defined]
-_SOURCES_OF = sa.select(
-    _SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability, _SOURCE.c.aliases,
-).where(_SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
+_SOURCE_COLUMNS = (_SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability,
+                   _SOURCE.c.aliases)
+_SOURCES_OF = sa.select(*_SOURCE_COLUMNS).where(
+    _SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
+_SOURCES_OF_PG = sa.select(*_SOURCE_COLUMNS).where(
+    _SOURCE.c.id == sa.func.any(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.String))))
 
 
 def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
@@ -434,10 +449,17 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
                      ) -> tuple[list[ClaimPublic], dict[str, str]]:
     """The new claims as the API shows them, and their search documents, built from the
     rows just inserted (reading them back cost four queries): a new claim has no links and
-    no review yet. One query, for the sources they cite."""
+    no review yet. One query (on SQLite, per 5,000), for the sources they cite."""
     source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
-    sources = {row.id: row for row in session.connection().execute(
-        _SOURCES_OF, {"ids": source_ids})} if source_ids else {}
+    conn = session.connection()
+    sources = {}
+    if source_ids and conn.dialect.name == "postgresql":  # one array, however many ids
+        sources = {row.id: row for row in conn.execute(
+            _SOURCES_OF_PG, {"ids": bulk.pg_array(source_ids)})}
+    elif source_ids:  # drivers cap a statement's parameters
+        for start in range(0, len(source_ids), 5000):
+            sources.update({row.id: row for row in conn.execute(
+                _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
     publics, documents = [], {}
     for claim in new.values():
         atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))

@@ -17,7 +17,10 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlmodel import Field, SQLModel
+
+from app.text import NO_WORD, has_word
 
 # Constraint names are explicit so migrations stay the same on SQLite and PostgreSQL.
 SQLModel.metadata.naming_convention = {
@@ -79,6 +82,12 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _worded(value: str) -> str:
+    if not has_word(value):
+        raise PydanticCustomError("no_letter_or_digit", NO_WORD)
+    return value
+
+
 class JsonSchemaExtra:
     """Says in the JSON Schema (so in OpenAPI) what a validator checks; validation is unchanged."""
 
@@ -104,6 +113,11 @@ NonBlank = Annotated[str, AfterValidator(clean_text), AfterValidator(_not_blank)
                      JsonSchemaExtra(pattern=NON_BLANK_PATTERN)]
 ClaimText = Annotated[NonBlank, StringConstraints(max_length=2000)]
 Name = Annotated[NonBlank, StringConstraints(max_length=200)]
+# What people read and look things up by: a claim's text, a source's name or alias, a key's
+# name need a letter or digit (app.text.has_word). Input models only: rows stored before
+# the rule must still read back.
+NewClaimText = Annotated[ClaimText, AfterValidator(_worded)]
+Label = Annotated[Name, AfterValidator(_worded)]
 ShortText = Annotated[Text, StringConstraints(max_length=500)]
 LongText = Annotated[Text, StringConstraints(max_length=5000)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$", max_length=64)]
@@ -266,14 +280,15 @@ class SourceName(SQLModel, table=True):
 
 
 class SourceCreate(SourceBase, Input):
-    aliases: list[Name] = Field(default_factory=list, max_length=50)
+    name: Label
+    aliases: list[Label] = Field(default_factory=list, max_length=50)
     affiliation_id: str | None = Field(default=None, max_length=100)
 
 
 class SourceUpdate(Input):
     # null removes a field; name, kind and reliability cannot be removed (crud.update_source).
-    name: Name | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
-    aliases: list[Name] | None = Field(default=None, max_length=50)
+    name: Label | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
+    aliases: list[Label] | None = Field(default=None, max_length=50)
     kind: SourceKind | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
     country: Country | None = None
     homepage: Url | None = None
@@ -395,8 +410,8 @@ class AttributionCreate(AttributionBase, Input):
          "properties": {"source": {"type": "string"}, "source_id": {"type": "null"}}},
     ]})
 
-    source_id: str | None = Field(default=None, max_length=100)
-    source: Name | None = None
+    source_id: str | None = Field(default=None, min_length=1, max_length=100)
+    source: Label | None = None
     stated_at: InputTime | None = None
 
     @model_validator(mode="after")
@@ -422,6 +437,7 @@ class ClaimCreate(ClaimBase, Input):
          "properties": {"origin": {"type": "string"}, "external_id": {"type": "string"}}},
         {"properties": {"origin": {"type": "null"}, "external_id": {"type": "null"}}},
     ]})
+    text: NewClaimText
     topics: list[Slug] = Field(default_factory=list, max_length=20)
     places: list[Name] = Field(default_factory=list, max_length=20)
     first_stated_at: InputTime | None = None
@@ -444,7 +460,8 @@ def _check_period(start: date | None, end: date | None) -> None:
 
 class ClaimUpdate(Input):
     # null removes a field; text and language cannot be removed (crud.update_claim).
-    text: ClaimText | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
+    text: NewClaimText | None = Field(default=None,
+                                      schema_extra={"json_schema_extra": not_null})
     language: Language | None = Field(default=None,
                                       schema_extra={"json_schema_extra": not_null})
     topics: list[Slug] | None = Field(default=None, max_length=20)
@@ -618,7 +635,7 @@ class ApiKey(SQLModel, table=True):
 
 
 class ApiKeyCreate(Input):
-    name: Name
+    name: Label
     role: Role
 
 

@@ -24,6 +24,17 @@ def fold(value: str) -> str:
     return _SPACE.sub(" ", no_punct).strip()
 
 
+NO_WORD = "must contain at least one letter or digit"
+
+
+def has_word(value: str) -> bool:
+    """Whether the text has a letter or digit: what fingerprints and name keys are made of.
+
+    Text without one ("...", "\u200b") folds to nothing, so every such claim would be an
+    exact duplicate of every other, and every such name the same source."""
+    return bool(fold(value))
+
+
 def name_key(value: str) -> str:
     """The key under which a source name or alias is unique."""
     key = fold(value)

@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 
-from bench import http_rows, ingest_rows, scale_rows, worker_rows
+from bench import http_rows, ingest_rows, scale_rows, source_rows, worker_rows
 from bench.harness import Options, Result, have_wrk, install_cleanup, say
 
 ROWS = {
@@ -31,6 +31,8 @@ ROWS = {
     "P7": (worker_rows.p7, "two workers against one PostgreSQL",
            "no lost write, idempotency across workers; ratio printed"),
     "P8": (scale_rows.p8, "search, API vs Datasette's FTS JSON API", "p50 ≤ 1.0x"),
+    "P9": (source_rows.p9, "POST /v1/ingest, batches naming 100,000 new sources, vs the raw "
+           "driver", "batch ≤ 10 s; ratio to executemany / COPY printed"),
 }
 
 

@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from app.pagination import encode_cursor
 from tests.factories import (
@@ -678,3 +680,166 @@ def test_get_claim_as_of_without_offset_is_422(client, auth, ledger, unchanged):
         assert response.status_code == 422, (as_of, response.text)
         assert_problem(response, 422)
     unchanged()
+
+
+# --- ingest: a bad item is its own error, a body that cannot be parsed is a 400 -----------
+
+
+def test_ingest_empty_source_id_fails_that_item_alone(client, auth):
+    response = client.post("/v1/ingest", headers=auth("ingester"), json=[
+        {"text": "Troops will arrive in Belarus over the next two days.",
+         "attributions": [{"source_id": "", "stance": "asserts"}]},
+        {"text": "Belarus is running an information operation on the border."},
+    ])
+    assert response.status_code == 200, response.text
+    first, second = response.json()["items"]
+    assert first["status"] == "error" and first["error"]["status"] == 422
+    assert "source_id" in first["error"]["detail"]
+    assert second["status"] == "created"
+    alone = client.post("/v1/ingest", headers=auth("ingester"), json=[
+        {"text": "Troops will arrive in Belarus over the next two days.",
+         "attributions": [{"source_id": "", "stance": "asserts"}]}])
+    assert_problem(alone, 422, contains="every item failed")
+
+
+def test_ingest_deeply_nested_body_is_400(client, auth):
+    deep = b"[" * 1000 + b"]" * 1000
+    nested_item = b'[{"text": "Troops arrive.", "topics": ' + deep + b"}]"
+    for body in (deep, nested_item, b'{"items": ' + deep + b"}"):
+        response = post_raw(client, "/v1/ingest", body, auth("ingester"))
+        assert_problem(response, 400, contains="json")
+        assert response.headers.get("x-request-id")
+    # The same body to POST /v1/claims is a 400 too.
+    assert_problem(post_raw(client, "/v1/claims", deep, auth("ingester")), 400)
+    # In NDJSON each line is an item: a line nested too deep is that line's error.
+    ndjson = b"\n".join([deep, json.dumps({"text": "Belarus is massing troops."}).encode()])
+    response = client.post("/v1/ingest", content=ndjson,
+                           headers={**auth("ingester"), "content-type": "application/x-ndjson"})
+    assert response.status_code == 200, response.text
+    bad, good = response.json()["items"]
+    assert bad["status"] == "error" and bad["error"]["status"] == 400
+    assert "line 1" in bad["error"]["detail"]
+    assert good["status"] == "created"
+    assert_problem(client.post("/v1/ingest", content=deep, headers={
+        **auth("ingester"), "content-type": "application/x-ndjson"}), 422,
+        contains="every item failed")
+
+
+# Values every field of an ingest item is tried with: right and wrong types, empty,
+# blank, wordless and unstorable strings, nested containers.
+_STRINGS = st.sampled_from([
+    "", " ", "...", "!!!", "\u200b", "\u00ad", "\ufeff", "_", "a\x00b", "\x1b[31m", "x" * 2001,
+    "Troops arrive.", "ISW", "Institute for the Study of War", "en", "belarus", "Bad Slug",
+    "https://example.org/a", "http://", "2026-01-01", "2026-02-30", "0001-01-01",
+    "2026-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00",
+    "asserts", "disputes", "A", "1", "src_doesnotexist",
+]) | st.text(max_size=12)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | _STRINGS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_STRINGS, inner, max_size=3),
+    max_leaves=6)
+
+
+def _item(source_id: str):
+    """An ingest item: mostly well formed, each field sometimes any value at all."""
+
+    def field(good):  # about one time in eight, anything
+        return st.one_of(*[good] * 7, _VALUES)
+
+    names = st.sampled_from(["ISW", "Institute for the Study of War", "BelTA", "U.N.", "..."])
+    ids = st.one_of(*map(st.just, ("", " ", source_id)))  # each as often as the others
+    attribution = field(
+        st.fixed_dictionaries(
+            {"stance": field(st.sampled_from(["asserts", "disputes", "reports"]))},
+            optional={"quote": field(st.text(max_size=20)),
+                      "citation_url": field(st.just("https://example.org/a")),
+                      "citation_published_date": field(st.just("2026-01-01")),
+                      "credibility": field(st.sampled_from(["1", "6"])),
+                      "stated_at": field(st.just("2026-01-01T00:00:00Z"))},
+        ).flatmap(lambda att: field(st.one_of(
+            st.fixed_dictionaries({"source_id": field(ids)}),
+            st.fixed_dictionaries({"source": field(names)}),
+        )).map(lambda named: {**att, **named} if isinstance(named, dict) else named)))
+    texts = st.sampled_from(["Troops arrive in Belarus.", "Troops arrive in Belarus!",
+                             "441 civilians were killed.", "Russia does not target civilians."]
+                            ) | st.integers(0, 10**6).map(lambda n: f"Claim {n} about Belarus.")
+    return st.fixed_dictionaries({
+        "text": field(texts), "attributions": field(st.lists(attribution, max_size=3)),
+    }, optional={
+        "language": field(st.just("en")),
+        "topics": field(st.lists(st.sampled_from(["belarus", "war"]), max_size=2)),
+        "places": field(st.lists(names, max_size=2)),
+        "period_start_date": field(st.just("2026-01-01")),
+        "period_end_date": field(st.just("2026-02-01")),
+        "first_stated_at": field(st.just("2026-01-01T00:00:00+01:00")),
+        "origin": field(st.just("feed")),
+        "external_id": field(st.sampled_from(["1", "2"])),
+    }).flatmap(lambda item: field(st.just(item)))
+
+
+def test_ingest_random_items_never_5xx(client, auth):
+    source = make_source(client, auth("ingester"), "Institute for the Study of War",
+                         aliases=["ISW"])
+
+    @settings(max_examples=150, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.lists(_item(source["id"]), min_size=1, max_size=6), st.booleans())
+    def post(batch, ndjson):
+        if ndjson:
+            response = client.post("/v1/ingest", headers={
+                **auth("ingester"), "content-type": "application/x-ndjson"},
+                content="\n".join(json.dumps(item) for item in batch))
+        else:
+            response = client.post("/v1/ingest", json=batch, headers=auth("ingester"))
+        assert response.status_code < 500, (batch, response.text[:500])
+        if response.status_code == 200:
+            assert len(response.json()["items"]) == len(batch)
+        else:
+            assert_problem(response, response.status_code)
+
+    post()
+
+
+# --- text without a letter or digit -------------------------------------------------------
+
+WORDLESS = ("...", "!!!", "\u200b\u200b\u200b", "\u200b", "\u00ad", "\ufeff", "___", "- - -")
+
+
+def test_write_text_without_letter_or_digit_is_422(client, auth, ledger, unchanged):
+    claim, isw = ledger["first"], ledger["isw"]
+    for text in WORDLESS:
+        for response in (
+            client.post("/v1/claims", json=claim_body(text), headers=auth("ingester")),
+            client.patch(f"/v1/claims/{claim['id']}", json={"text": text},
+                         headers=with_version(auth("checker"), claim["version"])),
+            client.post("/v1/claims", json=claim_body(attributions=[
+                {"source": text, "stance": "asserts"}]), headers=auth("ingester")),
+            client.post(f"/v1/claims/{claim['id']}/attributions",
+                        json={"source": text, "stance": "asserts"},
+                        headers=with_version(auth("ingester"), claim["version"])),
+            client.post("/v1/sources", json={"name": text}, headers=auth("ingester")),
+            client.post("/v1/sources", json={"name": "Somebody", "aliases": [text]},
+                        headers=auth("ingester")),
+            client.patch(f"/v1/sources/{isw['id']}", json={"name": text},
+                         headers=with_version(auth("checker"), isw["version"])),
+            client.patch(f"/v1/sources/{isw['id']}", json={"aliases": ["ISW", text]},
+                         headers=with_version(auth("checker"), isw["version"])),
+            client.post("/v1/keys", json={"name": text, "role": "reader"},
+                        headers=auth("admin")),
+        ):
+            body = assert_problem(response, 422, contains="at least one letter or digit")
+            assert body["errors"][0]["type"] == "no_letter_or_digit", body
+        for item in ({"text": text},
+                     {"text": "Troops arrive.", "attributions": [{"source": text,
+                                                                  "stance": "asserts"}]}):
+            refused = client.post("/v1/ingest", json=[item], headers=auth("ingester"))
+            problem = assert_problem(refused, 422, contains="every item failed")
+            assert "at least one letter or digit" in problem["results"][0]["error"]["detail"]
+    unchanged()
+
+
+def test_write_text_with_one_letter_or_digit_is_accepted(client, auth):
+    for text in ("...a", "!!!7", "\u200b\u00e9\u200b", "\u0416.", "\u4e2d", "\u0661"):
+        make_claim(client, auth("ingester"), f"{text}")
+        make_source(client, auth("ingester"), f"Source {text}", aliases=[text])

@@ -74,6 +74,14 @@ UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
      ("period_end_date is before period_start_date",
       "invalid request: body: Value error, period_end_date is before period_start_date")),
     (("GET /v1/stats",), 422, ("since is after until", "per_day covers at most five years")),
+    # A letter or digit in claim texts and names (app.text.has_word): no pattern means
+    # "letter" alike in ECMA 262 and Python. The detail starts with the field's location.
+    (("POST /v1/claims", "PATCH /v1/claims/{claim_id}", "POST /v1/claims/{claim_id}/attributions",
+      "POST /v1/sources", "PATCH /v1/sources/{source_id}", "POST /v1/keys", "POST /v1/ingest"),
+     422, tuple(f"{prefix}{field}: must contain at least one letter or digit"
+                for prefix in ("invalid request: body.", "")  # ingest items: no prefix
+                for field in ("text", "name", "source", *(f"aliases.{i}" for i in range(50)),
+                              *(f"attributions.{i}.source" for i in range(100))))),
     # An Idempotency-Key that an earlier case used with another body (keys repeat across cases).
     (("*",), 422, ("this Idempotency-Key was used with a different request",)),
 ]
