@@ -142,26 +142,6 @@ schema = schemathesis.openapi.from_asgi(
 )
 
 
-# Item 2 of issue 19 (500s on ingest) is fixed on another branch: until it is merged, an
-# attribution with `"source_id": ""` is a KeyError (a 500) on POST /v1/claims and /v1/ingest,
-# so no such body is sent. TEMPORARY: remove with this hook at that merge.
-_ISSUE_19_ITEM_2_PENDING = True
-
-
-@schema.hook
-def filter_body(context, body) -> bool:
-    """No body naming a source by an empty id while issue 19 item 2 is pending."""
-    if not _ISSUE_19_ITEM_2_PENDING:
-        return True
-    if isinstance(body, str):
-        return '"source_id": ""' not in body and '"source_id":""' not in body
-    items = body if isinstance(body, list) else [body]
-    attributions = [a for item in items if isinstance(item, dict)
-                    for a in ([item] + (item.get("attributions")
-                                        if isinstance(item.get("attributions"), list) else []))]
-    return not any(isinstance(a, dict) and a.get("source_id") == "" for a in attributions)
-
-
 @schema.hook
 def filter_failure(context, failure, case, response) -> bool:
     """Keep every failure but the refusals the document cannot express (UNEXPRESSIBLE), a
