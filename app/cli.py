@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich import box
 from rich.console import Console
 from rich.measure import Measurement
@@ -17,7 +18,7 @@ from app import demo, keys, migrate
 from app.config import get_settings
 from app.db import Database
 from app.errors import AppError
-from app.models import Role
+from app.models import ApiKeyCreate, Role
 
 cli = typer.Typer(help="Claimledger: a ledger of factual claims.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -263,11 +264,16 @@ def keys_create(
     quiet: Annotated[bool, typer.Option(help="Print only the secret.")] = False,
 ) -> None:
     """Create a key and print its secret (shown only this once)."""
+    try:  # the API's rules for a key's name (a letter or digit, at most 200 characters)
+        key_in = ApiKeyCreate(name=name, role=role)
+    except ValidationError as exc:
+        console.print(f"[red]--name {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(1) from None
     db = _database()
     try:
         with db.write_session() as session:
-            created = keys.create_key(session, name=name, role=role, actor=ACTOR,
-                                      replace=replace)
+            created = keys.create_key(session, name=key_in.name, role=key_in.role,
+                                      actor=ACTOR, replace=replace)
             session.commit()
     except AppError as exc:
         console.print(f"[red]{exc.detail}[/red]")

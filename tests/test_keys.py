@@ -7,6 +7,7 @@ import sys
 import time
 
 import httpx
+import pytest
 from rich.console import Console
 
 from app import cli as cli_module
@@ -224,3 +225,12 @@ def test_start_cli_first_start_prints_admin_key_later_starts_keep_it(settings, t
             assert [k["name"] for k in http.get("/v1/keys").json()] == ["first-admin"]
     finally:
         stop_process(process)
+
+
+@pytest.mark.parametrize("name", ["...", "\u200b", "   "])
+def test_run_keys_cli_create_wordless_name_is_refused(client, auth, runner, name):
+    """The CLI holds a key's name to the API's rule: at least one letter or digit."""
+    result = runner.invoke(cli, ["keys", "create", "--name", name, "--role", "reader"])
+    assert result.exit_code == 1, result.output
+    assert "letter or digit" in result.output or "blank" in result.output, result.output
+    assert name not in [k["name"] for k in client.get("/v1/keys", headers=auth("admin")).json()]
