@@ -200,9 +200,13 @@ class LedgerMachine(RuleBasedStateMachine):
         self.dirty.add(claim_id)
         refused = self._refusal(claim_id)
         claim = self.model[claim_id]
-        if refused:
+        if refused == 404:
+            self._expect(response, 404)
+        elif status == "unverified":  # the request's own rule, before the claim's state
+            self._expect(response, 422)
+        elif refused:
             self._expect(response, refused)
-        elif status in ("unverified", claim.status):
+        elif status == claim.status:
             self._expect(response, 422)
         else:
             self._expect(response, 201)
