@@ -36,11 +36,17 @@ def _database() -> Database:
 SHARED_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
+# What `serve` and `start` take alike.
+Host = Annotated[str, typer.Option(help="Address to bind.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
+Workers = Annotated[int, typer.Option(help="Worker processes (PostgreSQL for >1).")]
+
+
 @cli.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL for >1).")] = 1,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 1,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
                                                 help="Apply migrations before serving.")] = True,
 ) -> None:
@@ -81,9 +87,9 @@ def serve(
 
 @cli.command()
 def start(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL for >1).")] = 1,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    workers: Workers = 1,
     load_demo: Annotated[bool, typer.Option("--demo/--no-demo",
                                             help="Load the demo ledger if it is empty.")] = True,
 ) -> None:
