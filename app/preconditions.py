@@ -18,7 +18,7 @@ _TAGS = re.compile(r'(W/)?"([\x21\x23-\x7e]*)"')
 _VERSION = re.compile(r"[1-9][0-9]{0,17}")
 
 # The same grammar for the OpenAPI document (`*` or the list).
-IF_MATCH_PATTERN = (r'^(\*|[ \t,]*(W/)?"[!#-~]*"([ \t]*,[ \t,]*(W/)?"[!#-~]*")*[ \t,]*)$')
+IF_MATCH_PATTERN = rf"^(\*|{_LIST.pattern})$"
 
 
 @dataclass(frozen=True)
