@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
-from app import demo, keys, migrate
+from app import demo, migrate
 from app.config import get_settings
 from app.db import Database
+from app.domain import keys
 from app.errors import AppError
 from app.models import ApiKeyCreate, Role
 
@@ -32,7 +33,7 @@ def _database() -> Database:
     return Database(get_settings())
 
 
-# app.observability.SHARED_DIR_ENV, named here so that serve sets it before that import.
+# app.middleware.observability.SHARED_DIR_ENV, named here so that serve sets it before that import.
 SHARED_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
@@ -61,7 +62,7 @@ def serve(
         os.environ[SHARED_METRICS_ENV] = metrics_dir
     import uvicorn
 
-    from app.observability import configure_logging
+    from app.middleware.observability import configure_logging
 
     settings = get_settings()
     try:
@@ -71,14 +72,15 @@ def serve(
         # Idle keep-alive connections stay open 75 s (longer than common load-balancer idle
         # timeouts, and than clients that reuse a connection after 5 s); graceful shutdown
         # lets in-flight requests finish (SIGTERM) for graceful_shutdown_seconds (then they
-        # are answered 503: app/limits.py).
-        # Request headers have a deadline too (app/protocol.py: uvicorn has none). With
+        # are answered 503: app/middleware/deadlines.py).
+        # Request headers have a deadline too (app/server/header_deadline.py: uvicorn has
+        # none). With
         # several workers, the supervisor kills one that misses a health ping: its answering
         # thread needs the GIL, so a saturated but healthy worker gets 30 s, not the default 5.
-        uvicorn.run("app.asgi:app", host=host, port=port, workers=workers,
+        uvicorn.run("app.server.asgi:app", host=host, port=port, workers=workers,
                     timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
                     timeout_keep_alive=75, access_log=False,
-                    log_config=None, http="app.protocol:HeaderTimeoutProtocol",
+                    log_config=None, http="app.server.header_deadline:HeaderTimeoutProtocol",
                     timeout_worker_healthcheck=30)
     finally:
         if metrics_dir:  # the workers have all been joined by now
@@ -253,7 +255,7 @@ def _import_progress():
 
 
 def _ingest_locally(db: Database, batch: list) -> dict:
-    from app import ingest
+    from app.domain import ingest
 
     with db.write_session() as session:
         result = ingest.ingest(session, items=batch, actor=ACTOR,

@@ -37,17 +37,19 @@ class Settings(BaseSettings):
     similarity_threshold: float = 0.5
     # A client sending its body slower than this between chunks is cut off (408).
     body_read_timeout_seconds: float = 10.0
-    # A request's line and headers must arrive within this (app/protocol.py; 408 + close).
+    # A request's line and headers must arrive within this (408 + close):
+    # app/server/header_deadline.py.
     header_timeout_seconds: float = 10.0
     request_timeout_seconds: float = 60.0
     log_level: str = "info"
     key_cache_seconds: float = 5.0
-    # Rendered claims kept per worker for GET /v1/claims/{id} (app/readcache.py), ~1-2 KB each.
+    # Rendered claims kept per worker for GET /v1/claims/{id} (app/fastpath/read_cache.py),
+    # ~1-2 KB each.
     claim_cache_entries: int = 5000
-    # Most claims one group commit writes together (app/writer.py).
+    # Most claims one group commit writes together (app/fastpath/writer.py).
     write_batch_max: int = 64
     # Each worker writes new claims (POST /v1/claims) in a process of its own, on another
-    # core; off, it writes them in a thread (app/writer.py).
+    # core; off, it writes them in a thread (app/fastpath/writer.py).
     writer_process: bool = True
     # SQLite's page cache per pooled connection (KiB). Up to 48 connections each keep
     # their own: at the default 2 MiB that alone could reach ~100 MB per worker; the

@@ -35,7 +35,7 @@ class GateTimeout(TimeoutError):
 def make_engine(settings: Settings, *, writer_process: bool = False) -> Engine:
     """An engine whose pool matches the worker threads, so requests never starve it.
 
-    `writer_process` (SQLite; app/writer.py): commits never copy the write-ahead log (a
+    `writer_process` (SQLite; app/fastpath/writer.py): commits never copy the write-ahead log (a
     `Checkpointer` thread does), and the one connection that writes keeps a larger page
     cache (`sqlite_writer_cache_kib`)."""
     url = settings.database_url
@@ -128,7 +128,7 @@ class Database:
 
     def __init__(self, settings: Settings, engine: Engine | None = None, *,
                  writer_process: bool = False):
-        """`writer_process`: the database of a writer process (app/writer.py; see
+        """`writer_process`: the database of a writer process (app/fastpath/writer.py; see
         make_engine), with its `Checkpointer` thread on SQLite."""
         self.settings = settings
         self.engine = engine or make_engine(settings, writer_process=writer_process)
@@ -280,7 +280,7 @@ class Checkpointer:
 class WriteGate:
     """SQLite's one writer at a time, among this process's threads (a lock) and among
     processes (`flock` on a file beside the database): the worker and its writer process
-    (app/writer.py) both write."""
+    (app/fastpath/writer.py) both write."""
 
     def __init__(self, database_path: str):
         self._lock = threading.Lock()

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from app import crud, verification
+from app.domain import crud
+from app.domain import reviews as verification
 from app.models import (
     AttributionCreate,
     Claim,

@@ -10,16 +10,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
 from starlette.concurrency import run_in_threadpool
 
-from app import crud, idempotency
-from app.auth import hash_secret, role_allows
 from app.config import Settings
 from app.db import Database
+from app.domain import crud, idempotency
+from app.domain.auth import hash_secret, role_allows
+from app.domain.idempotency import Idempotency
+from app.domain.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
 from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
-from app.idempotency import Idempotency
+from app.fastpath.read_cache import ClaimCache
+from app.fastpath.writer import ClaimWriter
 from app.models import ApiKey, Claim, Role, Source
-from app.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
-from app.readcache import ClaimCache
-from app.writer import ClaimWriter
 
 
 # Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in

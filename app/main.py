@@ -13,21 +13,21 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from app.admission import AdmissionMiddleware
 from app.api import claims, events, health, ingest, keys, sources, stats
 from app.api.openapi import openapi_schema
 from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache
-from app.http_semantics import HttpSemanticsMiddleware
-from app.idempotency import Heartbeat, Replay
-from app.limits import TimeLimitMiddleware
-from app.observability import Metrics, install_observability
-from app.ratelimit import RateLimiter
-from app.runtime import settle_heap
-from app.stats import StatsCache
-from app.writer import WriterProcess
+from app.domain.idempotency import Heartbeat, Replay
+from app.domain.stats import StatsCache
+from app.fastpath.writer import WriterProcess
+from app.middleware.concurrency import AdmissionMiddleware
+from app.middleware.deadlines import TimeLimitMiddleware
+from app.middleware.http_semantics import HttpSemanticsMiddleware
+from app.middleware.observability import Metrics, install_observability
+from app.middleware.rate_limit import RateLimiter
+from app.server.heap import settle_heap
 
 log = logging.getLogger("claimledger")
 
@@ -41,7 +41,7 @@ DOCS_ASSETS = "/docs/assets"  # Swagger UI's and ReDoc's files, served by the ap
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None,
                served: bool = False) -> FastAPI:
-    """`served`: this app is the process's own (app/asgi.py), so its shutdown may end the
+    """`served`: this app is the process's own (app/server/asgi.py), so its shutdown may end the
     process as a last resort; an app built in a test or a tool never does."""
     settings = settings or get_settings()
 

@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from sqlmodel import Field, SQLModel
 
-from app.text import NO_WORD, has_word
+from app.domain.text import NO_WORD, has_word
 
 # Constraint names are explicit so migrations stay the same on SQLite and PostgreSQL.
 SQLModel.metadata.naming_convention = {
@@ -114,7 +114,7 @@ NonBlank = Annotated[str, AfterValidator(clean_text), AfterValidator(_not_blank)
 ClaimText = Annotated[NonBlank, StringConstraints(max_length=2000)]
 Name = Annotated[NonBlank, StringConstraints(max_length=200)]
 # What people read and look things up by: a claim's text, a source's name or alias, a key's
-# name need a letter or digit (app.text.has_word). Input models only: rows stored before
+# name need a letter or digit (app.domain.text.has_word). Input models only: rows stored before
 # the rule must still read back.
 NewClaimText = Annotated[ClaimText, AfterValidator(_worded)]
 Label = Annotated[Name, AfterValidator(_worded)]

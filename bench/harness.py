@@ -203,9 +203,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def writer_processes(pid: int) -> list[int]:
-    """The writer processes (app/writer.py, named PROCESS_NAME) under `pid`: its own
+    """The writer processes (app/fastpath/writer.py, named PROCESS_NAME) under `pid`: its own
     (one worker) or its workers' (several)."""
-    from app.writer import PROCESS_NAME
+    from app.fastpath.writer import PROCESS_NAME
     found = []
     for child in children(pid):
         with contextlib.suppress(OSError):
@@ -708,7 +708,7 @@ def _layer(frame: str) -> str:
 
 
 def _function(frame: str) -> str:
-    """`create_claim (app/crud.py:123)` -> `app/crud.py:create_claim`."""
+    """`create_claim (app/domain/crud.py:123)` -> `app/domain/crud.py:create_claim`."""
     return f"{_path(frame)}:{frame.partition(' (')[0]}"
 
 

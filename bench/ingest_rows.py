@@ -39,7 +39,7 @@ COLUMNS = ("id", "text", "language", "places", "origin", "external_id", "fingerp
 
 def claim_rows(items: list[dict]) -> list[tuple]:
     """The claim rows ingesting `items` creates: one per distinct normalized text."""
-    from app.text import fingerprint  # the service's own fingerprint, so duplicates agree
+    from app.domain.text import fingerprint  # the service's own fingerprint, so duplicates agree
 
     seen: set[str] = set()
     rows = []

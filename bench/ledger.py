@@ -2,7 +2,7 @@
 
 Going through the API would take hours at 1,000,000 claims, so the rows are written
 directly: sources (+ their `source_name` lookup keys), claims, one attribution and one
-topic per claim, and the search index exactly as app/search.py writes it — on SQLite a
+topic per claim, and the search index exactly as app/domain/search.py writes it — on SQLite a
 `claim_search_doc` row (claim id ↔ rowid) plus the FTS5 `claim_search` row holding
 `text + "\\n" + quote + "\\n" + source name`; on PostgreSQL `claim_search` with
 `to_tsvector('english', …)` of the same document. Not written: events and near-duplicate
@@ -97,7 +97,7 @@ def sqlite_ledger(claims: int) -> tuple[Path, dict]:
 
 
 def _fill_sqlite(path: Path, claims: int) -> dict:
-    from app.text import fingerprint, name_key
+    from app.domain.text import fingerprint, name_key
 
     gen = corpus.Corpus(seed=20221207)
     rng = random.Random(1)

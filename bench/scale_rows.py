@@ -52,8 +52,8 @@ RAW_PG = (
 
 
 def fts5_query(q: str) -> str:
-    """The FTS5 query app/search.py builds: every word quoted, all required."""
-    from app.search import terms
+    """The FTS5 query app/domain/search.py builds: every word quoted, all required."""
+    from app.domain.search import terms
 
     return " ".join(f'"{w}"' for w in terms(q))
 
@@ -161,9 +161,9 @@ def app_statements(url: str, queries: list[str]) -> dict[str, list[tuple[str, ob
     in-process on the same database with every statement and its parameters recorded."""
     from sqlalchemy import event
 
-    from app import crud
     from app.config import Settings
     from app.db import Database
+    from app.domain import crud
 
     db = Database(Settings(database_url=url))
     recorded: list[tuple[str, object]] = []
@@ -287,7 +287,7 @@ def p6(opts: Options) -> list[Result]:
         svc = Service(url, name="p6")
         with svc:
             spec = requests.mixed(svc.key, ids, queries, ledger.a_source_id(path))
-            # The worker and its writer process (app/writer.py): one worker's memory.
+            # The worker and its writer process (app/fastpath/writer.py): one worker's memory.
             pids = svc.busy_pids()
             idle = sum(rss_kib(p)["VmRSS"] for p in pids)
             runs = []

@@ -52,7 +52,7 @@ def batches(count: int) -> list[bytes]:
 
 def source_rows(count: int) -> tuple[list[tuple], list[tuple]]:
     """The `source` and `source_name` rows of every source the batches name."""
-    from app.text import name_key  # the service's own key, so the rows are the same
+    from app.domain.text import name_key  # the service's own key, so the rows are the same
 
     now = datetime.now(UTC)
     sources, names = [], []

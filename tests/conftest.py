@@ -17,9 +17,10 @@ from fastapi.testclient import TestClient
 from sqlmodel import SQLModel
 from typer.testing import CliRunner
 
-from app import keys, migrate
+from app import migrate
 from app.config import Settings, get_settings
 from app.db import Database
+from app.domain import keys
 from app.main import create_app
 from app.models import Role
 

@@ -1,6 +1,6 @@
 """The real service under uvicorn in a subprocess, for tests that need real sockets and threads.
 
-`live_server` starts `uvicorn app.asgi:app` on a free 127.0.0.1 port against the test's own
+`live_server` starts `uvicorn app.server.asgi:app` on a free 127.0.0.1 port against the test's own
 database (the `settings` fixture), waits for /healthz and stops it afterwards. Every wait is
 bounded, and the child is tied to this process so an interrupted run leaves no server behind.
 """
@@ -78,11 +78,11 @@ class LiveServer:
 
     def _start_on(self, port: int) -> bool:
         command = [
-            sys.executable, "-m", "uvicorn", "app.asgi:app", "--host", "127.0.0.1",
+            sys.executable, "-m", "uvicorn", "app.server.asgi:app", "--host", "127.0.0.1",
             "--port", str(port), "--no-access-log", "--log-level", "warning",
             "--timeout-graceful-shutdown", str(self.graceful_seconds),
             "--timeout-keep-alive", str(self.keep_alive_seconds),
-            "--http", "app.protocol:HeaderTimeoutProtocol",
+            "--http", "app.server.header_deadline:HeaderTimeoutProtocol",
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -2,7 +2,7 @@
 
 - Per-key rate limit: 429 with Retry-After and problem+json once exceeded; other keys go on.
   On PostgreSQL the count is shared by every instance: two apps over one database accept
-  at most the limit plus the documented sync slack (app/ratelimit.py) between them.
+  at most the limit plus the documented sync slack (app/middleware/rate_limit.py) between them.
 - Slowloris: clients that send headers and then stall, or dribble the body, are cut off
   (answered and disconnected) in bounded time, while other clients are served as usual.
 - Pages are at most 200 items (201 is a 422) and queries at most 1,000 characters.
@@ -21,12 +21,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from app import keys
 from app.config import Settings
 from app.db import Database
+from app.domain import keys
 from app.main import create_app
+from app.middleware.rate_limit import RateLimiter
 from app.models import Role
-from app.ratelimit import RateLimiter
 from tests.factories import assert_problem
 from tests.reliability_support import KillableServer, RawHttp, claim_text
 
@@ -343,7 +343,7 @@ async def _slow_headers(url: str) -> float:
 
 
 def test_slow_request_headers_are_cut_off(settings: Settings, tmp_path):
-    """uvicorn has no deadline for request headers; app/protocol.py adds one."""
+    """uvicorn has no deadline for request headers; app/server/header_deadline.py adds one."""
     settings = settings.model_copy(update={"body_read_timeout_seconds": BODY_SECONDS,
                                            "request_timeout_seconds": REQUEST_SECONDS,
                                            "header_timeout_seconds": BODY_SECONDS})

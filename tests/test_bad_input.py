@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.pagination import encode_cursor
+from app.domain.pagination import encode_cursor
 from tests.factories import (
     assert_problem,
     claim_body,

@@ -5,7 +5,7 @@ still created, as for any failing item)."""
 
 import pytest
 
-from app import crud
+from app.domain import crud
 from tests.factories import (
     add_attribution,
     assert_problem,

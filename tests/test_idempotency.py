@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app import idempotency, models
+from app import models
 from app.config import Settings
 from app.db import Database
+from app.domain import idempotency
 from app.errors import Conflict
 from app.main import create_app
 from app.models import ApiKey, IdempotencyRecord, Instance, utcnow

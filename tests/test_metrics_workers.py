@@ -22,7 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.config import Settings
-from app.writer import PROCESS_NAME
+from app.fastpath.writer import PROCESS_NAME
 from tests.conftest import mint_role_keys
 from tests.live_server import ROOT, _die_with_parent, free_port, settings_env, stop_process
 

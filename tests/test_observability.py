@@ -4,7 +4,7 @@ import asyncio
 
 from starlette.responses import PlainTextResponse
 
-from app.observability import CLIENT_CLOSED_REQUEST, Metrics, ObservabilityMiddleware
+from app.middleware.observability import CLIENT_CLOSED_REQUEST, Metrics, ObservabilityMiddleware
 
 
 def _count(metrics: Metrics, status: str) -> float:

@@ -8,7 +8,7 @@ whole table. The plan is checked here on the statements the API really sends.
 import pytest
 from sqlalchemy import event
 
-from app import similarity
+from app.domain import similarity
 from tests.factories import make_claim
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter
 
-from app import demo, keys
+from app import demo
 from app.config import Settings
 from app.db import Database
+from app.domain import keys
 from app.models import Role
 from tests.live_server import ROOT, live_server  # noqa: F401
 
@@ -84,6 +85,9 @@ def test_readme_where_things_are_names_files_that_exist():
                            section("Where things are")))
     assert named
     assert sorted(p for p in named if not (ROOT / p.rstrip("/")).exists()) == []
-    modules = {p.name for p in (ROOT / "app").glob("*.py")} - {"__init__.py"}
-    assert sorted(m for m in modules if f"app/{m}" not in named) == []
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "app").rglob("*.py")
+               if p.name != "__init__.py" and "_migrations" not in p.parts}
+    folders = {n.rstrip("/") for n in named if n.endswith("/")}
+    assert sorted(m for m in modules
+                  if m not in named and m.rsplit("/", 1)[0] not in folders) == []
     assert Path(ROOT / "bench" / "RESULTS.md").exists()

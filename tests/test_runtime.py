@@ -1,10 +1,10 @@
-"""app/runtime.py: how a server process manages its heap once started."""
+"""app/server/heap.py: how a server process manages its heap once started."""
 
 import json
 import subprocess
 import sys
 
-from app.runtime import YOUNG_THRESHOLD
+from app.server.heap import YOUNG_THRESHOLD
 
 
 def test_settle_heap_freezes_startup_and_collects_young_objects_less_often():
@@ -13,7 +13,7 @@ def test_settle_heap_freezes_startup_and_collects_young_objects_less_often():
     probe = (
         "import gc, json\n"
         "before = gc.get_threshold()\n"
-        "from app.runtime import settle_heap\n"
+        "from app.server.heap import settle_heap\n"
         "settle_heap()\n"
         "print(json.dumps({'before': before, 'after': gc.get_threshold(),\n"
         "                  'frozen': gc.get_freeze_count()}))\n")

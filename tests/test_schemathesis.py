@@ -38,8 +38,9 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.openapi.checks import RejectedPositiveData, UseAfterFree
 from sqlmodel import select
 
-from app import crud, verification
 from app.config import Settings
+from app.domain import crud
+from app.domain import reviews as verification
 from app.main import create_app
 from app.models import Claim, ClaimCreate, LinkCreate, ReviewCreate, Source, SourceCreate
 
@@ -74,7 +75,7 @@ UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
      ("period_end_date is before period_start_date",
       "invalid request: body: Value error, period_end_date is before period_start_date")),
     (("GET /v1/stats",), 422, ("since is after until", "per_day covers at most five years")),
-    # A letter or digit in claim texts and names (app.text.has_word): no pattern means
+    # A letter or digit in claim texts and names (app.domain.text.has_word): no pattern means
     # "letter" alike in ECMA 262 and Python. The detail starts with the field's location.
     (("POST /v1/claims", "PATCH /v1/claims/{claim_id}", "POST /v1/claims/{claim_id}/attributions",
       "POST /v1/sources", "PATCH /v1/sources/{source_id}", "POST /v1/keys", "POST /v1/ingest"),

@@ -2,8 +2,8 @@
 
 import pytest
 
-from app import search
-from app.pagination import encode_cursor
+from app.domain import search
+from app.domain.pagination import encode_cursor
 from tests.factories import (
     add_attribution,
     all_pages,

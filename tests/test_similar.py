@@ -3,7 +3,7 @@
 import pytest
 import sqlalchemy as sa
 
-from app import similarity
+from app.domain import similarity
 from tests.factories import assert_problem, get_json, ingest, make_claim, with_version
 
 BASE = "Thousands of Russian soldiers have been stationed in Belarus since October."

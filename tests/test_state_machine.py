@@ -36,9 +36,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from app import keys
 from app.config import Settings
 from app.db import Database
+from app.domain import keys
 from app.main import create_app
 from app.models import Role
 from tests.reliability_support import FULL, claim_text, integrity_report

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from app import stats as stats_module
+from app.domain import stats as stats_module
 from app.main import create_app
 from tests.factories import assert_problem, get_json, make_claim, make_source, review
 

@@ -1,8 +1,8 @@
 """The fast paths: group commit for POST /v1/claims and the render cache behind GET.
 
-Concurrent POSTs share transactions (app/writer.py) yet each must behave exactly as if
+Concurrent POSTs share transactions (app/fastpath/writer.py) yet each must behave exactly as if
 it were alone: its own errors, its own idempotency record, nothing lost. A cached GET
-(app/readcache.py) must never show a claim older than the database holds.
+(app/fastpath/read_cache.py) must never show a claim older than the database holds.
 """
 
 import asyncio
@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app import crud, ingest
-from app.bulk import pg_array
+from app.domain import crud, ingest
 from app.errors import Conflict
+from app.fastpath.bulk import pg_array
+from app.fastpath.read_cache import ClaimCache
 from app.main import create_app
 from app.models import Claim, Event
-from app.readcache import ClaimCache
 from tests.factories import assert_problem, make_claim, make_source, with_version
 
 
@@ -338,7 +338,7 @@ def test_pg_array_literal_format():
 
 def test_pg_array_literals_round_trip(db):
     """Band keys, claim ids and search documents reach PostgreSQL as array literals built
-    by app.bulk.pg_array: every string and int must come back exactly as it was sent."""
+    by app.fastpath.bulk.pg_array: every string and int must come back exactly as it was sent."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL only: SQLite takes no array parameters")
     ints = [0, -1, (1 << 63) - 1, 42]
@@ -364,11 +364,11 @@ def test_claims_with_any_characters_are_indexed_and_found(client, auth):
 
 
 def test_bulk_rows_are_stored_as_an_executemany_would(db):
-    """app.bulk.insert_rows (arrays on PostgreSQL, executemany on SQLite): every kind of
+    """app.fastpath.bulk.insert_rows (arrays on PostgreSQL, executemany on SQLite): every kind of
     value a claim's rows hold reads back the same as through SQLAlchemy's own insert."""
     from datetime import UTC, date, datetime, timedelta, timezone
 
-    from app import bulk
+    from app.fastpath import bulk
     from app.models import Status
 
     kyiv = timezone(timedelta(hours=2))

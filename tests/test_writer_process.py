@@ -1,4 +1,5 @@
-"""The writer process (app/writer.py) and the write gate it shares with its worker (app/db.py).
+"""The writer process (app/fastpath/writer.py) and the write gate it shares with its worker
+(app/db.py).
 
 `claimledger serve` writes new claims in a process of its own; these tests drive one
 directly (a real spawned process on the test's database) and through a live server.
@@ -20,10 +21,10 @@ from sqlmodel import Session, select
 
 from app.config import Settings
 from app.db import Database
+from app.domain.idempotency import Idempotency
 from app.errors import Unavailable, Unprocessable
-from app.idempotency import Idempotency
+from app.fastpath.writer import PROCESS_NAME, WriterProcess, Written
 from app.models import Claim, ClaimCreate, IdempotencyRecord, Source
-from app.writer import PROCESS_NAME, WriterProcess, Written
 from tests.live_server import live_secrets, run_live_server  # noqa: F401
 
 
@@ -241,7 +242,7 @@ def test_the_writer_process_copies_the_log_in_the_background(settings: Settings)
     keeps the writer's larger page cache; other databases keep the per-connection one."""
     if not settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite only: PostgreSQL checkpoints on its own")
-    from app.writer import write_batch
+    from app.fastpath.writer import write_batch
 
     settings = settings.model_copy(update={"sqlite_cache_kib": 256,
                                            "sqlite_writer_cache_kib": 3072})
@@ -275,8 +276,9 @@ def test_the_writer_process_and_the_domain_modules_load_without_fastapi():
     """Modules below api/ never import FastAPI (STYLE.md), and the writer process, which
     counts in a worker's memory (bench P6), loads only those: ~7 MB less resident
     (67.4 -> 60.4 MB after the import)."""
-    code = ("import sys, app.writer, app.crud, app.ingest, app.search, app.verification, "
-            "app.idempotency; print(sorted({m.split('.')[0] for m in sys.modules} & "
+    code = ("import sys, app.fastpath.writer, app.domain.crud, app.domain.ingest, "
+            "app.domain.search, app.domain.reviews, "
+            "app.domain.idempotency; print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'fastapi', 'sse_starlette', 'prometheus_client', 'typer', 'rich'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent)

@@ -5,7 +5,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from app import crud, similarity, verification
 from app.api import ETAG, LOCATION, READ_ERRORS, WRITE_ERRORS, with_headers
 from app.deps import (
     AdminKey,
@@ -26,6 +25,9 @@ from app.deps import (
     etag,
     set_etag,
 )
+from app.domain import crud, similarity
+from app.domain import reviews as verification
+from app.domain.pagination import Page, decode_position, encode_cursor, page_json
 from app.models import (
     AttributionCreate,
     AttributionPublic,
@@ -45,7 +47,6 @@ from app.models import (
     Status,
     to_utc,
 )
-from app.pagination import Page, decode_position, encode_cursor, page_json
 
 router = APIRouter(prefix="/v1/claims", tags=["claims"], responses=READ_ERRORS)
 
@@ -61,7 +62,7 @@ async def create_claim(
     """Register a claim (`unverified`), optionally with attributions naming sources.
 
     `likely_duplicates` lists existing claims with the same or nearly the same words.
-    Concurrent requests are committed together (app/writer.py); each is answered once
+    Concurrent requests are committed together (app/fastpath/writer.py); each is answered once
     its claim is committed.
     """
     # Rendered by the writer: FastAPI would validate the built model all over again first.

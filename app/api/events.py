@@ -8,11 +8,11 @@ from fastapi import APIRouter, Header, Query
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from app import crud
 from app.api import READ_ERRORS
 from app.deps import CursorDep, DatabaseDep, LimitDep, ReaderKey, SessionDep, SettingsDep
+from app.domain import crud
+from app.domain.pagination import Page, decode_position, encode_cursor
 from app.models import EventPublic
-from app.pagination import Page, decode_position, encode_cursor
 
 router = APIRouter(prefix="/v1/events", tags=["events"], responses=READ_ERRORS)
 

@@ -2,12 +2,12 @@
 
 from fastapi import APIRouter, Request
 
-from app import ingest
 from app.api import WRITE_ERRORS
 from app.config import MIB
 from app.deps import IdempotencyDep, IngesterKey, SettingsDep, WriteSessionDep
+from app.domain import ingest
+from app.domain.ingest import IngestResponse
 from app.errors import Unprocessable
-from app.ingest import IngestResponse
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], responses=WRITE_ERRORS)
 

@@ -2,9 +2,9 @@
 
 from fastapi import APIRouter, Depends
 
-from app import keys
 from app.api import READ_ERRORS, WRITE_ERRORS
 from app.deps import AdminKey, IdempotencyDep, SessionDep, WriteSessionDep, require
+from app.domain import keys
 from app.models import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic, Role
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=READ_ERRORS,

@@ -92,7 +92,7 @@ def _add_links(paths: dict[str, Any], if_match: dict[tuple[str, str], bool]) -> 
 # A NUL cannot be stored in or compared with PostgreSQL text (errors.database_problem: 400),
 # so no string a request sends may hold one: said of every request string with no pattern...
 NO_NUL_PATTERN = "^[^\\x00]*$"
-# ... but for the search, which takes any text (app/search.py keeps only the words).
+# ... but for the search, which takes any text (app/domain/search.py keeps only the words).
 SEARCH_PARAMETER = "q"
 
 

@@ -4,7 +4,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from app import crud, stats
 from app.api import ETAG, LOCATION, READ_ERRORS, WRITE_ERRORS, with_headers
 from app.deps import (
     CheckerKey,
@@ -20,6 +19,8 @@ from app.deps import (
     etag,
     set_etag,
 )
+from app.domain import crud, stats
+from app.domain.pagination import Page
 from app.models import (
     ClaimPublic,
     SourceCreate,
@@ -29,7 +30,6 @@ from app.models import (
     Stance,
     Status,
 )
-from app.pagination import Page
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"], responses=READ_ERRORS)
 

@@ -5,9 +5,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from app import stats
 from app.api import READ_ERRORS
 from app.deps import ReaderKey, SessionDep
+from app.domain import stats
 from app.errors import Unprocessable
 from app.models import InputDate
 

@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-11-25 19:15:00
 
-A search ranks a window of its matches (app/search.py). On PostgreSQL that window was the
+A search ranks a window of its matches (app/domain/search.py). On PostgreSQL that window was the
 first matches the GIN index yielded: heap order, so the oldest claims, and a claim
 re-indexed by any change moved out of it. `seq` numbers claim_search rows as they are
 first indexed (an upsert keeps it), and the window is the matches with the highest seq.

@@ -9,7 +9,7 @@ table, the primary key's index and the claim_id index, two of them at random pla
 keys and claim ids are random), so a batch of claims dirtied pages all over both indexes
 and the writer spent a third of its time writing and checkpointing them. Now the table is
 its primary key (WITHOUT ROWID) and the claim_id index is gone on both databases: a
-claim's band rows are found from its text (app/similarity.py, `text_bands`, a fixed
+claim's band rows are found from its text (app/domain/similarity.py, `text_bands`, a fixed
 function of the text), which is how edits and deletes remove them.
 SQLite recreates the table (a copy of every row, with the server stopped, as for every
 migration).

@@ -15,10 +15,14 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
-from app import bulk, search, similarity
-from app.bulk import pg_array
 from app.db import WRITE_LOCK_ID
+from app.domain import search, similarity
+from app.domain.pagination import Page, decode_cursor, encode_cursor
+from app.domain.preconditions import IfMatch
+from app.domain.text import fingerprint, name_key
 from app.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Unprocessable
+from app.fastpath import bulk
+from app.fastpath.bulk import pg_array
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
@@ -45,9 +49,6 @@ from app.models import (
     new_id,
     utcnow,
 )
-from app.pagination import Page, decode_cursor, encode_cursor
-from app.preconditions import IfMatch
-from app.text import fingerprint, name_key
 
 # --- events -------------------------------------------------------------------
 
@@ -641,7 +642,7 @@ def list_claims(
     """A page of claims in a stable order: by relevance for a search, else by time, then id.
 
     `filtered`: `where` narrows more than the default (merged duplicates out) does.
-    `render` turns the page's claim ids into its items (app/readcache.py reuses copies).
+    `render` turns the page's claim ids into its items (app/fastpath/read_cache.py reuses copies).
     The page itself is found reading ids (and the sort column) only.
     """
     read_snapshot(session)

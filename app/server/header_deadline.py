@@ -1,14 +1,14 @@
 """uvicorn's HTTP protocol with a deadline for request headers (slowloris).
 
 uvicorn times out idle keep-alive connections and the app cuts off slow bodies
-(app/limits.py), but nothing limits how long a client may take to send its request line
-and headers: the app only sees a request once they are complete. A client dribbling a
+(app/middleware/deadlines.py), but nothing limits how long a client may take to send its
+request line and headers: the app only sees a request once they are complete. A client dribbling a
 header line every few seconds held its connection forever. Here each request (and a new
 connection before its first byte) must finish its headers within
 `CLAIMLEDGER_HEADER_TIMEOUT_SECONDS`, or gets a 408 and the connection is closed.
 
 Used by `claimledger serve` (`http=` of uvicorn) and the live-server tests
-(`--http app.protocol:HeaderTimeoutProtocol`).
+(`--http app.server.header_deadline:HeaderTimeoutProtocol`).
 """
 
 import asyncio

@@ -35,14 +35,15 @@ from typing import Any
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
-from app import crud, errors, ingest, similarity
+from app import errors
 from app.config import Settings
 from app.db import Database
+from app.domain import crud, ingest, similarity
+from app.domain.idempotency import Idempotency
+from app.domain.text import fingerprint
 from app.errors import AppError, Conflict, Unavailable
-from app.idempotency import Idempotency
 from app.models import ClaimCreate, ClaimCreated, SimilarClaim
-from app.runtime import settle_heap
-from app.text import fingerprint
+from app.server.heap import settle_heap
 
 MAX_BATCH = 64
 MERGED_MAX = 256  # the most claims a writer process writes in one transaction
@@ -224,7 +225,7 @@ class WriterProcess:
             raise RuntimeError(f"the writer process did not start: {exc}") from None
         try:
             process = subprocess.Popen(
-                [sys.executable, "-c", "from app.writer import main; main()",
+                [sys.executable, "-c", "from app.fastpath.writer import main; main()",
                  str(theirs.fileno())],
                 # A session of its own: a terminal's Ctrl-C (or a signal to the worker's
                 # group) is for the worker, which ends the writer when it is done.
@@ -386,7 +387,7 @@ def _serve(settings: Settings, conn: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(OSError), open("/proc/self/comm", "w") as comm:
         comm.write(PROCESS_NAME)
-    from app.observability import configure_logging
+    from app.middleware.observability import configure_logging
     configure_logging(settings.log_level)
     db = Database(settings, writer_process=True)
     settle_heap()  # as the worker does (app/main.py)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from app.crud import not_merged, source_ref
+from app.domain.crud import not_merged, source_ref
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,

@@ -16,8 +16,10 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import Session, SQLModel, col, select
 
-from app import bulk, crud, search, similarity
+from app.domain import crud, search, similarity
+from app.domain.text import fingerprint, name_key
 from app.errors import AppError, BadRequest, Unprocessable, problem_dict
+from app.fastpath import bulk
 from app.models import (
     Attribution,
     AttributionCreate,
@@ -32,7 +34,6 @@ from app.models import (
     new_id,
     utcnow,
 )
-from app.text import fingerprint, name_key
 
 NDJSON = "application/x-ndjson"
 # json.loads recurses once per level of nesting; past Python's recursion limit it raises.

@@ -20,8 +20,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from app import crud
 from app.db import Database
+from app.domain import crud
 from app.errors import NotFound
 
 # A claim's stamp: its version and the sum of its sources' versions. One FROM for both

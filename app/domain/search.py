@@ -18,10 +18,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.bulk import pg_array
+from app.domain.similarity import STOPWORDS
+from app.domain.text import fold
+from app.fastpath.bulk import pg_array
 from app.models import Attribution, Claim, Source
-from app.similarity import STOPWORDS
-from app.text import fold
 
 RANK_CAP = 2000
 # A search by relevance ranks at most this many matches (see `ranked_window`).

@@ -17,9 +17,9 @@ from typing import NamedTuple, TypeVar
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
-from app.bulk import pg_array
+from app.domain.text import fingerprint, fold
+from app.fastpath.bulk import pg_array
 from app.models import ClaimBand, SimilarClaim
-from app.text import fingerprint, fold
 
 BANDS, ROWS = 16, 2
 _PRIME = (1 << 61) - 1

@@ -2,10 +2,10 @@
 
 from sqlmodel import Session
 
-from app.crud import check_version, ensure_not_merged, record_claim_event, touch
+from app.domain.crud import check_version, ensure_not_merged, record_claim_event, touch
+from app.domain.preconditions import IfMatch
 from app.errors import Unprocessable
 from app.models import Claim, Review, ReviewCreate, Status
-from app.preconditions import IfMatch
 
 
 def set_status(

@@ -13,7 +13,7 @@ _SPACE = re.compile(r"\s+")
 def fold(value: str) -> str:
     """Case-, accent-, punctuation- and space-insensitive form: 'U.N. ' -> 'un'.
 
-    Claims' near-duplicate band keys are computed from it (app/similarity.py): changing
+    Claims' near-duplicate band keys are computed from it (app/domain/similarity.py): changing
     it needs a migration that rebuilds claim_band and source_name keys."""
     if value.isascii():  # nothing to decompose (most text; the loop below is slow)
         no_marks = value
