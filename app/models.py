@@ -744,12 +744,22 @@ class Webhook(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
-EventType = Annotated[str, StringConstraints(pattern=r"^(\*|[a-z_]+\.(\*|[a-z_]+))$",
-                                             max_length=64)]
+# Every action the event log records; a subscription names some of them, `kind.*`, or `*`.
+EVENT_TYPES = (
+    "claim.created", "claim.updated", "claim.deleted", "claim.merged", "claim.merged_into",
+    "attribution.created", "attribution.deleted", "review.created",
+    "link.created", "link.deleted", "link.moved", "source.created", "source.updated",
+    "key.created", "key.revoked",
+    "webhook.created", "webhook.updated", "webhook.deleted", "webhook.secret_rotated",
+    "webhook.disabled",
+)
+_KINDS = sorted({t.split(".")[0] for t in EVENT_TYPES})
+EventType = Annotated[str, StringConstraints(pattern="^(?:\\*|(?:{})\\.\\*|{})$".format(
+    "|".join(_KINDS), "|".join(t.replace(".", "\\.") for t in EVENT_TYPES)))]
 
 
 class WebhookCreate(Input):
-    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    url: Url
     event_types: list[EventType] = Field(default=["*"], min_length=1, max_length=50)
     topics: list[Slug] = Field(default=[], max_length=20)
     active: bool = True
@@ -757,8 +767,7 @@ class WebhookCreate(Input):
 
 class WebhookUpdate(Input):
     # Every field may be left out; none may be null.
-    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = Field(
-        default=None, schema_extra={"json_schema_extra": not_null})
+    url: Url | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
     event_types: list[EventType] | None = Field(
         default=None, min_length=1, max_length=50, schema_extra={"json_schema_extra": not_null})
     topics: list[Slug] | None = Field(default=None, max_length=20,

@@ -27,7 +27,7 @@ from tests.factories import (
 from tests.webhook_receiver import Receiver, wait_until
 
 FAST = {"webhook_allow_local": True, "webhook_poll_seconds": 0.05,
-        "webhook_retry_schedule": "0 0.2s 0.2s", "webhook_timeout_seconds": 1.0}
+        "webhook_retry_schedule": "0 0.2s 0.2s", "webhook_timeout_seconds": 3.0}
 
 
 @pytest.fixture
@@ -86,8 +86,8 @@ def test_webhook_routes_need_an_admin_key(client, auth, receiver):
 
 
 @pytest.mark.parametrize(("url", "why"), [
-    ("/relative/path", "absolute"),
-    ("ftp://example.org/hook", "absolute"),
+    ("/relative/path", "url"),
+    ("ftp://example.org/hook", "url"),
     ("https://example.org/" + "a" * 2000, "2000"),
     ("https://169.254.169.254/latest/meta-data", "link-local"),
     ("http://[fd00:ec2::254]/", "metadata"),
@@ -119,9 +119,9 @@ def test_create_webhook_refuses_local_targets_by_default(settings, db, auth, url
 def test_create_webhook_refuses_unknown_event_types_and_bad_fields(client, auth, receiver):
     url = f"{receiver.url}/ok"
     assert_problem(client.post("/v1/webhooks", json={"url": url, "event_types": ["claim.eaten"]},
-                               headers=auth()), 422, contains="unknown event types")
+                               headers=auth()), 422, contains="event_types")
     assert_problem(client.post("/v1/webhooks", json={"url": url, "event_types": ["nope.*"]},
-                               headers=auth()), 422, contains="unknown event types")
+                               headers=auth()), 422, contains="event_types")
     assert_problem(client.post("/v1/webhooks", json={"url": url, "event_types": []},
                                headers=auth()), 422)
     assert_problem(client.post("/v1/webhooks", json={"url": url, "secret": "whsec_x"},
@@ -170,6 +170,7 @@ def test_receiver_gets_every_event_signed_in_feed_order(client, auth, receiver):
     assert len(feed) >= 8
     got = receiver.wait_for("/ok", len(feed))
     payloads = [r.verify(hook["secret"]) for r in got]
+    assert [p["data"]["id"] for p in payloads] == [e["id"] for e in feed]
     assert [p["data"] for p in payloads] == feed  # every event, once, as the feed has it
     assert [p["type"] for p in payloads] == [e["action"] for e in feed]
     assert [p["timestamp"] for p in payloads] == [e["at"] for e in feed]
@@ -236,7 +237,7 @@ def test_down_receiver_gets_retries_then_its_subscription_is_disabled(client, au
 
 
 @pytest.mark.parametrize(("path", "error", "code"), [
-    ("/hang", "no answer within 1 s", None),
+    ("/hang", "no answer within 3 s", None),
     ("/301", "redirects are not followed", 301),
     ("/close", "the request failed", None),
 ])
@@ -310,7 +311,7 @@ def test_deleting_a_subscription_with_queued_deliveries(client, auth, receiver, 
     for webhook_id in (hook["id"], hanging["id"]):  # one waiting to retry, one mid-send
         assert client.delete(f"/v1/webhooks/{webhook_id}", headers=auth()).status_code == 204
         assert_problem(client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=auth()), 404)
-    threading.Event().wait(1.5)  # the hanging send times out and finds its subscription gone
+    threading.Event().wait(3.5)  # the hanging send times out and finds its subscription gone
     assert get_json(client, "/v1/webhooks", auth())["items"] == []
     # The worker goes on: a new subscription is served.
     fresh = subscribe(client, auth, f"{receiver.url}/ok")
@@ -432,3 +433,46 @@ def test_cors_is_off_by_default_and_any_origin_has_no_credentials(client, settin
         response = preflight(open_client, "https://anywhere.example")
         assert response.headers["access-control-allow-origin"] == "*"
         assert "access-control-allow-credentials" not in response.headers
+
+
+# --- a real server killed mid-delivery ------------------------------------------
+
+
+def test_server_killed_mid_delivery_resumes_after_restart(settings, tmp_path, receiver):
+    """SIGKILL while the receiver holds a delivery: the restarted server sends what was left."""
+    from tests.live_server import mint_role_keys, run_live_server
+
+    admin = {"Authorization": f"Bearer {mint_role_keys(settings, 'live')['admin']}"}
+    receiver.gate.clear()  # the first delivery hangs until the server is gone
+    with run_live_server(settings, tmp_path / "first.log") as server, \
+            httpx.Client(base_url=server.url, timeout=10) as api:
+        response = api.post("/v1/webhooks", headers=admin, json={
+            "url": f"{receiver.url}/gate", "event_types": ["claim.created"]})
+        assert response.status_code == 201, response.text
+        hook = response.json()
+        for i in range(5):
+            created = api.post("/v1/claims", headers=admin,
+                               json={"text": f"Claim {i}: equipment arrived in Gomel."})
+            assert created.status_code == 201, created.text
+        receiver.wait_for("/gate", 1)
+        assert server.process is not None
+        server.process.kill()  # mid-delivery: nothing recorded, its lease held
+        server.process.wait(10)
+    receiver.gate.set()
+    with run_live_server(settings, tmp_path / "second.log") as server, \
+            httpx.Client(base_url=server.url, timeout=10) as api:
+        got = wait_until(lambda: len({r.headers["webhook-id"] for r in receiver.on("/gate")})
+                         >= 5 and receiver.on("/gate"), timeout=30, what="the rest")
+        first_seen = list(dict.fromkeys(r.headers["webhook-id"] for r in got))
+        texts = [r.verify(hook["secret"])["data"]["changes"]["text"] for r in got]
+        assert list(dict.fromkeys(texts)) == [f"Claim {i}: equipment arrived in Gomel."
+                                              for i in range(5)]  # in order, none lost
+        assert len(first_seen) == 5
+        assert len(got) <= 6  # at least once: only the one cut short went twice
+
+        def succeeded() -> list[dict]:
+            items = api.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=admin).json()
+            return [d for d in items["items"] if d["status"] == "succeeded"]
+
+        assert len(wait_until(lambda: len(succeeded()) >= 5 and succeeded(),
+                              what="five recorded deliveries")) >= 5

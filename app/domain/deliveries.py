@@ -230,6 +230,7 @@ class Dispatcher:
         self.timeout = settings.webhook_timeout_seconds
         self.allow_local = settings.webhook_allow_local
         self.running: set[asyncio.Task[None]] = set()
+        self.complained_at = -60.0
 
     async def run(self) -> None:
         # No pooled connections: each send connects to the address just checked (a kept
@@ -245,8 +246,8 @@ class Dispatcher:
                     if free > 0:
                         try:
                             jobs = await anyio.to_thread.run_sync(self.steps.claim, free)
-                        except Exception:
-                            log.exception("webhook deliveries: could not claim work")
+                        except Exception as exc:  # the database is down or not migrated
+                            self._complain(exc)
                     for job in jobs:
                         task = asyncio.create_task(self._drive(client, job))
                         self.running.add(task)
@@ -257,6 +258,14 @@ class Dispatcher:
                     task.cancel()
                 if self.running:
                     await asyncio.wait(list(self.running), timeout=5)
+
+    def _complain(self, exc: Exception) -> None:
+        """Log a failing poll once a minute, not at every poll."""
+        now = time.monotonic()
+        if now - self.complained_at >= 60:
+            self.complained_at = now
+            log.warning("webhook deliveries: could not look for work: %s: %s",
+                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
 
     async def _drive(self, client: httpx.AsyncClient, job: Job | None) -> None:
         """Send a subscription's messages one after another, in order, while it has any."""

@@ -24,6 +24,7 @@ from app.domain.pagination import decode_cursor, encode_cursor
 from app.domain.preconditions import IfMatch
 from app.errors import BadRequest, Conflict, NotFound, Unprocessable
 from app.models import (
+    EVENT_TYPES,
     ClaimTopic,
     DeliveryStatus,
     Event,
@@ -38,15 +39,6 @@ from app.models import (
     utcnow,
 )
 
-# Every action the event log records; a subscription names some of them, `kind.*`, or `*`.
-EVENT_TYPES = frozenset({
-    "claim.created", "claim.updated", "claim.deleted", "claim.merged", "claim.merged_into",
-    "attribution.created", "attribution.deleted", "review.created",
-    "link.created", "link.deleted", "link.moved", "source.created", "source.updated",
-    "key.created", "key.revoked",
-    "webhook.created", "webhook.updated", "webhook.deleted", "webhook.secret_rotated",
-    "webhook.disabled",
-})
 EVENT_KINDS = frozenset(t.split(".")[0] for t in EVENT_TYPES)
 TEST_TYPE = "webhook.test"
 MAX_URL = 2000
@@ -354,10 +346,10 @@ def queue_test(session: Session, *, webhook: Webhook) -> WebhookDelivery:
 
 def queue_redelivery(session: Session, *, webhook: Webhook, delivery_id: str) -> WebhookDelivery:
     """Send an event already attempted once more (same webhook-id), ahead of the queue."""
-    _require_active(webhook, "redelivering")
     original = session.get(WebhookDelivery, delivery_id)
     if original is None or original.webhook_id != webhook.id:
         raise NotFound(f"delivery {delivery_id} of webhook {webhook.id} does not exist")
+    _require_active(webhook, "redelivering")
     if original.event_id is None:
         raise Conflict("a test event cannot be redelivered; send another test")
     delivery = WebhookDelivery(webhook_id=webhook.id, event_id=original.event_id,
