@@ -94,14 +94,22 @@ def _next_job(session: Session, webhook: Webhook, now: datetime) -> Job | None:
             else webhooks.test_message(webhook.id, now)
         return Job(**common, message_id=manual.message_id, type=manual.type, body=body,
                    attempt=1, event_id=manual.event_id, delivery_id=manual.id)
-    events = session.exec(select(Event).where(col(Event.id) > webhook.cursor)
-                          .order_by(Event.id).limit(SCAN)).all()
+    # Ids become visible in commit order: every event up to `top` can be read now.
+    top = session.exec(select(sa.func.max(Event.id))).one() or 0
+    query = select(Event).where(col(Event.id) > webhook.cursor, col(Event.id) <= top)
+    types = webhook.event_types
+    if "*" not in types:  # only the actions asked for are read (with their snapshots)
+        query = query.where(sa.or_(
+            col(Event.action).in_([t for t in types if not t.endswith(".*")]),
+            *(col(Event.action).startswith(t[:-1]) for t in types if t.endswith(".*"))))
+    events = session.exec(query.order_by(Event.id).limit(SCAN)).all()
     for event in events:
         if webhooks.wanted(session, webhook, event):
             return Job(**common, message_id=webhooks.message_id(webhook.id, event.id or 0),
                        type=event.action, body=webhooks.event_message(event),
                        attempt=webhook.attempts + 1, event_id=event.id)
-        webhook.cursor = event.id or 0
+    # Nothing wanted up to the last event read (or, if fewer than a page, up to `top`).
+    webhook.cursor = max(webhook.cursor, events[-1].id or 0 if len(events) == SCAN else top)
     return None
 
 
