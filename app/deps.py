@@ -100,9 +100,6 @@ class KeyCache:
             self._entries[secret_hash] = (now, key)
         return key
 
-    def forget(self) -> None:
-        self._entries.clear()
-
 
 def _refuse_nul(request: Request) -> None:
     """A NUL in the path or a query parameter is a 400 on every database, as PostgreSQL

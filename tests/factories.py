@@ -5,6 +5,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 
+def bearer(secret: str) -> dict[str, str]:
+    """The Authorization header for this key's secret."""
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def claim_body(text: str = "Thousands of Russian soldiers have been stationed in Belarus since "
                "October.", **fields: Any) -> dict[str, Any]:
     return {"text": text, **fields}

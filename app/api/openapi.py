@@ -1,7 +1,7 @@
 """The OpenAPI document as the server behaves: what FastAPI generates, corrected where its
 declarations cannot say it (If-Match's 412/428, cursor and key patterns, no NUL in request
-strings, 415 where a body is read, links for stateful clients), every error under
-problem+json."""
+strings, 415 where a body is read, links for stateful clients, a batch's configured size),
+every error under problem+json."""
 
 from typing import Any
 
@@ -116,6 +116,17 @@ def _forbid_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
             _forbid_nul(value, components, seen)
 
 
+BATCH_PATH = "/v1/ingest"
+
+
+def _limit_batches(paths: dict[str, Any], max_items: int) -> None:
+    """A JSON batch holds at most the app's max_batch_items (a setting, so not declarable)."""
+    body = paths.get(BATCH_PATH, {}).get("post", {}).get("requestBody", {})
+    media = body.get("content", {}).get("application/json")
+    if media is not None:
+        media["schema"] = {**media["schema"], "maxItems": max_items}
+
+
 UNSUPPORTED_MEDIA_TYPE = {
     "description": "The body is not of a media type this operation reads (Accept names them)",
     "headers": {"Accept": {"description": "The media types this operation reads",
@@ -161,6 +172,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
     _add_links(schema.get("paths", {}), if_match)
+    _limit_batches(schema.get("paths", {}), app.state.settings.max_batch_items)
     components, seen = schema.get("components", {}).get("schemas", {}), set()
     for path in schema.get("paths", {}).values():
         for operation in path.values():
