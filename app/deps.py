@@ -115,8 +115,9 @@ def _refuse_nul(request: Request) -> None:
 
 
 # The dependencies every write request solves (the key, the idempotency claim) read the
-# app's state themselves: each dependency FastAPI solves costs ~10 us a request, and these
-# run on the event loop of a worker whose CPU bounds POST /v1/claims (bench P1/P2).
+# app's state themselves: each dependency FastAPI solves costs time on the event loop of a
+# worker whose CPU bounds POST /v1/claims (bench P1/P2; bench/RESULTS.md, "Fewer
+# dependencies").
 async def _authenticate(request: Request,
                         credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
     """The caller's key (from memory when recently seen, else one query in the thread
@@ -157,7 +158,7 @@ def require(role: Role):
     """A dependency that hands over the caller's key if its role is `role` or higher.
 
     It authenticates itself (`_authenticate`) rather than through a dependency of its
-    own: one dependency fewer for FastAPI to solve on every request (~10 us; bench P3)."""
+    own: one dependency fewer for FastAPI to solve on every request (bench P3)."""
 
     async def dependency(
         request: Request,
