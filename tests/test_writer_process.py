@@ -273,7 +273,7 @@ def test_the_writer_process_copies_the_log_in_the_background(settings: Settings)
 
 
 def test_the_writer_process_and_the_domain_modules_load_without_fastapi():
-    """Modules below api/ never import FastAPI (STYLE.md), and the writer process, which
+    """Modules below api/ never import FastAPI (docs/architecture.md), and the writer process, which
     counts in a worker's memory (bench P6), loads only those (bench/RESULTS.md, "Writer
     process without FastAPI")."""
     code = ("import sys, app.fastpath.writer, app.domain.crud, app.domain.ingest, "
