@@ -16,7 +16,14 @@ from app.domain import crud, idempotency
 from app.domain.auth import hash_secret, role_allows
 from app.domain.idempotency import Idempotency
 from app.domain.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
-from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
+from app.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    PreconditionRequired,
+    Unauthorized,
+    Unprocessable,
+)
 from app.fastpath.read_cache import ClaimCache
 from app.fastpath.writer import ClaimWriter
 from app.models import ApiKey, Claim, Role, Source
@@ -194,8 +201,14 @@ SourceDep = Annotated[Source, Depends(get_source)]
 
 async def page_size(
     settings: SettingsDep,
-    limit: Annotated[int | None, Query(ge=1, le=200, description="Page size (max 200).")] = None,
+    limit: Annotated[int | None, Query(
+        ge=1, description="Page size (at most the schema's maximum: 200 unless configured).")
+    ] = None,
 ) -> int:
+    """`?limit=`, or the default page size; past the app's max_page_size it is a 422 (the
+    OpenAPI document's `maximum` is set from the same setting, app/api/openapi.py)."""
+    if limit is not None and limit > settings.max_page_size:
+        raise Unprocessable(f"limit must be at most {settings.max_page_size}")
     return min(limit or settings.default_page_size, settings.max_page_size)
 
 

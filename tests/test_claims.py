@@ -3,10 +3,15 @@ delete."""
 
 from datetime import datetime
 
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
 from tests.factories import (
     add_attribution,
     all_pages,
     assert_problem,
+    bearer,
     claim_of,
     get_json,
     listed,
@@ -189,3 +194,18 @@ def test_list_claims_pages_every_sort_without_gaps_or_repeats(client, auth):
     rest = all_pages(client, "/v1/claims", auth("reader"), limit=3, cursor=newest["next_cursor"])
     assert later["id"] == newest["items"][0]["id"]
     assert len(newest["items"]) + len(rest) == 8
+
+
+@pytest.mark.parametrize("largest", [2, 250])
+def test_list_claims_page_size_is_bounded_by_max_page_size(settings, db, secrets, largest):
+    app = create_app(settings.model_copy(update={"max_page_size": largest}), database=db)
+    reader = bearer(secrets["reader"])
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for n in range(3):
+            make_claim(client, bearer(secrets["ingester"]), f"Numbered claim {n} about the war.")
+        parameters = client.get("/openapi.json").json()["paths"]["/v1/claims"]["get"]["parameters"]
+        assert next(p for p in parameters if p["name"] == "limit")["schema"]["maximum"] == largest
+        assert_problem(client.get("/v1/claims", params={"limit": largest + 1}, headers=reader),
+                       422, contains=str(largest))
+        page = get_json(client, "/v1/claims", reader, limit=largest)
+        assert len(page["items"]) == min(largest, 3)
