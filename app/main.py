@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         beating = asyncio.create_task(heartbeat.run())
         if database is None and settings.writer_process:
             app.state.writer_process = await anyio.to_thread.run_sync(_start_writer, settings)
-        if database is None:  # a server of its own, not an app built in a test
+        if database is None and settings.heap_settling:  # a server, not an app in a test
             settle_heap()
         yield
         limit = settings.shutdown_timeout_seconds
@@ -107,7 +107,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
     for module in (health, claims, sources, ingest, events, stats, keys):
-        app.include_router(module.router)
+        # A batch's body may be larger than any other request's.
+        limit = settings.max_ingest_body_bytes if module is ingest else None
+        app.include_router(module.router, max_body_size=limit)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

@@ -136,11 +136,3 @@ def test_merge_counts_what_the_claim_would_hold(client, auth, small_caps):
                            json={"duplicate_id": dup["id"]})
     assert response.status_code == 200, response.text
     assert len(get_json(client, f"/v1/claims/{keep['id']}", auth("reader"))["attributions"]) == 2
-
-
-def test_sqlite_cache_setting_must_be_positive():
-    from pydantic import ValidationError
-
-    from app.config import Settings
-    with pytest.raises(ValidationError):
-        Settings(sqlite_cache_kib=-5)

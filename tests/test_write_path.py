@@ -71,6 +71,16 @@ def test_concurrent_posts_share_commits_and_each_gets_its_own_claim(settings, db
     assert len(sources) == 1, "one new source name must create one source, not one per request"
 
 
+def test_write_batch_max_bounds_each_group_commit(settings, db, auth):
+    app = create_app(settings.model_copy(update={"write_batch_max": 2}), database=db)
+    bodies = [{"text": f"Convoy number {i} crossed into Belarus near Homel on day {i * 3}."}
+              for i in range(24)]
+    responses = asyncio.run(_post_all(app, bodies, auth("ingester")))
+    assert [r.status_code for r in responses] == [201] * 24, responses[0].text
+    batches, claims = _batch_sizes(app)
+    assert claims == 24 and batches >= 12, "a group commit wrote more than write_batch_max"
+
+
 def test_a_bad_request_in_a_batch_fails_alone(settings, db, auth):
     app = create_app(settings, database=db)
     good = [{"text": f"Artillery strikes reported in village {i} overnight."} for i in range(12)]
@@ -197,7 +207,7 @@ def test_cached_claim_sees_changes_made_by_another_worker(settings, db, client, 
     assert fresh.json()["topics"] == ["troops"] and fresh.headers["ETag"] == '"2"'
 
 
-@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("size", [0, 1, 3])
 def test_the_cache_is_bounded(settings, db, auth, size):
     from fastapi.testclient import TestClient
     settings = settings.model_copy(update={"claim_cache_entries": size})

@@ -104,8 +104,8 @@ class Stats(SQLModel):
 
 def _contested_ids() -> sa.Select:
     """Claims with an against and a for attribution, starting from the against ones (the
-    fewer): the same set as listing.contested_clause, without two lookups per claim (9.6 s
-    -> 1.6 s at 1,000,000 claims on SQLite)."""
+    fewer): the same set as listing.contested_clause, without two lookups per claim
+    (bench/RESULTS.md, "Contested from the disputing side")."""
     against, backing = (Attribution.__table__.alias(n)  # type: ignore[attr-defined]
                         for n in ("against", "backing"))
     return sa.select(against.c.claim_id).where(

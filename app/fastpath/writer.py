@@ -45,7 +45,6 @@ from app.errors import AppError, Conflict, Unavailable
 from app.models import ClaimCreate, ClaimCreated, SimilarClaim
 from app.server.heap import settle_heap
 
-MAX_BATCH = 64
 MERGED_MAX = 256  # the most claims a writer process writes in one transaction
 STARTUP_SECONDS = 60.0
 # The writer process's name in ps and top (Linux: /proc/PID/comm, at most 15 characters).
@@ -80,7 +79,7 @@ class ClaimWriter:
 
     PIPELINE = 4
 
-    def __init__(self, db: Database, *, threshold: float, max_batch: int = MAX_BATCH,
+    def __init__(self, db: Database, *, threshold: float, max_batch: int,
                  linger: float = 0.002, on_batch: Any = None,
                  process: "WriterProcess | None" = None):
         self.db, self.threshold, self.max_batch, self.linger = db, threshold, max_batch, linger
@@ -390,7 +389,8 @@ def _serve(settings: Settings, conn: Connection) -> None:
     from app.middleware.observability import configure_logging
     configure_logging(settings.log_level)
     db = Database(settings, writer_process=True)
-    settle_heap()  # as the worker does (app/main.py)
+    if settings.heap_settling:
+        settle_heap()  # as the worker does (app/main.py)
     conn.send("ready")
     stopping = False
     try:
