@@ -44,22 +44,25 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 60.0
     log_level: str = "info"
     key_cache_seconds: float = 5.0
-    # Rendered claims kept per worker for GET /v1/claims/{id} (app/fastpath/read_cache.py),
-    # ~1-2 KB each.
-    claim_cache_entries: int = 5000
+    # Rendered claims kept per worker for GET /v1/claims/{id} and list and search pages
+    # (app/fastpath/read_cache.py); 0 keeps none. Its memory counts in bench P6.
+    claim_cache_entries: int = Field(default=5000, ge=0)
     # Most claims one group commit writes together (app/fastpath/writer.py).
     write_batch_max: int = 64
     # Each worker writes new claims (POST /v1/claims) in a process of its own, on another
     # core; off, it writes them in a thread (app/fastpath/writer.py).
     writer_process: bool = True
-    # SQLite's page cache per pooled connection (KiB). Up to 48 connections each keep
-    # their own: at the default 2 MiB that alone could reach ~100 MB per worker; the
-    # operating system caches the file's pages for all of them anyway.
+    # Each server process takes what its startup made out of the garbage collector's reach
+    # and collects young objects less often (app/server/heap.py).
+    heap_settling: bool = True
+    # SQLite's page cache per pooled connection (KiB). Each connection keeps its own, so
+    # SQLite's default (2 MiB) times the pool would dominate a worker's memory (bench P6);
+    # the operating system caches the file's pages for all of them anyway.
     sqlite_cache_kib: int = Field(default=512, ge=64)
-    # The writer process's page cache (KiB; its one connection does all the writing). At
-    # 512 KiB each batch re-read and spilled the pages it dirtied (16 claim_band keys per
-    # claim, all over the index): 312 -> 158-221 us of system time per POST /v1/claims at
-    # 4 MiB, 143-197 at 8 MiB, which cost bench P6 4 MB more (245 of its 250 MB).
+    # The writer process's page cache (KiB; its one connection does all the writing): with
+    # the readers' size each batch re-read and spilled the pages it dirtied (16 claim_band
+    # keys per claim, all over the index). Bench P1 against P6: bench/RESULTS.md, "Writer
+    # page cache".
     sqlite_writer_cache_kib: int = Field(default=4096, ge=64)
     # The live feed (GET /v1/events/stream) sends a heartbeat comment this often, so
     # proxies and clients see an idle stream is alive.

@@ -139,7 +139,8 @@ class Database:
             self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )
         # SQLite has one writer at a time; queueing writers on this gate instead of in
-        # busy_timeout sleeps cuts the tail latency (MEASURED.md) and avoids
+        # busy_timeout sleeps cuts the tail latency (bench P1; bench/RESULTS.md, "Write
+        # gate") and avoids
         # SQLITE_BUSY_SNAPSHOT when a transaction that read turns into a writer. A write
         # session takes the gate when its transaction begins, not when it is opened, so
         # a request can finish short write steps (idempotency) before its main one.
@@ -243,12 +244,11 @@ class Checkpointer:
     thread and a connection of its own (PASSIVE: it never waits for, nor blocks, readers
     or the writer).
 
-    By default the commit that takes the log past 1,000 pages does it, inside the commit:
-    the writer process then spent a quarter of its time checkpointing, copying the same
-    hot index pages (16 band keys per claim land all over claim_band) once per one or two
-    commits. Copied every half second instead, a page dirtied by ten commits is copied
-    once, and the copying overlaps the next commits (POST /v1/claims on SQLite, 6 s runs
-    of 64 connections: 746-880 -> 1,008-1,256 req/s).
+    By default the commit that takes the log past 1,000 pages does it, inside the commit,
+    copying the same hot index pages (16 band keys per claim land all over claim_band)
+    once per one or two commits. Copied every half second instead, a page dirtied by ten
+    commits is copied once, and the copying overlaps the next commits (bench P1;
+    bench/RESULTS.md, "Checkpoints off the commit path").
     """
 
     def __init__(self, database_path: str, interval: float = 0.5):
@@ -337,7 +337,7 @@ class WriteGate:
             os.close(self._fd)
 
 
-# The PostgreSQL write gate; crud.lock_event_feed takes the same lock (one lock for both).
+# The PostgreSQL write gate; locks.lock_event_feed takes the same lock (one lock for both).
 WRITE_LOCK_ID = 72_620_001
 
 
@@ -381,7 +381,7 @@ def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
 def _release_gate(session: Session, transaction: Any) -> None:
     if transaction is not None and transaction.parent is not None:
         return  # a savepoint ended; the transaction goes on
-    # The feed's ordering lock (crud.lock_event_feed) ended with the transaction, however
+    # The feed's ordering lock (locks.lock_event_feed) ended with the transaction, however
     # it ended (close() rolls back without after_rollback): a session used again takes it
     # again.
     session.info.pop("event_lock", None)

@@ -12,11 +12,18 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.db import Database
-from app.domain import crud, idempotency
+from app.domain import claims, idempotency, sources
 from app.domain.auth import hash_secret, role_allows
 from app.domain.idempotency import Idempotency
 from app.domain.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
-from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
+from app.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    PreconditionRequired,
+    Unauthorized,
+    Unprocessable,
+)
 from app.fastpath.read_cache import ClaimCache
 from app.fastpath.writer import ClaimWriter
 from app.models import ApiKey, Claim, Role, Source
@@ -100,9 +107,6 @@ class KeyCache:
             self._entries[secret_hash] = (now, key)
         return key
 
-    def forget(self) -> None:
-        self._entries.clear()
-
 
 def _refuse_nul(request: Request) -> None:
     """A NUL in the path or a query parameter is a 400 on every database, as PostgreSQL
@@ -118,8 +122,9 @@ def _refuse_nul(request: Request) -> None:
 
 
 # The dependencies every write request solves (the key, the idempotency claim) read the
-# app's state themselves: each dependency FastAPI solves costs ~10 us a request, and these
-# run on the event loop of a worker whose CPU bounds POST /v1/claims (bench P1/P2).
+# app's state themselves: each dependency FastAPI solves costs time on the event loop of a
+# worker whose CPU bounds POST /v1/claims (bench P1/P2; bench/RESULTS.md, "Fewer
+# dependencies").
 async def _authenticate(request: Request,
                         credentials: HTTPAuthorizationCredentials | None) -> ApiKey:
     """The caller's key (from memory when recently seen, else one query in the thread
@@ -160,7 +165,7 @@ def require(role: Role):
     """A dependency that hands over the caller's key if its role is `role` or higher.
 
     It authenticates itself (`_authenticate`) rather than through a dependency of its
-    own: one dependency fewer for FastAPI to solve on every request (~10 us; bench P3)."""
+    own: one dependency fewer for FastAPI to solve on every request (bench P3)."""
 
     async def dependency(
         request: Request,
@@ -183,11 +188,11 @@ AdminKey = Annotated[ApiKey, Depends(require(Role.admin))]
 # Both take the caller's key first, so a request without one is a 401 before any lookup
 # (a 404 would tell strangers which ids exist).
 def get_claim(_: ReaderKey, session: SessionDep, claim_id: str) -> Claim:
-    return crud.get_claim(session, claim_id)
+    return claims.get_claim(session, claim_id)
 
 
 def get_source(_: ReaderKey, session: SessionDep, source_id: str) -> Source:
-    return crud.get_source(session, source_id)
+    return sources.get_source(session, source_id)
 
 
 ClaimDep = Annotated[Claim, Depends(get_claim)]
@@ -196,8 +201,14 @@ SourceDep = Annotated[Source, Depends(get_source)]
 
 async def page_size(
     settings: SettingsDep,
-    limit: Annotated[int | None, Query(ge=1, le=200, description="Page size (max 200).")] = None,
+    limit: Annotated[int | None, Query(
+        ge=1, description="Page size (at most the schema's maximum: 200 unless configured).")
+    ] = None,
 ) -> int:
+    """`?limit=`, or the default page size; past the app's max_page_size it is a 422 (the
+    OpenAPI document's `maximum` is set from the same setting, app/api/openapi.py)."""
+    if limit is not None and limit > settings.max_page_size:
+        raise Unprocessable(f"limit must be at most {settings.max_page_size}")
     return min(limit or settings.default_page_size, settings.max_page_size)
 
 

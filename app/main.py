@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             app.state.writer_process = await anyio.to_thread.run_sync(_start_writer, settings)
         delivering = asyncio.create_task(Dispatcher(app.state.db, settings).run()) \
             if settings.webhook_worker else None
-        if database is None:  # a server of its own, not an app built in a test
+        if database is None and settings.heap_settling:  # a server, not an app in a test
             settle_heap()
         yield
         if delivering is not None:  # sends under way give their leases back
@@ -115,7 +115,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
     for module in (health, claims, sources, ingest, events, stats, keys, webhooks):
-        app.include_router(module.router)
+        # A batch's body may be larger than any other request's.
+        limit = settings.max_ingest_body_bytes if module is ingest else None
+        app.include_router(module.router, max_body_size=limit)
     install_cors(app, settings)  # outermost: preflights and every error answer carry it
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

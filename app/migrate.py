@@ -35,8 +35,8 @@ def downgrade(database_url: str, revision: str) -> None:
 @lru_cache(maxsize=1)
 def _revisions() -> tuple[frozenset[str], tuple[str, ...]]:
     """The code's head revisions, and every revision newest first. Read once: the
-    migration scripts do not change while the process runs, and parsing them was ~9 ms
-    of every /readyz probe."""
+    migration scripts do not change while the process runs, and parsing them was most of
+    a /readyz probe (bench/RESULTS.md, "Revisions read once")."""
     script = ScriptDirectory.from_config(alembic_config(""))
     return frozenset(script.get_heads()), tuple(r.revision for r in script.walk_revisions())
 

@@ -23,6 +23,7 @@ from app.db import Database
 from app.domain import keys
 from app.main import create_app
 from app.models import Role
+from tests.factories import bearer, make_claim, make_source, review
 
 PG_URL = os.environ.get("CLAIMLEDGER_TEST_DATABASE_URL", "")
 
@@ -149,6 +150,70 @@ def auth(secrets: dict[str, str]):
     """auth("checker") -> the Authorization header for a key with that role."""
 
     def header(role: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {secrets[role]}"}
+        return bearer(secrets[role])
 
     return header
+
+
+# --- ledgers to test against ------------------------------------------------------------
+
+
+@pytest.fixture
+def ledger(client, auth):
+    """Two claims (one with an attribution), two sources; returns their ids."""
+    isw = make_source(client, auth("ingester"), "Institute for the Study of War",
+                      aliases=["ISW"], kind="think_tank", country="US")
+    rochan = make_source(client, auth("ingester"), "Rochan Consulting", kind="think_tank")
+    first = make_claim(client, auth("ingester"), attributions=[
+        {"source_id": isw["id"], "stance": "asserts"}])
+    second = make_claim(client, auth("ingester"),
+                        "Russia does not currently have enough forces in Belarus to attack.")
+    return {"isw": isw, "rochan": rochan, "first": first, "second": second}
+
+
+SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
+NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
+NOT_TARGET = "Russia does not intentionally target civilians."
+DEATHS = "At least 6,700 civilian deaths have been counted in the war."
+INFO_OP = ("Belarus is running an information operation aimed at fixing Ukrainian forces on the "
+           "border.")
+GETTING_READY = ("Belarus has been getting ready to join the conflict on Russia's side for a few "
+                 "months.")
+
+
+@pytest.fixture
+def reviewed_ledger(client, auth):
+    """Six claims of the Belarus article with sources, stances and verdicts."""
+    ing = auth("ingester")
+    ukraine = make_source(client, ing, "Government of Ukraine", kind="government")
+    russia = make_source(client, ing, "Government of Russia", kind="government")
+    un = make_source(client, ing, "United Nations", kind="intergovernmental")
+    isw = make_source(client, ing, "Institute for the Study of War", kind="think_tank")
+    belta = make_source(client, ing, "BelTA", kind="news_agency")
+
+    def att(source: dict, stance: str) -> dict:
+        return {"source_id": source["id"], "stance": stance}
+
+    claims = {
+        "soldiers": make_claim(client, ing, SOLDIERS, topics=["belarus", "military"],
+                               attributions=[att(ukraine, "asserts"), att(russia, "denies")]),
+        "no_forces": make_claim(client, ing, NO_FORCES, topics=["belarus"],
+                                attributions=[att(ukraine, "asserts")]),
+        "not_target": make_claim(client, ing, NOT_TARGET, topics=["civilians"],
+                                 attributions=[att(russia, "asserts"),
+                                               att(ukraine, "disputes")]),
+        "deaths": make_claim(client, ing, DEATHS, topics=["casualties", "civilians"],
+                             attributions=[att(un, "asserts")]),
+        "info_op": make_claim(client, ing, INFO_OP,
+                              attributions=[att(isw, "asserts"), att(belta, "reports")]),
+        "ready": make_claim(client, ing, GETTING_READY),
+    }
+    check = auth("checker")
+    review(client, check, claims["soldiers"]["id"], "true")
+    review(client, check, claims["no_forces"]["id"], "in_review", rationale=None)
+    review(client, check, claims["no_forces"]["id"], "false")
+    review(client, check, claims["not_target"]["id"], "false")
+    review(client, check, claims["deaths"]["id"], "mostly_true")
+    review(client, check, claims["info_op"]["id"], "in_review", rationale=None)
+    return {"claims": claims, "ukraine": ukraine, "russia": russia, "un": un, "isw": isw,
+            "belta": belta}

@@ -5,6 +5,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 
+def bearer(secret: str) -> dict[str, str]:
+    """The Authorization header for this key's secret."""
+    return {"Authorization": f"Bearer {secret}"}
+
+
 def claim_body(text: str = "Thousands of Russian soldiers have been stationed in Belarus since "
                "October.", **fields: Any) -> dict[str, Any]:
     return {"text": text, **fields}
@@ -127,3 +132,19 @@ def ledger_counts(client: TestClient, headers: dict[str, str]) -> dict[str, int]
 def search_ids(client: TestClient, headers: dict[str, str], q: str, **params: Any) -> list[str]:
     """Ids of the claims a search finds, in result order, across every page."""
     return [c["id"] for c in all_pages(client, "/v1/claims", headers, q=q, **params)]
+
+
+def claim_of(client: TestClient, auth: Any, claim_id: str) -> dict[str, Any]:
+    """The claim as a reader sees it (`auth` is the conftest fixture)."""
+    return get_json(client, f"/v1/claims/{claim_id}", auth("reader"))
+
+
+def listed(client: TestClient, auth: Any, **params: Any) -> list[str]:
+    """The ids of every claim `GET /v1/claims` lists with these parameters, all pages."""
+    return [c["id"] for c in all_pages(client, "/v1/claims", auth("reader"), **params)]
+
+
+def merge(client: TestClient, auth: Any, target_id: str, duplicate_id: str):
+    """Merge `duplicate_id` into `target_id` as a checker; the response."""
+    return client.post(f"/v1/claims/{target_id}/merge", json={"duplicate_id": duplicate_id},
+                       headers=auth("checker"))

@@ -22,6 +22,7 @@ import pytest
 
 from app.config import Settings
 from tests.conftest import mint_role_keys
+from tests.factories import bearer
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 30.0
@@ -163,6 +164,6 @@ def live_auth(live_secrets: dict[str, str]):
     """live_auth("checker") -> the Authorization header for a key with that role."""
 
     def header(role: str = "admin") -> dict[str, str]:
-        return {"Authorization": f"Bearer {live_secrets[role]}"}
+        return bearer(live_secrets[role])
 
     return header

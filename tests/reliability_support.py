@@ -35,7 +35,7 @@ def claim_text(rng: random.Random, tag: str, words: int = 8) -> str:
     """A claim nobody else wrote: a unique tag and made-up rare words, no common word.
 
     (Claims sharing common words share MinHash bands, and then every write scores the
-    claims in those bands: the cost grows with the ledger. See the report of issue 6.)
+    claims in those bands: the cost grows with the ledger.)
     """
     rare = " ".join("".join(rng.choices(SYLLABLES, k=4)) for _ in range(words))
     return f"{tag} {rare}."

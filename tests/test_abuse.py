@@ -27,7 +27,7 @@ from app.domain import keys
 from app.main import create_app
 from app.middleware.rate_limit import RateLimiter
 from app.models import Role
-from tests.factories import assert_problem
+from tests.factories import assert_problem, bearer
 from tests.reliability_support import KillableServer, RawHttp, claim_text
 
 # --- helpers -----------------------------------------------------------------------------
@@ -54,10 +54,6 @@ def make_keys(settings: Settings, *names: str, role: Role = Role.reader) -> dict
     finally:
         database.dispose()
     return out
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def wait_for_fresh_window(needed: float) -> None:

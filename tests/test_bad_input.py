@@ -22,19 +22,6 @@ JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
-def ledger(client, auth):
-    """Two claims (one with an attribution), two sources; returns their ids."""
-    isw = make_source(client, auth("ingester"), "Institute for the Study of War",
-                      aliases=["ISW"], kind="think_tank", country="US")
-    rochan = make_source(client, auth("ingester"), "Rochan Consulting", kind="think_tank")
-    first = make_claim(client, auth("ingester"), attributions=[
-        {"source_id": isw["id"], "stance": "asserts"}])
-    second = make_claim(client, auth("ingester"),
-                        "Russia does not currently have enough forces in Belarus to attack.")
-    return {"isw": isw, "rochan": rochan, "first": first, "second": second}
-
-
-@pytest.fixture
 def unchanged(client, auth, ledger):
     """Call it after the bad requests: the ledger must be exactly as it was before them."""
     before = ledger_state(client, auth("reader"))

@@ -10,8 +10,8 @@ import httpx
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
 WRITERS = 64
-# 64 x 5 POSTs: every POST costs the server ~25 ms of CPU (similarity, search index,
-# event snapshot), so 640 would take ~20 s on 2 cores without testing anything more.
+# 64 x 5 POSTs: every POST costs the server CPU (similarity, search index, event
+# snapshot), so more would only take longer on 2 cores without testing anything more.
 CLAIMS_PER_WRITER = 5
 # Bounds, so a deadlock fails the test instead of hanging it (generous: other test runs
 # may share the 2 cores).

@@ -3,9 +3,13 @@
 import json
 import random
 
+from fastapi.testclient import TestClient
+
+from app.main import create_app
 from tests.factories import (
     NDJSON,
     assert_problem,
+    bearer,
     get_json,
     ingest,
     ledger_counts,
@@ -305,6 +309,32 @@ def test_ingest_claims_17_mb_body_is_413(client, auth):
                            headers={**auth("ingester"), "content-type": "application/json"})
     assert_problem(response, 413)
     assert ledger_state(client, auth("reader")) == before
+
+
+def test_ingest_claims_body_past_max_ingest_body_bytes_is_413(settings, db, secrets):
+    app = create_app(settings.model_copy(update={"max_ingest_body_bytes": 4000}), database=db)
+    items = [{"text": t} for t in distinct_texts(60)]
+    raw = json.dumps(items).encode()
+    assert 4000 < len(raw) < settings.max_body_bytes
+    headers = {**bearer(secrets["ingester"]), "content-type": "application/json"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert_problem(client.post("/v1/ingest", content=raw, headers=headers), 413)
+        assert ledger_counts(client, bearer(secrets["reader"]))["claims"] == 0
+        response = client.post("/v1/ingest", content=json.dumps(items[:5]), headers=headers)
+        assert response.status_code == 200, response.text
+
+
+def test_ingest_claims_past_max_batch_items_is_422_as_the_openapi_document_says(
+        settings, db, secrets):
+    app = create_app(settings.model_copy(update={"max_batch_items": 3}), database=db)
+    items = [{"text": t} for t in distinct_texts(4)]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        body = client.get("/openapi.json").json()["paths"]["/v1/ingest"]["post"]["requestBody"]
+        assert body["content"]["application/json"]["schema"]["maxItems"] == 3
+        assert_problem(client.post("/v1/ingest", json=items, headers=bearer(secrets["ingester"])),
+                       422, contains="3")
+        response = client.post("/v1/ingest", json=items[:3], headers=bearer(secrets["ingester"]))
+        assert response.status_code == 200, response.text
 
 
 def test_ingest_claims_1_mb_body_accepted(client, auth):

@@ -12,12 +12,8 @@ from rich.console import Console
 
 from app import cli as cli_module
 from app.cli import cli
-from tests.factories import assert_problem, get_json, make_key
+from tests.factories import assert_problem, bearer, get_json, make_key
 from tests.live_server import ROOT, free_port, settings_env, stop_process
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def test_create_key_returns_secret_once(client, auth):

@@ -1,8 +1,9 @@
 """Query plans that must hold at any size: a list page walks an index in order.
 
-At 1,000,000 claims, SQLite answered `GET /v1/claims?limit=50` in 3.5 s: it used the
-duplicate_of index for `duplicate_of IS NULL` (true of nearly every claim) and sorted the
-whole table. The plan is checked here on the statements the API really sends.
+SQLite once answered `GET /v1/claims?limit=50` by the duplicate_of index for
+`duplicate_of IS NULL` (true of nearly every claim) and sorted the whole table: seconds at
+1,000,000 claims (bench/RESULTS.md, "Query plans"). The plan is checked here on the
+statements the API really sends.
 """
 
 import pytest
@@ -71,8 +72,8 @@ def test_a_page_of_one_status_needs_no_sort(sqlite_planner, db, client, auth):
 
 
 def test_a_filtered_search_starts_from_the_matches(sqlite_planner, db, client, auth):
-    # From about 8 keys on, SQLite preferred walking every claim of the status (1.2 s
-    # at 100,000 claims) to looking up the few claims the search found.
+    # From about 8 keys on, SQLite preferred walking every claim of the status to looking
+    # up the few claims the search found (bench/RESULTS.md, "Query plans").
     _claims(client, auth, 12, "Claim {} about a pontoon bridge.")
     plans = _plans(db, client, auth, "/v1/claims?q=pontoon&status=unverified&limit=50")
     ranked = [plan for plan in plans if "claim_search_doc" in plan]
@@ -86,8 +87,8 @@ def test_a_filtered_search_starts_from_the_matches(sqlite_planner, db, client, a
 
 
 def test_contested_claims_are_found_from_the_disputing_side(sqlite_planner, db, client, auth):
-    # Tested claim by claim (two EXISTS each), a contested page took 3.9 s at 1,000,000
-    # claims when few were contested.
+    # Tested claim by claim (two EXISTS each), a contested page was slow when few claims
+    # were contested (bench/RESULTS.md, "Query plans").
     _claims(client, auth, attributions=[{"source": "BelTA", "stance": "asserts"}])
     contested = _plans(db, client, auth, "/v1/claims?limit=50&contested=true")[0]
     # The claims come from the list of disputed ones, each looked up by id...
@@ -105,7 +106,7 @@ def test_uncontested_claims_are_an_anti_join_on_postgresql(db, client, auth):
     if db.is_sqlite:
         pytest.skip("PostgreSQL's plan (SQLite's is checked above)")
     # As NOT IN (list), PostgreSQL could re-read the list for every claim once it no
-    # longer fitted work_mem (50 s at 40,000 contested claims with work_mem = 1MB).
+    # longer fitted work_mem (bench/RESULTS.md, "Query plans").
     make_claim(client, auth("checker"), "Claim about troops in Belarus.",
                attributions=[{"source": "BelTA", "stance": "asserts"}])
     seen = _sent(db, client, auth, "/v1/claims?contested=false",

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from app.config import Settings
 from tests.conftest import mint_role_keys
+from tests.factories import bearer
 from tests.reliability_support import (
     FULL,
     ConnectionLost,
@@ -56,10 +57,6 @@ TAKEOVER_SLACK = 3.0
 def rel_secrets(settings: Settings) -> dict[str, str]:
     """One key per role in the test's database: role name -> secret (before any server)."""
     return mint_role_keys(settings, "rel")
-
-
-def bearer(secrets: dict[str, str], role: str = "admin") -> dict[str, str]:
-    return {"Authorization": f"Bearer {secrets[role]}"}
 
 
 @contextlib.contextmanager
@@ -295,12 +292,12 @@ def test_write_routes_saturated_lose_nothing(settings: Settings, rel_secrets, tm
           + ", then ".join(f"{c} connections for {s:.0f}s" for c, s in phases)
           + " of POST claims/sources/attributions/reviews/links/ingest and PATCH claim")
     with killable_server(settings, tmp_path) as server:
-        with httpx.Client(base_url=server.url, headers=bearer(rel_secrets),
+        with httpx.Client(base_url=server.url, headers=bearer(rel_secrets["admin"]),
                           timeout=30) as client:
             response = client.post("/v1/sources", json={"name": "Saturation wire"})
             assert response.status_code == 201, response.text
             shared = response.json()["id"]
-        saturator = Saturator(server.url, bearer(rel_secrets), shared)
+        saturator = Saturator(server.url, bearer(rel_secrets["admin"]), shared)
         elapsed = asyncio.run(saturator.run(phases))
         acks = saturator.acks
         assert server.process is not None and server.process.poll() is None, server.log_tail()
@@ -442,7 +439,7 @@ def _claims_by_tag(engine: sa.Engine, prefix: str) -> Counter:
 def test_sigkill_during_single_writes_loses_no_acknowledged_write(settings, rel_secrets,
                                                                  tmp_path):
     """SIGKILL mid-stream of POSTs; restart; intact; every ack present; retries finish it."""
-    headers = bearer(rel_secrets, "ingester")
+    headers = bearer(rel_secrets["ingester"])
     rng = random.Random()
     print(f"\ncrash in a write stream ({'full' if FULL else 'short'}, {_kind(settings)}): "
           f"{STREAM_ROUNDS} round(s) of {STREAM_WRITERS} writers POSTing claims with "
@@ -520,7 +517,7 @@ def _batch(batch: int) -> list[dict]:
 def test_sigkill_during_large_ingest_leaves_whole_batches(settings, rel_secrets, tmp_path):
     """SIGKILL mid-batch in a large ingest; restart; intact; every batch all-or-nothing;
     re-sending every batch with its Idempotency-Key completes it with no duplicate."""
-    headers = bearer(rel_secrets, "ingester")
+    headers = bearer(rel_secrets["ingester"])
     total = INGEST_BATCHES * BATCH_ITEMS
     print(f"\ncrash in a large ingest ({'full' if FULL else 'short'}, {_kind(settings)}): "
           f"{total} claims in {INGEST_BATCHES} batches of {BATCH_ITEMS} with Idempotency-Keys,"

@@ -4,67 +4,19 @@ import threading
 import time
 from datetime import date, timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 
 from app.domain import stats as stats_module
 from app.main import create_app
-from tests.factories import assert_problem, get_json, make_claim, make_source, review
-
-SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
-NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
-NOT_TARGET = "Russia does not intentionally target civilians."
-DEATHS = "At least 6,700 civilian deaths have been counted in the war."
-INFO_OP = ("Belarus is running an information operation aimed at fixing Ukrainian forces on the "
-           "border.")
-GETTING_READY = ("Belarus has been getting ready to join the conflict on Russia's side for a few "
-                 "months.")
-
-
-@pytest.fixture
-def ledger(client, auth):
-    """Six claims of the Belarus article with sources, stances and verdicts."""
-    ing = auth("ingester")
-    ukraine = make_source(client, ing, "Government of Ukraine", kind="government")
-    russia = make_source(client, ing, "Government of Russia", kind="government")
-    un = make_source(client, ing, "United Nations", kind="intergovernmental")
-    isw = make_source(client, ing, "Institute for the Study of War", kind="think_tank")
-    belta = make_source(client, ing, "BelTA", kind="news_agency")
-
-    def att(source: dict, stance: str) -> dict:
-        return {"source_id": source["id"], "stance": stance}
-
-    claims = {
-        "soldiers": make_claim(client, ing, SOLDIERS, topics=["belarus", "military"],
-                               attributions=[att(ukraine, "asserts"), att(russia, "denies")]),
-        "no_forces": make_claim(client, ing, NO_FORCES, topics=["belarus"],
-                                attributions=[att(ukraine, "asserts")]),
-        "not_target": make_claim(client, ing, NOT_TARGET, topics=["civilians"],
-                                 attributions=[att(russia, "asserts"),
-                                               att(ukraine, "disputes")]),
-        "deaths": make_claim(client, ing, DEATHS, topics=["casualties", "civilians"],
-                             attributions=[att(un, "asserts")]),
-        "info_op": make_claim(client, ing, INFO_OP,
-                              attributions=[att(isw, "asserts"), att(belta, "reports")]),
-        "ready": make_claim(client, ing, GETTING_READY),
-    }
-    check = auth("checker")
-    review(client, check, claims["soldiers"]["id"], "true")
-    review(client, check, claims["no_forces"]["id"], "in_review", rationale=None)
-    review(client, check, claims["no_forces"]["id"], "false")
-    review(client, check, claims["not_target"]["id"], "false")
-    review(client, check, claims["deaths"]["id"], "mostly_true")
-    review(client, check, claims["info_op"]["id"], "in_review", rationale=None)
-    return {"claims": claims, "ukraine": ukraine, "russia": russia, "un": un, "isw": isw,
-            "belta": belta}
+from tests.factories import assert_problem, get_json, make_claim, review
 
 
 def day_of(claim: dict) -> date:
     return date.fromisoformat(claim["created_at"][:10])
 
 
-def test_get_stats_counts_by_status_source_kind_topic(client, auth, ledger):
-    today = day_of(ledger["claims"]["soldiers"])
+def test_get_stats_counts_by_status_source_kind_topic(client, auth, reviewed_ledger):
+    today = day_of(reviewed_ledger["claims"]["soldiers"])
     stats = get_json(client, "/v1/stats", auth("reader"), since=today.isoformat(),
                      until=today.isoformat())
     assert stats["claims"] == 6
@@ -74,7 +26,7 @@ def test_get_stats_counts_by_status_source_kind_topic(client, auth, ledger):
     assert [(s["source"]["name"], s["claims"]) for s in stats["by_source"]] == [
         ("Government of Ukraine", 3), ("Government of Russia", 2), ("BelTA", 1),
         ("Institute for the Study of War", 1), ("United Nations", 1)]
-    assert stats["by_source"][0]["source"]["id"] == ledger["ukraine"]["id"]
+    assert stats["by_source"][0]["source"]["id"] == reviewed_ledger["ukraine"]["id"]
     assert stats["by_source_kind"] == {"government": 3, "intergovernmental": 1,
                                        "think_tank": 1, "news_agency": 1}
     assert [(t["key"], t["count"]) for t in stats["by_topic"]] == [
@@ -82,15 +34,15 @@ def test_get_stats_counts_by_status_source_kind_topic(client, auth, ledger):
     assert stats["per_day"] == [{"date": today.isoformat(), "claims": 6, "reviews": 6}]
 
 
-def test_get_stats_top_limits_lists(client, auth, ledger):
+def test_get_stats_top_limits_lists(client, auth, reviewed_ledger):
     stats = get_json(client, "/v1/stats", auth("reader"), top=2)
     assert [s["source"]["name"] for s in stats["by_source"]] == ["Government of Ukraine",
                                                                  "Government of Russia"]
     assert [t["key"] for t in stats["by_topic"]] == ["belarus", "civilians"]
 
 
-def test_get_stats_per_day_covers_since_to_until(client, auth, ledger):
-    today = day_of(ledger["claims"]["soldiers"])
+def test_get_stats_per_day_covers_since_to_until(client, auth, reviewed_ledger):
+    today = day_of(reviewed_ledger["claims"]["soldiers"])
     reader = auth("reader")
     before = get_json(client, "/v1/stats", reader, since=(today - timedelta(days=3)).isoformat(),
                       until=(today - timedelta(days=1)).isoformat())
@@ -125,10 +77,10 @@ def test_get_stats_empty_ledger(client, auth):
     assert len(stats["per_day"]) == 30 and all(d["claims"] == 0 for d in stats["per_day"])
 
 
-def test_get_stats_leaves_out_merged_duplicates(client, auth, ledger):
+def test_get_stats_leaves_out_merged_duplicates(client, auth, reviewed_ledger):
     dup = make_claim(client, auth("ingester"), "Thousands of Russian troops are in Belarus.")
     assert get_json(client, "/v1/stats", auth("reader"))["claims"] == 7
-    merged = client.post(f"/v1/claims/{ledger['claims']['soldiers']['id']}/merge",
+    merged = client.post(f"/v1/claims/{reviewed_ledger['claims']['soldiers']['id']}/merge",
                          json={"duplicate_id": dup["id"]}, headers=auth("checker"))
     assert merged.status_code == 200, merged.text
     stats = get_json(client, "/v1/stats", auth("reader"))
@@ -136,7 +88,7 @@ def test_get_stats_leaves_out_merged_duplicates(client, auth, ledger):
     assert sum(stats["by_status"].values()) == 6
 
 
-def test_get_stats_computed_once_while_nothing_changes(client, auth, ledger, monkeypatch):
+def test_get_stats_computed_once_while_nothing_changes(client, auth, reviewed_ledger, monkeypatch):
     runs = []
     real = stats_module.ledger_stats
     monkeypatch.setattr(stats_module, "ledger_stats",
@@ -149,17 +101,17 @@ def test_get_stats_computed_once_while_nothing_changes(client, auth, ledger, mon
     # Every kind of change is seen at once: a new claim, a verdict, a dispute.
     make_claim(client, auth("ingester"), "Minsk ordered a snap readiness check.")
     assert get_json(client, "/v1/stats", reader)["claims"] == 7
-    review(client, auth("checker"), ledger["claims"]["deaths"]["id"], "false")
+    review(client, auth("checker"), reviewed_ledger["claims"]["deaths"]["id"], "false")
     assert get_json(client, "/v1/stats", reader)["by_status"]["false"] == 3
-    response = client.post(f"/v1/claims/{ledger['claims']['deaths']['id']}/attributions",
-                           json={"source_id": ledger["russia"]["id"], "stance": "denies"},
+    response = client.post(f"/v1/claims/{reviewed_ledger['claims']['deaths']['id']}/attributions",
+                           json={"source_id": reviewed_ledger["russia"]["id"], "stance": "denies"},
                            headers=auth("ingester"))
     assert response.status_code == 201, response.text
     assert get_json(client, "/v1/stats", reader)["contested"] == 3
     assert len(runs) == 5
 
 
-def test_get_stats_sees_another_workers_change(client, auth, ledger, settings, db):
+def test_get_stats_sees_another_workers_change(client, auth, reviewed_ledger, settings, db):
     reader = auth("reader")
     before = get_json(client, "/v1/stats", reader)["claims"]
     with TestClient(create_app(settings, database=db)) as other:  # another worker
@@ -193,10 +145,10 @@ def test_stats_cache_computes_once_for_callers_asking_together(db):
     assert answers == ["answer 1"] * 4 and len(calls) == 1
 
 
-def test_get_source_record_counts_verdicts_by_stance(client, auth, ledger):
+def test_get_source_record_counts_verdicts_by_stance(client, auth, reviewed_ledger):
     reader = auth("reader")
-    ukraine = get_json(client, f"/v1/sources/{ledger['ukraine']['id']}/record", reader)
-    assert ukraine["source"]["id"] == ledger["ukraine"]["id"]
+    ukraine = get_json(client, f"/v1/sources/{reviewed_ledger['ukraine']['id']}/record", reader)
+    assert ukraine["source"]["id"] == reviewed_ledger["ukraine"]["id"]
     assert ukraine["asserted"] == {"true": 1, "false": 1}
     assert ukraine["disputed"] == {"false": 1}
     assert ukraine["reported"] == {}
@@ -205,22 +157,22 @@ def test_get_source_record_counts_verdicts_by_stance(client, auth, ledger):
     assert (ukraine["asserted_proved_true"], ukraine["asserted_proved_false"]) == (1, 1)
     # It disputed a claim that proved false: right.
     assert (ukraine["disputed_proved_true"], ukraine["disputed_proved_false"]) == (0, 1)
-    russia = get_json(client, f"/v1/sources/{ledger['russia']['id']}/record", reader)
+    russia = get_json(client, f"/v1/sources/{reviewed_ledger['russia']['id']}/record", reader)
     assert russia["asserted"] == {"false": 1} and russia["disputed"] == {"true": 1}
     assert (russia["asserted_proved_true"], russia["asserted_proved_false"]) == (0, 1)
     # It denied a claim that proved true: wrong.
     assert (russia["disputed_proved_true"], russia["disputed_proved_false"]) == (1, 0)
-    un = get_json(client, f"/v1/sources/{ledger['un']['id']}/record", reader)
+    un = get_json(client, f"/v1/sources/{reviewed_ledger['un']['id']}/record", reader)
     assert un["asserted"] == {"mostly_true": 1} and un["asserted_proved_true"] == 1
-    belta = get_json(client, f"/v1/sources/{ledger['belta']['id']}/record", reader)
+    belta = get_json(client, f"/v1/sources/{reviewed_ledger['belta']['id']}/record", reader)
     assert belta["reported"] == {"in_review": 1} and belta["reported_total"] == 1
     assert belta["asserted_total"] == belta["disputed_total"] == 0
 
 
-def test_get_source_record_follows_new_verdicts(client, auth, ledger):
-    url = f"/v1/sources/{ledger['isw']['id']}/record"
+def test_get_source_record_follows_new_verdicts(client, auth, reviewed_ledger):
+    url = f"/v1/sources/{reviewed_ledger['isw']['id']}/record"
     assert get_json(client, url, auth("reader"))["asserted"] == {"in_review": 1}
-    review(client, auth("checker"), ledger["claims"]["info_op"]["id"], "mostly_false")
+    review(client, auth("checker"), reviewed_ledger["claims"]["info_op"]["id"], "mostly_false")
     record = get_json(client, url, auth("reader"))
     assert record["asserted"] == {"mostly_false": 1}
     assert record["asserted_proved_false"] == 1 and record["asserted_proved_true"] == 0

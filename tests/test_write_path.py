@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.domain import crud, ingest
+from app.domain import ingest, listing, rendering
 from app.errors import Conflict
 from app.fastpath.bulk import pg_array
 from app.fastpath.read_cache import ClaimCache
@@ -69,6 +69,16 @@ def test_concurrent_posts_share_commits_and_each_gets_its_own_claim(settings, db
     assert set(stored) == {c["id"] for c in created}
     assert len(events) == 40 and all(e.snapshot["version"] == 1 for e in events)
     assert len(sources) == 1, "one new source name must create one source, not one per request"
+
+
+def test_write_batch_max_bounds_each_group_commit(settings, db, auth):
+    app = create_app(settings.model_copy(update={"write_batch_max": 2}), database=db)
+    bodies = [{"text": f"Convoy number {i} crossed into Belarus near Homel on day {i * 3}."}
+              for i in range(24)]
+    responses = asyncio.run(_post_all(app, bodies, auth("ingester")))
+    assert [r.status_code for r in responses] == [201] * 24, responses[0].text
+    batches, claims = _batch_sizes(app)
+    assert claims == 24 and batches >= 12, "a group commit wrote more than write_batch_max"
 
 
 def test_a_bad_request_in_a_batch_fails_alone(settings, db, auth):
@@ -197,7 +207,7 @@ def test_cached_claim_sees_changes_made_by_another_worker(settings, db, client, 
     assert fresh.json()["topics"] == ["troops"] and fresh.headers["ETag"] == '"2"'
 
 
-@pytest.mark.parametrize("size", [1, 3])
+@pytest.mark.parametrize("size", [0, 1, 3])
 def test_the_cache_is_bounded(settings, db, auth, size):
     from fastapi.testclient import TestClient
     settings = settings.model_copy(update={"claim_cache_entries": size})
@@ -294,8 +304,8 @@ def test_a_page_is_read_from_one_snapshot(client, db, auth, q):
         return cache.render(session, ids)
 
     with db.session() as session:
-        page = crud.list_claims(session, where=crud.claim_filters(status=["unverified"]),
-                                limit=10, q=q, filtered=True, render=render_after_a_review)
+        page = listing.list_claims(session, where=listing.claim_filters(status=["unverified"]),
+                                   limit=10, q=q, filtered=True, render=render_after_a_review)
     shown = [json.loads(item) for item in page.items]
     assert [(c["id"], c["status"], c["version"]) for c in shown] == [
         (claim["id"], "unverified", 1)]
@@ -308,7 +318,7 @@ def test_a_source_page_is_read_from_one_snapshot(client, db, auth, monkeypatch):
     source = make_source(client, auth("checker"), "BelTA")
     claim = make_claim(client, auth("checker"), "Belarus hosts Russian bombers.",
                        attributions=[{"source_id": source["id"], "stance": "reports"}])
-    render = crud.claims_public
+    render = rendering.claims_public
 
     def render_after_a_change(session, claims):
         with db.engine.begin() as conn:  # another writer, between finding and rendering
@@ -316,7 +326,7 @@ def test_a_source_page_is_read_from_one_snapshot(client, db, auth, monkeypatch):
                                  "version = version + 1 WHERE id = :id"), {"id": claim["id"]})
         return render(session, claims)
 
-    monkeypatch.setattr(crud, "claims_public", render_after_a_change)
+    monkeypatch.setattr(rendering, "claims_public", render_after_a_change)
     page = client.get(f"/v1/sources/{source['id']}/claims", params={"status": "unverified"},
                       headers=auth("reader"))
     monkeypatch.undo()

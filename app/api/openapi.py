@@ -1,7 +1,7 @@
 """The OpenAPI document as the server behaves: what FastAPI generates, corrected where its
 declarations cannot say it (If-Match's 412/428, cursor and key patterns, no NUL in request
-strings, 415 where a body is read, links for stateful clients), every error under
-problem+json."""
+strings, 415 where a body is read, links for stateful clients, the configured batch and
+page sizes), every error under problem+json."""
 
 from typing import Any
 
@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
-from app.deps import optional_if_match, required_if_match
+from app.deps import optional_if_match, page_size, required_if_match
 from app.errors import PROBLEM_JSON
 
 # Cursors (the `cursor` query parameter, and the feed's Last-Event-ID) are unpadded base64url,
@@ -47,6 +47,15 @@ def _if_match_routes(app: FastAPI) -> dict[tuple[str, str], bool]:
             for method in route.methods:
                 found[(context.path_format, method.lower())] = required
     return found
+
+
+def _paged_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(path, method) of each operation whose `limit` is the page size (deps.page_size)."""
+    return {(context.path_format, method.lower())
+            for context in iter_route_contexts(app.routes)
+            if isinstance(context.original_route, APIRoute)
+            and _depends_on(context.original_route.dependant, page_size)
+            for method in context.original_route.methods}
 
 
 def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +125,17 @@ def _forbid_nul(node: Any, components: dict[str, Any], seen: set[str]) -> None:
             _forbid_nul(value, components, seen)
 
 
+BATCH_PATH = "/v1/ingest"
+
+
+def _limit_batches(paths: dict[str, Any], max_items: int) -> None:
+    """A JSON batch holds at most the app's max_batch_items (a setting, so not declarable)."""
+    body = paths.get(BATCH_PATH, {}).get("post", {}).get("requestBody", {})
+    media = body.get("content", {}).get("application/json")
+    if media is not None:
+        media["schema"] = {**media["schema"], "maxItems": max_items}
+
+
 UNSUPPORTED_MEDIA_TYPE = {
     "description": "The body is not of a media type this operation reads (Accept names them)",
     "headers": {"Accept": {"description": "The media types this operation reads",
@@ -136,6 +156,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description,
                          routes=app.routes)
     if_match = _if_match_routes(app)
+    paged, settings = _paged_routes(app), app.state.settings
     for path_format, path in schema.get("paths", {}).items():
         for method, operation in path.items():
             required = if_match.get((path_format, method))
@@ -154,6 +175,9 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                     parameter["schema"].pop("anyOf", None)
                 elif parameter["in"] == "header" and parameter["name"] == "If-Match":
                     parameter["required"] = bool(required)
+                elif parameter["name"] == "limit" and (path_format, method) in paged:
+                    parameter["schema"] = {**parameter["schema"],
+                                           "maximum": settings.max_page_size}
             if "requestBody" in operation:  # http_semantics refuses other media types
                 responses["415"] = UNSUPPORTED_MEDIA_TYPE
             for status, response in responses.items():
@@ -161,6 +185,7 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                 if status[0] in "45" and "application/json" in content:
                     content[PROBLEM_JSON] = content.pop("application/json")
     _add_links(schema.get("paths", {}), if_match)
+    _limit_batches(schema.get("paths", {}), app.state.settings.max_batch_items)
     components, seen = schema.get("components", {}).get("schemas", {}), set()
     for path in schema.get("paths", {}).values():
         for operation in path.values():

@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.db import Database
 from app.domain import webhooks
-from app.domain.crud import record_event
+from app.domain.events import record_event
 from app.models import DeliveryStatus, Event, Webhook, WebhookDelivery, to_utc, utcnow
 
 log = logging.getLogger("claimledger.webhooks")

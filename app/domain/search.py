@@ -1,7 +1,7 @@
 """Full-text search over claim text, quotes and source names: SQLite FTS5 or PostgreSQL tsvector.
 
 The index (`claim_search`, created by migrations only) is refreshed by `index_claims`
-on every write path; crud.record_claim_event calls it, so no path can forget.
+on every write path; events.record_claim_event calls it, so no path can forget.
 User input never reaches the query syntax: SQLite gets quoted tokens, PostgreSQL
 `plainto_tsquery`. A search by relevance ranks a window of the newest RANK_WINDOW
 matches (`ranked_window`); `matches` (time sorts, and a filtered search over a full
@@ -103,7 +103,8 @@ _INDEX_PG = sa.text(
 
 def _index_pg(session: Session, docs: dict[str, str], gone: list[str]) -> None:
     if docs:
-        # One statement over arrays: per-row executions cost PostgreSQL ~40 us a row.
+        # One statement over arrays, not an execution a row (bench/RESULTS.md, "Search
+        # index in one statement").
         session.execute(_INDEX_PG, {"ids": pg_array(docs), "bodies": pg_array(docs.values())})
     if gone:
         session.execute(sa.text(
@@ -183,8 +184,8 @@ def _count_capped(session: Session, query: sa.Select) -> bool:
 # --- ranking a window of matches -------------------------------------------------------
 # Ranking every match of a common term costs a read of every match: FTS5's bm25() reads
 # every match of every term to weigh them (its IDF) whatever LIMIT the query has, and
-# PostgreSQL fetches each match's row to rank it (10-600 ms for a term in 1-30% of
-# 1,000,000 claims). So a search ranks a window of at most RANK_WINDOW matches: on SQLite
+# PostgreSQL fetches each match's row to rank it (bench P5; bench/RESULTS.md, "Rank
+# window"). So a search ranks a window of at most RANK_WINDOW matches: on SQLite
 # the newest (FTS5 walks rowids backwards and stops), scored with BM25 in Python from the
 # hits highlight() marks, a word's weight coming from its match count up to _DF_CAP; on
 # PostgreSQL the newest by `seq` (migration 0006), scored by ts_rank_cd.

@@ -58,7 +58,9 @@ def _token_hash(word: str) -> int:
     return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big") % _PRIME
 
 
-@lru_cache(maxsize=8192)  # ~1.5 KB each; words recur, and this was most of a claim's MinHash
+# Words recur, and this was most of a claim's MinHash (bench/RESULTS.md, "Permutation
+# cache"; its memory counts in bench P6).
+@lru_cache(maxsize=8192)
 def _permuted(word: str) -> tuple[int, ...]:
     """The word's hash under each of the BANDS * ROWS permutations."""
     h = _token_hash(word)
@@ -107,7 +109,7 @@ def delete_bands(session: Session, claim_id: str, text: str) -> None:
 
 
 # PostgreSQL: one statement over two arrays. As an executemany, each of a claim's 16 rows
-# was an execution of its own (~13 us each: a fifth of a batch's time in the database).
+# was an execution of its own (bench/RESULTS.md, "Band rows in one statement").
 _INSERT_BANDS_PG = sa.text(
     "INSERT INTO claim_band (band, claim_id) "
     "SELECT * FROM unnest(CAST(:bands AS bigint[]), CAST(:ids AS varchar[]))")
@@ -146,11 +148,11 @@ def likely_duplicates(
 # id order (an index seek that stops there, so a phrase thousands of claims share costs no
 # more than a rare one), counted per claim, the `cap` sharing the most bands (ties by id,
 # in byte order), with their texts. Two statements a batch: the holders of every distinct
-# band (a batch of 1,000 claims has ~9,000 distinct bands among its 16,000), then the texts
+# band (claims of one batch share many of their 16 bands each), then the texts
 # of the chosen candidates, each claim read once however many items it is a candidate of;
-# the counting and ranking is Python's. Ranked in SQL with a window function over every
-# (item, holder) pair, joined pair by pair to the texts, the same took 345 against 68 ms
-# of SQLite for 1,000 claims at 10,000 stored. Merged claims are dropped after the cut: a
+# the counting and ranking is Python's: ranked in SQL with a window function over every
+# (item, holder) pair, joined pair by pair to the texts, the same took several times longer
+# (bench/RESULTS.md, "Candidates ranked in Python"). Merged claims are dropped after the cut: a
 # `duplicate_of IS NULL` condition led PostgreSQL to scan that column's index instead of
 # looking ids up. (PostgreSQL's first `per_band` are in id order too: without ORDER BY, a
 # small table's were any. That order is the database's collation, byte order only for ids
@@ -170,7 +172,8 @@ _CANDIDATES = {
                       "WHERE id IN (SELECT value FROM json_each(:ids))"),
     # One lookup by id each, in a lateral subquery whose LIMIT keeps the planner from
     # flattening it: as `id = ANY(:ids)` on a table not analyzed yet, PostgreSQL scanned
-    # every claim comparing each with every id (1.45 s for 700 ids among 6,000 claims).
+    # every claim comparing each with every id (bench/RESULTS.md, "Candidates by lateral
+    # lookup").
     "postgresql": sa.text(
         "SELECT c.id, c.text, c.status, c.fingerprint, c.duplicate_of "
         "FROM unnest(CAST(:ids AS varchar[])) AS k(id) CROSS JOIN LATERAL (SELECT id, text, "
@@ -238,7 +241,7 @@ def similar_batch(
     (it is being created with them); `exclude`d ids never are. On this write path each
     band bucket is read up to 8 holders and only the 20 stored candidates sharing the
     most bands (ties by id) are scored, with up to 20 of the batch's own (fetching each
-    one's text is a random read: 22% of a mixed load's time at 1,000,000 claims with 50);
+    one's text is a random read: bench P6; bench/RESULTS.md, "Candidates scored");
     `/similar` looks further. A crowded bucket is a common phrase, whose first holders are
     no likelier near duplicates than others.
     """

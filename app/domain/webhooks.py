@@ -19,9 +19,9 @@ from urllib.parse import SplitResult, urlsplit
 from sqlmodel import Session, col, delete, select
 from standardwebhooks import Webhook as Signer
 
-from app.domain.crud import check_version, record_event
+from app.domain.events import record_event
 from app.domain.pagination import decode_cursor, encode_cursor
-from app.domain.preconditions import IfMatch
+from app.domain.preconditions import IfMatch, check_version
 from app.errors import BadRequest, Conflict, NotFound, Unprocessable
 from app.models import (
     EVENT_TYPES,

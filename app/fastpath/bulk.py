@@ -1,11 +1,11 @@
 """Bulk inserts: on PostgreSQL, one statement over arrays instead of an executemany.
 
-An executemany of a batch's rows is one execution per row on PostgreSQL (~13-40 us each
-there) and psycopg dumps every parameter in Python. `INSERT ... SELECT FROM unnest(...)`
-with one array literal per column, built here in C-speed joins, is one execution: the
-PostgreSQL writer's CPU, batches of 48 in-process, 297-336 -> 246-302 us a claim
-(PostgreSQL's own time per row moved less). SQLite keeps the driver's executemany,
-which is already a loop in C, fed tuples converted a column at a time.
+An executemany of a batch's rows is one execution per row on PostgreSQL and psycopg
+dumps every parameter in Python. `INSERT ... SELECT FROM unnest(...)` with one array
+literal per column, built here in C-speed joins, is one execution, and takes less of the
+PostgreSQL writer's CPU (bench P2; bench/RESULTS.md, "Array inserts"). SQLite keeps the
+driver's executemany, which is already a loop in C, fed tuples converted a column at a
+time.
 """
 
 import json
@@ -23,7 +23,7 @@ def pg_array(values: Iterable[int] | Iterable[str]) -> str:
     """A PostgreSQL array literal of these ints or strings, for a `CAST(:p AS type[])`.
 
     psycopg dumps a list element by element in Python, with a regular-expression search on
-    each to decide its quoting: 7% of the PostgreSQL writer's time, band keys and claim ids
+    each to decide its quoting (bench/RESULTS.md, "Array literals"), band keys and claim ids
     being 33 elements per new claim. This is the same literal, joined in C. Strings are
     always quoted (backslash and double quote escaped), so any text is safe.
     """

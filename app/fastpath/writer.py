@@ -38,14 +38,13 @@ from starlette.concurrency import run_in_threadpool
 from app import errors
 from app.config import Settings
 from app.db import Database
-from app.domain import crud, ingest, similarity
+from app.domain import ingest, locks, similarity
 from app.domain.idempotency import Idempotency
 from app.domain.text import fingerprint
 from app.errors import AppError, Conflict, Unavailable
 from app.models import ClaimCreate, ClaimCreated, SimilarClaim
 from app.server.heap import settle_heap
 
-MAX_BATCH = 64
 MERGED_MAX = 256  # the most claims a writer process writes in one transaction
 STARTUP_SECONDS = 60.0
 # The writer process's name in ps and top (Linux: /proc/PID/comm, at most 15 characters).
@@ -80,7 +79,7 @@ class ClaimWriter:
 
     PIPELINE = 4
 
-    def __init__(self, db: Database, *, threshold: float, max_batch: int = MAX_BATCH,
+    def __init__(self, db: Database, *, threshold: float, max_batch: int,
                  linger: float = 0.002, on_batch: Any = None,
                  process: "WriterProcess | None" = None):
         self.db, self.threshold, self.max_batch, self.linger = db, threshold, max_batch, linger
@@ -390,7 +389,8 @@ def _serve(settings: Settings, conn: Connection) -> None:
     from app.middleware.observability import configure_logging
     configure_logging(settings.log_level)
     db = Database(settings, writer_process=True)
-    settle_heap()  # as the worker does (app/main.py)
+    if settings.heap_settling:
+        settle_heap()  # as the worker does (app/main.py)
     conn.send("ready")
     stopping = False
     try:
@@ -455,14 +455,14 @@ def _rebuilt(outcome: Any) -> Written | AppError:
 def create_claims(
     session: Session, items: list[tuple[ClaimCreate, str]], *, threshold: float,
 ) -> list[ClaimCreated | AppError]:
-    """Create each claim as `crud.create_claim` would, in bulk; a failing item fails alone.
+    """Create each claim as `claims.create_claim` would, in bulk; a failing item fails alone.
 
     Items are taken in order: an item sees the claims of the items before it (as likely
     duplicates, and for origin + external_id conflicts), as if they had committed first.
     """
     outcomes: list[ClaimCreated | AppError | None] = [None] * len(items)
     claims = dict(enumerate(claim_in for claim_in, _ in items))
-    crud.lock_claims(session, claims.values())
+    locks.lock_claims(session, claims.values())
     sources, failed = ingest.check_source_ids(session, claims)
     for i, error in failed.items():
         outcomes[i] = error

@@ -25,9 +25,9 @@ class RateLimiter:
                  sync_hits: int | None = None):
         self.limit = limit_per_minute
         self.shared = shared
-        # By default 1% of the limit, at least 20 hits (it was 20 whatever the limit: at
-        # the default 6,000 a minute a busy worker wrote, and committed, its count 45 times
-        # a second at 900 req/s; the overshoot across workers is now up to 60 per worker).
+        # By default 1% of the limit, at least 20 hits: a fixed 20 made a busy worker write
+        # and commit its count many times a second (bench/RESULTS.md, "Rate-limit sync").
+        # The overshoot across workers is up to that many hits per worker.
         self.sync_seconds = sync_seconds
         self.sync_hits = max(20, limit_per_minute // 100) if sync_hits is None else sync_hits
         self._lock = threading.Lock()

@@ -5,16 +5,19 @@ uvicorn times out idle keep-alive connections and the app cuts off slow bodies
 request line and headers: the app only sees a request once they are complete. A client dribbling a
 header line every few seconds held its connection forever. Here each request (and a new
 connection before its first byte) must finish its headers within
-`CLAIMLEDGER_HEADER_TIMEOUT_SECONDS`, or gets a 408 and the connection is closed.
+`Settings.header_timeout_seconds` (`CLAIMLEDGER_HEADER_TIMEOUT_SECONDS`), or gets a 408 and
+the connection is closed.
 
 Used by `claimledger serve` (`http=` of uvicorn) and the live-server tests
 (`--http app.server.header_deadline:HeaderTimeoutProtocol`).
 """
 
 import asyncio
-import os
+from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from app.config import get_settings
 
 _BODY = b"the request headers did not arrive in time"
 _RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\n"
@@ -22,13 +25,14 @@ _RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset
              + _BODY)
 
 
-def header_timeout() -> float:
-    return float(os.environ.get("CLAIMLEDGER_HEADER_TIMEOUT_SECONDS", "10"))
-
-
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    timeout = header_timeout()
     _header_timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # uvicorn builds the protocol from its import path (so that it reaches every worker):
+        # the deadline comes from the process's settings, as the app's own do; 0 turns it off.
+        self.timeout = get_settings().header_timeout_seconds
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

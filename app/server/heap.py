@@ -5,8 +5,8 @@ import gc
 # The youngest generation is collected every this many net allocations of objects that
 # can form cycles (Python's default: 700). A busy worker has thousands of such objects in
 # flight (64 requests' coroutines, frames, dicts, futures), and each collection walked
-# them all: ~11% of a worker's CPU under POST /v1/claims (perf, cpu-clock samples), ~0.04%
-# at 10,000. Older generations keep their default ratios (10, 10).
+# them all (bench/RESULTS.md, "Heap settling"). Older generations keep their default
+# ratios (10, 10).
 YOUNG_THRESHOLD = 10_000
 
 
@@ -15,8 +15,8 @@ def settle_heap() -> None:
     objects are collected less often.
 
     Frozen (gc.freeze), the modules, schemas and compiled statements of startup are never
-    walked again: each full collection walked all of it, an event-loop stall of tens of
-    ms every few seconds under load (bench P2, 8 s runs: p99 187-193 -> 122-136 ms).
+    walked again: each full collection walked all of it, an event-loop stall every few
+    seconds under load (bench P2's p99; bench/RESULTS.md, "Heap settling").
     """
     gc.collect()
     gc.freeze()
