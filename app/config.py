@@ -1,8 +1,9 @@
 """Settings, read once from CLAIMLEDGER_* environment variables."""
 
+import re
 from functools import lru_cache
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -76,6 +77,41 @@ class Settings(BaseSettings):
     # for this long before the request's teardown goes on (app/db.py: run_writing).
     cancel_grace_seconds: float = Field(default=5.0, gt=0)
 
+    # Webhooks (app/domain/webhooks.py, app/domain/deliveries.py). Each worker process runs
+    # a delivery loop; subscriptions are leased, so each message is sent by one of them.
+    webhook_worker: bool = True
+    # Plain http and loopback or private targets, for local development and tests
+    # (link-local and cloud metadata addresses are refused even then).
+    webhook_allow_local: bool = False
+    # One delivery (DNS, connect, send, answer) must be done within this.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Deliveries in flight at once per worker process.
+    webhook_max_in_flight: int = Field(default=16, ge=1, le=1000)
+    # Delay before each attempt at one message (s, m or h); a subscription that fails the
+    # last is disabled. Each delay gets +-10% jitter.
+    webhook_retry_schedule: str = "0 5s 5m 30m 2h 5h 10h 10h"
+    # How often each worker looks for new events to deliver.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    # After a secret rotation, the old secret signs too for this long.
+    webhook_secret_grace_hours: float = Field(default=24.0, ge=0)
+    # Origins allowed to call the API from a browser, comma-separated ("*": any origin,
+    # then without credentials). Empty: no CORS headers at all.
+    cors_origins: str = ""
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        parse_delays(value)
+        return value
+
+    @property
+    def webhook_retry_delays(self) -> list[float]:
+        return parse_delays(self.webhook_retry_schedule)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
+
     @model_validator(mode="after")
     def _timeout_spans_heartbeats(self) -> "Settings":
         # A live instance whose beat is a little late must not be taken for dead.
@@ -87,6 +123,23 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+_DELAY = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_delays(text: str) -> list[float]:
+    """`0 5s 5m 2h` -> seconds; a bare number is seconds."""
+    delays = []
+    for word in text.replace(",", " ").split():
+        match = _DELAY.match(word)
+        if match is None:
+            raise ValueError(f"{word!r} is not a delay such as 0, 5s, 5m or 2h")
+        delays.append(float(match.group(1)) * _UNIT[match.group(2)])
+    if not delays:
+        raise ValueError("the retry schedule needs at least one attempt")
+    return delays
 
 
 @lru_cache

@@ -12,13 +12,15 @@ import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
-from app.api import claims, events, health, ingest, keys, sources, stats
+from app.api import claims, events, health, ingest, keys, sources, stats, webhooks
 from app.api.openapi import openapi_schema
 from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache
+from app.domain.deliveries import Dispatcher
 from app.domain.idempotency import Heartbeat, Replay
 from app.domain.stats import StatsCache
 from app.fastpath.writer import WriterProcess
@@ -62,9 +64,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         beating = asyncio.create_task(heartbeat.run())
         if database is None and settings.writer_process:
             app.state.writer_process = await anyio.to_thread.run_sync(_start_writer, settings)
+        delivering = asyncio.create_task(Dispatcher(app.state.db, settings).run()) \
+            if settings.webhook_worker else None
         if database is None and settings.heap_settling:  # a server, not an app in a test
             settle_heap()
         yield
+        if delivering is not None:  # sends under way give their leases back
+            delivering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(delivering, timeout=settings.shutdown_timeout_seconds)
         limit = settings.shutdown_timeout_seconds
         if served:  # each step below is bounded; threads stuck elsewhere are not
             _exit_if_still_running(after=4 * limit)
@@ -106,12 +114,31 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
-    for module in (health, claims, sources, ingest, events, stats, keys):
+    for module in (health, claims, sources, ingest, events, stats, keys, webhooks):
         # A batch's body may be larger than any other request's.
         limit = settings.max_ingest_body_bytes if module is ingest else None
         app.include_router(module.router, max_body_size=limit)
+    install_cors(app, settings)  # outermost: preflights and every error answer carry it
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
+
+
+# What browsers may send and read: the API's methods and request headers, and the response
+# headers clients act on.
+CORS_METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "Last-Event-ID",
+                "X-Request-ID"]
+CORS_EXPOSED = ["ETag", "Location", "Retry-After", "X-Request-ID", "Idempotent-Replayed"]
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """CORS for CLAIMLEDGER_CORS_ORIGINS; none configured, none answered."""
+    origins = settings.cors_origin_list
+    if not origins:
+        return
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=CORS_METHODS,
+                       allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED,
+                       allow_credentials="*" not in origins, max_age=600)
 
 
 def _exit_if_still_running(*, after: float) -> None:

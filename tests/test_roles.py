@@ -38,6 +38,15 @@ MINIMAL_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/keys"): "admin",
     ("GET", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("POST", "/v1/webhooks"): "admin",
+    ("GET", "/v1/webhooks"): "admin",
+    ("GET", "/v1/webhooks/{webhook_id}"): "admin",
+    ("PATCH", "/v1/webhooks/{webhook_id}"): "admin",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "admin",
+    ("POST", "/v1/webhooks/{webhook_id}/rotate-secret"): "admin",
+    ("POST", "/v1/webhooks/{webhook_id}/test"): "admin",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "admin",
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): "admin",
 }
 
 PUBLIC = [("GET", "/healthz"), ("GET", "/readyz")]
@@ -49,6 +58,8 @@ PATH_VALUES = {
     "source_id": "src_00000000000000000000",
     "attribution_id": "att_00000000000000000000",
     "key_id": "key_00000000000000000000",
+    "webhook_id": "whk_00000000000000000000",
+    "delivery_id": "dlv_00000000000000000000",
 }
 
 
