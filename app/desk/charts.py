@@ -13,7 +13,7 @@ COLOURS = ("#1f5fa8", "#a33b20", "#2f6b2f", "#6a3d9a", "#8a5a00", "#444444")
 def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, int]],
               description: str = "") -> Markup:
     """Horizontal bars, one per (label, value), labelled with both."""
-    width, bar, gap, label_w = 600, 22, 8, 200
+    width, bar, gap, label_w = 420, 24, 8, 140
     height = max(1, len(rows)) * (bar + gap) + gap
     top = max((value for _, value in rows), default=0) or 1
     parts = [f'<svg class="chart" id="{chart_id}" viewBox="0 0 {width} {height}" role="img" '
@@ -23,13 +23,13 @@ def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, int]],
              f'<desc id="{chart_id}-desc">{escape(description or _describe(rows))}</desc>']
     for i, (label, value) in enumerate(rows):
         y = gap + i * (bar + gap)
-        length = round((width - label_w - 60) * value / top)
+        length = round((width - label_w - 50) * value / top)
         parts.append(f'<text x="{label_w - 8}" y="{y + bar * 0.7:.1f}" text-anchor="end" '
-                     f'font-size="14" fill="#1a1a1a">{escape(label)}</text>')
+                     f'font-size="15" fill="#1a1a1a">{escape(label)}</text>')
         parts.append(f'<rect x="{label_w}" y="{y}" width="{max(length, 1)}" height="{bar}" '
-                     f'fill="{COLOURS[i % len(COLOURS)]}"/>')
+                     f'fill="{COLOURS[0]}"/>')
         parts.append(f'<text x="{label_w + max(length, 1) + 6}" y="{y + bar * 0.7:.1f}" '
-                     f'font-size="14" fill="#1a1a1a">{value}</text>')
+                     f'font-size="15" fill="#1a1a1a">{value}</text>')
     if not rows:
         parts.append(f'<text x="8" y="{gap + bar * 0.7}" font-size="14" fill="#1a1a1a">'
                      'Nothing to show yet</text>')
@@ -39,7 +39,7 @@ def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, int]],
 
 def day_chart(chart_id: str, title: str, days: Sequence[tuple[str, int, int]]) -> Markup:
     """Claims (dark) and reviews (light) per day, as paired columns."""
-    width, height, base, left = 600, 220, 190, 30
+    width, height, base, left = 600, 180, 150, 30
     top = max((max(c, r) for _, c, r in days), default=0) or 1
     step = (width - left - 10) / max(1, len(days))
     total_c = sum(c for _, c, _ in days)

@@ -132,8 +132,7 @@ class DeskRoute(APIRoute):
             try:
                 response = await handler(request)
             except SignedOut as out:
-                response = _sign_in_page(request, message=out.message, status=303
-                                         if not out.message else 401)
+                response = _redirect("/sign-in?expired=1" if out.message else "/sign-in")
                 security.clear_key_cookie(response)
             except Refused:
                 response = _error_page(request, 403, "Refused", "This form did not come from "
@@ -172,12 +171,12 @@ def _error_page(request: Request, status: int, title: str, detail: str) -> HTMLR
     return _render(request, "error.html", status=status, title=title, detail=detail, desk=None)
 
 
-def _sign_in_page(request: Request, *, message: str = "", status: int = 200,
-                  errors: dict[str, str] | None = None) -> Response:
-    if status == 303:
-        return RedirectResponse("/sign-in", status_code=303)
-    return _render(request, "sign_in.html", status=status, message=message,
-                   errors=errors or {}, desk=None)
+EXPIRED = "Your key is no longer valid (revoked or unknown); sign in again."
+
+
+def _sign_in_page(request: Request, *, errors: dict[str, str] | None = None) -> Response:
+    message = EXPIRED if request.query_params.get("expired") else ""
+    return _render(request, "sign_in.html", message=message, errors=errors or {}, desk=None)
 
 
 def _key_of(request: Request, secret: str) -> ApiKey | None:
@@ -192,7 +191,7 @@ async def signed_in(request: Request, role: str = "reader") -> Desk:
         raise SignedOut()
     key = await run_in_threadpool(_key_of, request, secret)
     if key is None:
-        raise SignedOut("Your key is no longer valid (revoked or unknown); sign in again.")
+        raise SignedOut(EXPIRED)
     desk = Desk(request, key, secret)
     if not desk.can(role):
         raise Forbidden(f"this needs the {role} role; your key has {key.role}")
@@ -256,10 +255,10 @@ async def sign_in(request: Request) -> Response:
     form = await request.form()
     secret = _text(form, "api_key")
     if not secret:
-        return _sign_in_page(request, status=422, errors={"api_key": "Enter your API key."})
+        return _sign_in_page(request, errors={"api_key": "Enter your API key."})
     key = await run_in_threadpool(_key_of, request, secret)
     if key is None:
-        return _sign_in_page(request, status=401, errors={
+        return _sign_in_page(request, errors={
             "api_key": "That key is unknown or revoked. Check it and try again."})
     response = _redirect("/")
     security.set_key_cookie(request, response, secret)
@@ -386,7 +385,7 @@ async def create_claim(request: Request) -> Response:
     try:
         claim_in = ClaimCreate.model_validate(body)
     except ValidationError as exc:
-        return _render(request, "new_claim.html", status=422, desk=desk, values=values,
+        return _render(request, "new_claim.html", desk=desk, values=values,
                        errors=_field_errors(exc, fields), stances=list(Stance))
 
     def write() -> str:
@@ -398,7 +397,7 @@ async def create_claim(request: Request) -> Response:
     try:
         claim_id = await run_in_threadpool(write)
     except AppError as exc:
-        return _render(request, "new_claim.html", status=exc.status, desk=desk, values=values,
+        return _render(request, "new_claim.html", desk=desk, values=values,
                        errors={"_form": exc.detail}, stances=list(Stance))
     return _redirect(f"/claims/{claim_id}?saved=created")
 
@@ -448,9 +447,11 @@ async def _claim_form(request: Request, claim_id: str, *, role: str, form_name: 
     version = parse_if_match(f'"{values["version"]}"') if values["version"].isdigit() \
         else None
 
-    def again(status: int, errors: dict[str, str], conflict: dict | None = None) -> Response:
+    def again(_status: int, errors: dict[str, str], conflict: dict | None = None) -> Response:
+        # A form's problem is shown on a page like any other (200): the page is what the
+        # person needs, and browsers log every 4xx document as a console error.
         forms = {form_name: {"values": values, "errors": errors}}
-        return _claim_page(desk, claim_id, status=status, forms=forms, conflict=conflict)
+        return _claim_page(desk, claim_id, forms=forms, conflict=conflict)
 
     try:
         model = build(form)
