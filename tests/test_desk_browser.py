@@ -8,6 +8,7 @@ or an uncaught page error, unless it says why one is expected.
 Set CLAIMLEDGER_DESK_SCREENSHOTS=docs/screenshots to refresh the README's screenshots.
 """
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ import pytest
 from app.config import Settings
 from app.db import Database
 from app.demo import load_demo
+from app.desk import security
+from app.domain.pagination import encode_cursor
 from tests.conftest import mint_role_keys
 from tests.live_server import ROOT, run_live_server
 
@@ -208,6 +211,31 @@ def test_desk_second_browser_change_arrives_live(pages, desk):
     expect(watcher.get_by_role("status").filter(has_text="review.created")).to_be_visible()
     assert watcher.evaluate("window.stillTheSamePage") is True  # no reload
 
+    watcher.goto("/")
+    watcher.evaluate("window.stillTheSamePage = true")
+    worker.get_by_role("link", name="New claim").click()
+    worker.get_by_label("Claim text").fill("Belarus has reopened its airspace to Russian drones.")
+    worker.get_by_role("button", name="Register claim").click()
+    expect(worker.get_by_text("The claim is registered.")).to_be_visible()
+    results = watcher.get_by_role("region", name="Results")
+    expect(results.get_by_role("link", name=re.compile("reopened its airspace"))).to_be_visible(
+        timeout=8_000)
+    assert watcher.evaluate("window.stillTheSamePage") is True
+
+
+def test_desk_events_resume_from_last_event_id(desk):
+    first = desk.claim("Minsk has announced snap exercises near Brest.")
+    second = desk.claim("Minsk has extended the snap exercises near Brest by a week.")
+    history = desk.api.get(f"/v1/claims/{first['id']}/history", headers=desk.headers()).json()
+    after_first = encode_cursor(history["items"][-1]["id"])
+    with desk.api.stream("GET", "/desk/events", headers={"Last-Event-ID": after_first},
+                         cookies={security.COOKIE: desk.secrets["reader"]}) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        data = next(line for line in response.iter_lines() if line.startswith("data:"))
+    event = json.loads(data.removeprefix("data:"))
+    assert (event["action"], event["claim_id"]) == ("claim.created", second["id"])
+
 
 def test_desk_etag_conflict_keeps_both_versions(pages, desk):
     claim = desk.claim("Belarus has mobilised 100,000 reservists.")
@@ -250,9 +278,10 @@ def test_desk_fits_a_phone_without_horizontal_scrolling(pages, desk):
         assert widths[0] <= widths[1], f"{url} scrolls sideways on a phone: {widths}"
     page.goto(claim_url)
     shot(page, desk, "phone-claim")
-    page.get_by_role("button", name="Sign out").focus()
-    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
-    assert outline == "solid"  # focus is visible
+    page.keyboard.press("Tab")  # the keyboard reaches the skip link first, and shows focus
+    focused = page.evaluate("[document.activeElement.textContent, "
+                            "getComputedStyle(document.activeElement).outlineStyle]")
+    assert focused == ["Skip to content", "solid"]
 
 
 def test_desk_shows_markup_as_text(pages, desk):
