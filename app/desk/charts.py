@@ -13,11 +13,14 @@ COLOURS = ("#1f5fa8", "#a33b20", "#2f6b2f", "#6a3d9a", "#8a5a00", "#444444")
 def bar_chart(chart_id: str, title: str, rows: Sequence[tuple[str, int]],
               description: str = "") -> Markup:
     """Horizontal bars, one per (label, value), labelled with both."""
-    width, bar, gap, label_w = 420, 24, 8, 140
+    # Room for the longest label (about 8.5 units a character at this font size).
+    label_w = min(300, max(80, round(8.5 * max((len(label) for label, _ in rows), default=0))
+                           + 12))
+    width, bar, gap = label_w + 280, 24, 8
     height = max(1, len(rows)) * (bar + gap) + gap
     top = max((value for _, value in rows), default=0) or 1
-    parts = [f'<svg class="chart" id="{chart_id}" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-labelledby="{chart_id}-title {chart_id}-desc" '
+    parts = [f'<svg class="chart bars" id="{chart_id}" viewBox="0 0 {width} {height}" '
+             f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" '
              f'preserveAspectRatio="xMinYMin meet" xmlns="http://www.w3.org/2000/svg">',
              f'<title id="{chart_id}-title">{escape(title)}</title>',
              f'<desc id="{chart_id}-desc">{escape(description or _describe(rows))}</desc>']
