@@ -204,6 +204,10 @@ def test_desk_list_bad_filters_shown(client, signed_in):
     assert response.status_code == 200
     assert "cursor" in response.text and 'role="alert"' in response.text
     assert "Choose a kind" in client.get("/sources", params={"kind": "aliens"}).text
+    for params in ({"topic": "a\x00b"}, {"q": "a\x00b"}, {"source": "\x00"}):
+        response = client.get("/", params=params)
+        assert response.status_code < 500, response.text
+        assert response.headers["content-type"].startswith("text/html")
 
 
 def test_desk_import_batch_checks_token_and_reports_items(client, signed_in, auth):

@@ -51,7 +51,8 @@ _IF_MATCH_OPERATIONS = ("PATCH /v1/claims/{claim_id}", "DELETE /v1/claims/{claim
                         "POST /v1/claims/{claim_id}/attributions",
                         "DELETE /v1/claims/{claim_id}/attributions/{attribution_id}",
                         "POST /v1/claims/{claim_id}/reviews", "POST /v1/claims/{claim_id}/links",
-                        "POST /v1/claims/{claim_id}/merge", "PATCH /v1/sources/{source_id}")
+                        "POST /v1/claims/{claim_id}/merge", "PATCH /v1/sources/{source_id}",
+                        "PUT /v1/claims/{claim_id}/assignee")
 _CURSOR_OPERATIONS = ("GET /v1/claims", "GET /v1/claims/{claim_id}/history", "GET /v1/sources",
                       "GET /v1/sources/{source_id}/claims", "GET /v1/events",
                       "GET /v1/events/stream")
@@ -78,10 +79,12 @@ UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     # A letter or digit in claim texts and names (app.domain.text.has_word): no pattern means
     # "letter" alike in ECMA 262 and Python. The detail starts with the field's location.
     (("POST /v1/claims", "PATCH /v1/claims/{claim_id}", "POST /v1/claims/{claim_id}/attributions",
-      "POST /v1/sources", "PATCH /v1/sources/{source_id}", "POST /v1/keys", "POST /v1/ingest"),
+      "POST /v1/sources", "PATCH /v1/sources/{source_id}", "POST /v1/keys", "POST /v1/ingest",
+      "PUT /v1/claims/{claim_id}/assignee"),
      422, tuple(f"{prefix}{field}: must contain at least one letter or digit"
                 for prefix in ("invalid request: body.", "")  # ingest items: no prefix
-                for field in ("text", "name", "source", *(f"aliases.{i}" for i in range(50)),
+                for field in ("text", "name", "source", "assignee",
+                              *(f"aliases.{i}" for i in range(50)),
                               *(f"attributions.{i}.source" for i in range(100))))),
     # An Idempotency-Key that an earlier case used with another body (keys repeat across cases).
     (("*",), 422, ("this Idempotency-Key was used with a different request",)),

@@ -34,7 +34,7 @@ from app.domain import reviews as verification
 from app.domain.auth import hash_secret, role_allows
 from app.domain.pagination import encode_cursor
 from app.domain.preconditions import parse_if_match
-from app.errors import AppError, Forbidden, PreconditionFailed
+from app.errors import AppError, Forbidden, PreconditionFailed, database_problem
 from app.models import (
     ApiKey,
     AssigneeUpdate,
@@ -143,6 +143,13 @@ class DeskRoute(APIRoute):
                                        "Part of this address is not valid.")
             except AppError as exc:
                 response = _error_page(request, exc.status, exc.title, exc.detail)
+            except Exception as exc:
+                # What the database refuses (a NUL in a filter on PostgreSQL) or a busy
+                # database: told as the API tells it, on a page.
+                problem = database_problem(exc)
+                if problem is None:
+                    raise
+                response = _error_page(request, problem.status, problem.title, problem.detail)
             response.headers.update(security.HEADERS)
             return response
 
