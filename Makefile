@@ -24,6 +24,7 @@ run: $(STAMP)
 	@key=$$($(BIN)/claimledger keys create --name local-admin --role admin --replace --quiet); \
 	echo ""; \
 	echo "Claimledger is starting on http://$(HOST):$(PORT) (docs: http://$(HOST):$(PORT)/docs)"; \
+	echo "The desk: open http://$(HOST):$(PORT)/ and sign in with this key."; \
 	echo "Your admin API key (new each run; the previous local-admin key is revoked):"; \
 	echo "  export CLAIMLEDGER_KEY=$$key"; \
 	echo "Try:"; \

@@ -20,6 +20,7 @@ from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
 from app.db import Database
 from app.deps import KeyCache
+from app.desk import routes as desk
 from app.domain.deliveries import Dispatcher
 from app.domain.idempotency import Heartbeat, Replay
 from app.domain.stats import StatsCache
@@ -106,9 +107,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.state.metrics = Metrics()
     app.add_middleware(HttpSemanticsMiddleware)
     app.router.redirect_slashes = False  # never to a client-supplied Host; 404 says the way
-    app.add_middleware(AdmissionMiddleware, limit=settings.threads)
+    # The live feeds (the API's and the desk's) are long-lived: no turn, no time limit.
+    streams = ("/v1/events/stream", desk.STREAM_PATH)
+    app.add_middleware(AdmissionMiddleware, limit=settings.threads,
+                       exempt=("/healthz", *streams))
     app.add_middleware(TimeLimitMiddleware, body_seconds=settings.body_read_timeout_seconds,
-                       request_seconds=settings.request_timeout_seconds)
+                       request_seconds=settings.request_timeout_seconds, exempt=streams)
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         limit = settings.max_ingest_body_bytes if module is ingest else None
         app.include_router(module.router, max_body_size=limit)
     install_cors(app, settings)  # outermost: preflights and every error answer carry it
+    desk.install(app)  # the dashboard at /, after the API's routes
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
 

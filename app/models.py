@@ -346,6 +346,8 @@ class Claim(ClaimBase, table=True):
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # The checker (a key's name) the claim is handed to, if any: PUT /v1/claims/{id}/assignee.
+    assignee: str | None = Field(default=None, max_length=200, index=True)
 
 
 class ClaimTopic(SQLModel, table=True):
@@ -552,6 +554,12 @@ class MergeRequest(Input):
     note: LongText | None = None
 
 
+class AssigneeUpdate(Input):
+    """Hand the claim to a checker (a key's name), or to nobody with null."""
+
+    assignee: Label | None
+
+
 class ClaimPublic(ClaimBase):
     id: str
     topics: list[str]
@@ -562,6 +570,7 @@ class ClaimPublic(ClaimBase):
     version: int
     status: Status
     duplicate_of: str | None
+    assignee: str | None = None
     contested: bool
     created_by: str
     created_at: OutputTime

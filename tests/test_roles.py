@@ -24,6 +24,7 @@ MINIMAL_ROLE: dict[tuple[str, str], str] = {
     ("GET", "/v1/claims/{claim_id}/history"): "reader",
     ("POST", "/v1/claims/{claim_id}/links"): "checker",
     ("POST", "/v1/claims/{claim_id}/merge"): "checker",
+    ("PUT", "/v1/claims/{claim_id}/assignee"): "checker",
     ("GET", "/v1/claims/{claim_id}/similar"): "reader",
     ("POST", "/v1/sources"): "ingester",
     ("GET", "/v1/sources"): "reader",

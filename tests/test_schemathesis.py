@@ -52,7 +52,8 @@ _IF_MATCH_OPERATIONS = ("PATCH /v1/claims/{claim_id}", "DELETE /v1/claims/{claim
                         "DELETE /v1/claims/{claim_id}/attributions/{attribution_id}",
                         "POST /v1/claims/{claim_id}/reviews", "POST /v1/claims/{claim_id}/links",
                         "POST /v1/claims/{claim_id}/merge", "PATCH /v1/sources/{source_id}",
-                        "PATCH /v1/webhooks/{webhook_id}", "DELETE /v1/webhooks/{webhook_id}")
+                        "PATCH /v1/webhooks/{webhook_id}", "DELETE /v1/webhooks/{webhook_id}",
+                        "PUT /v1/claims/{claim_id}/assignee")
 _CURSOR_OPERATIONS = ("GET /v1/claims", "GET /v1/claims/{claim_id}/history", "GET /v1/sources",
                       "GET /v1/sources/{source_id}/claims", "GET /v1/events",
                       "GET /v1/events/stream", "GET /v1/webhooks",
@@ -80,10 +81,12 @@ UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     # A letter or digit in claim texts and names (app.domain.text.has_word): no pattern means
     # "letter" alike in ECMA 262 and Python. The detail starts with the field's location.
     (("POST /v1/claims", "PATCH /v1/claims/{claim_id}", "POST /v1/claims/{claim_id}/attributions",
-      "POST /v1/sources", "PATCH /v1/sources/{source_id}", "POST /v1/keys", "POST /v1/ingest"),
+      "POST /v1/sources", "PATCH /v1/sources/{source_id}", "POST /v1/keys", "POST /v1/ingest",
+      "PUT /v1/claims/{claim_id}/assignee"),
      422, tuple(f"{prefix}{field}: must contain at least one letter or digit"
                 for prefix in ("invalid request: body.", "")  # ingest items: no prefix
-                for field in ("text", "name", "source", *(f"aliases.{i}" for i in range(50)),
+                for field in ("text", "name", "source", "assignee",
+                              *(f"aliases.{i}" for i in range(50)),
                               *(f"attributions.{i}.source" for i in range(100))))),
     # Where a webhook URL's host resolves to, and whether that address is public, is DNS's
     # answer, not the URL's shape (and plain http is a deployment setting).

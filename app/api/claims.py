@@ -25,10 +25,21 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import claims, events, links, listing, rendering, reviews, similarity, sources
+from app.domain import (
+    assignment,
+    claims,
+    events,
+    links,
+    listing,
+    rendering,
+    reviews,
+    similarity,
+    sources,
+)
 from app.domain import reviews as verification
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
 from app.models import (
+    AssigneeUpdate,
     AttributionCreate,
     AttributionPublic,
     ClaimCreate,
@@ -89,6 +100,8 @@ async def list_claims(
     updated_after: Time = None,
     updated_before: Time = None,
     include_merged: bool = False,
+    assignee: Annotated[str | None, Query(max_length=200, description=(
+        "Claims assigned to this checker (a key's name)."))] = None,
     q: Annotated[str | None, Query(max_length=1000, description=(
         "Full-text search over claim text, quotes and source names; every word must match."
     ))] = None,
@@ -103,6 +116,8 @@ async def list_claims(
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
+    if assignee is not None:
+        where.append(assignment.assignee_filter(assignee))
     filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
     db, cache = request.app.state.db, claim_cache(request.app.state)
 
@@ -159,6 +174,24 @@ def update_claim(
     claim = claims.get_claim(session, claim_id, for_update=True)
     claims.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
                         actor=key.name)
+    public = rendering.claim_public(session, claim)
+    session.commit()
+    set_etag(response, claim.version)
+    return public
+
+
+@router.put("/{claim_id}/assignee", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
+def assign_claim(
+    claim_id: str, assignee_in: AssigneeUpdate, key: CheckerKey, version: RequiredVersion,
+    session: WriteSessionDep, response: Response,
+) -> ClaimPublic:
+    """Assign the claim to a checker (a key's name), or to nobody with `null`; If-Match needed.
+
+    The change is an event (`claim.assigned`) in the claim's history and the live feed.
+    """
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    assignment.assign_claim(session, claim=claim, assignee=assignee_in.assignee,
+                            expected_version=version, actor=key.name)
     public = rendering.claim_public(session, claim)
     session.commit()
     set_etag(response, claim.version)
