@@ -13,7 +13,18 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from app.api import claims, events, health, ingest, keys, sources, stats
+from app.api import (
+    claims,
+    events,
+    factcheck,
+    health,
+    ingest,
+    keys,
+    public,
+    publishing,
+    sources,
+    stats,
+)
 from app.api.openapi import openapi_schema
 from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
@@ -24,6 +35,7 @@ from app.domain.stats import StatsCache
 from app.fastpath.writer import WriterProcess
 from app.middleware.concurrency import AdmissionMiddleware
 from app.middleware.deadlines import TimeLimitMiddleware
+from app.middleware.google_errors import GoogleErrorsMiddleware
 from app.middleware.http_semantics import HttpSemanticsMiddleware
 from app.middleware.observability import Metrics, install_observability
 from app.middleware.rate_limit import RateLimiter
@@ -104,9 +116,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
+    # Outermost of all: /v1alpha1 answers every error in Google's shape, not problem+json.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: GoogleErrorsMiddleware(build())  # type: ignore[method-assign]
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
-    for module in (health, claims, sources, ingest, events, stats, keys):
+    for module in (health, claims, publishing, sources, ingest, events, stats, keys, public,
+                   factcheck):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

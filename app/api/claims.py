@@ -25,7 +25,7 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import crud, similarity
+from app.domain import crud, publishing, similarity
 from app.domain import reviews as verification
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
 from app.models import (
@@ -89,6 +89,8 @@ async def list_claims(
     updated_after: Time = None,
     updated_before: Time = None,
     include_merged: bool = False,
+    published: Annotated[bool | None, Query(description=(
+        "Only claims whose verdict is published (true) or not published (false)"))] = None,
     q: Annotated[str | None, Query(max_length=1000, description=(
         "Full-text search over claim text, quotes and source names; every word must match."
     ))] = None,
@@ -103,6 +105,8 @@ async def list_claims(
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
+    if published is not None:
+        where.append(publishing.published_clause(published))
     filtered = len(where) > len(crud.claim_filters(include_merged=include_merged))
     db, cache = request.app.state.db, claim_cache(request.app.state)
 
