@@ -772,8 +772,10 @@ class FactCheckSearchResponse(GoogleShape):
     nextPageToken: str | None = None
 
 
+# Names and texts are checked as a claim's and a source's are when the page makes them
+# (app/domain/pages.py: 400), not here: the pages API answers 400, never 422.
 class ClaimAuthor(GoogleShape):
-    name: Label | None = None
+    name: Name | None = None
     imageUrl: Url | None = None
     jobTitle: ShortText | None = None
     sameAs: Url | None = None
@@ -789,7 +791,7 @@ class ClaimRating(GoogleShape):
 
 
 class ClaimReviewMarkup(GoogleShape):
-    claimReviewed: NewClaimText | None = None
+    claimReviewed: ClaimText | None = None
     url: Url | None = None
     rating: ClaimRating | None = None
     claimAuthor: ClaimAuthor | None = None

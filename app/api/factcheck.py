@@ -7,7 +7,14 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.deps import CheckerKey, IdempotencyDep, SessionDep, SettingsDep, WriteSessionDep
+from app.deps import (
+    CheckerKey,
+    IdempotencyDep,
+    SessionDep,
+    SettingsDep,
+    WriteSessionDep,
+    refuse_nul,
+)
 from app.domain import claimreview, pages, publishing
 from app.models import (
     ClaimPublic,
@@ -18,7 +25,8 @@ from app.models import (
     Publication,
 )
 
-router = APIRouter(prefix="/v1alpha1", tags=["fact check tools (v1alpha1)"])
+router = APIRouter(prefix="/v1alpha1", tags=["fact check tools (v1alpha1)"],
+                   dependencies=[Depends(refuse_nul)])
 
 _STATUSES = {400: "INVALID_ARGUMENT (any invalid parameter or body)",
              401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",

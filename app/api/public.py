@@ -7,17 +7,17 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from app.api import errors
-from app.deps import CursorDep, SessionDep, SettingsDep
+from app.deps import CursorDep, SessionDep, SettingsDep, refuse_nul
 from app.domain import claimreview, publishing
 from app.domain.claimreview import RATINGS, Publisher
 from app.models import Publication, Status
 
-router = APIRouter(tags=["public"])
+router = APIRouter(tags=["public"], dependencies=[Depends(refuse_nul)])
 
 # Autoescaped: every piece of user text in a page is text, never markup. `tojson` writes
 # <, > and & as \u escapes, so no claim can end the JSON-LD <script> block.
@@ -37,7 +37,8 @@ def _home(publisher: Publisher) -> str:
     return f"{publisher.site_url.rstrip('/')}/c/"
 
 
-@router.get("/c/{claim_id}", response_class=HTMLResponse, responses={
+# response_class=Response: the errors are then documented as problem+json, not as HTML.
+@router.get("/c/{claim_id}", response_class=Response, responses={
     200: {"description": "The fact-check's page", **HTML},
     **errors(404, 410), **PUBLIC_ERRORS})
 def get_fact_check_page(claim_id: str, session: SessionDep, settings: SettingsDep
@@ -54,7 +55,7 @@ def get_fact_check_page(claim_id: str, session: SessionDep, settings: SettingsDe
     return HTMLResponse(html)
 
 
-@router.get("/c/", response_class=HTMLResponse, responses={
+@router.get("/c/", response_class=Response, responses={
     200: {"description": "Published fact-checks, newest first", **HTML}, **PUBLIC_ERRORS})
 def list_fact_check_pages(
     session: SessionDep, settings: SettingsDep, cursor: CursorDep = None,

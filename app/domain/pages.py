@@ -83,16 +83,18 @@ def _new_claim(session: Session, markup: ClaimReviewMarkup, actor: str) -> Claim
     urls = list(dict.fromkeys(
         [u for u in [markup.claimFirstAppearance, *(markup.claimAppearances or [])] if u]))
     name = markup.claimAuthor.name if markup.claimAuthor else None
-    attributions = []
-    if name:
-        attributions = [AttributionCreate(source=name, stance="asserts", citation_url=url)
-                        for url in urls[:100]] or [AttributionCreate(source=name,
-                                                                     stance="asserts")]
     try:
+        attributions = []
+        if name:
+            attributions = [AttributionCreate(source=name, stance="asserts", citation_url=url)
+                            for url in urls[:100]] or [AttributionCreate(source=name,
+                                                                         stance="asserts")]
         claim_in = ClaimCreate(text=markup.claimReviewed, attributions=attributions,
                                first_stated_at=_claim_date(markup.claimDate))
     except ValidationError as exc:
-        raise BadRequest(f"the markup does not make a valid claim: {exc.errors()[0]['msg']}"
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise BadRequest(f"the markup does not make a valid claim: {where}: {error['msg']}"
                          ) from None
     return crud.create_claim(session, claim_in=claim_in, actor=actor)
 
