@@ -249,3 +249,12 @@ def test_demo_claimreview_matches_golden(client, auth, demo_ledger):
                          "datePublished": "2022-12-07T00:00:00Z"},
         "reviewBody": claim["current_review"]["rationale"],
     }
+
+
+def test_delete_published_claim_takes_its_publication_along(client, auth):
+    claim = reviewed_claim(client, auth)
+    publish(client, auth("checker"), claim["id"])
+    assert client.delete(f"/v1/claims/{claim['id']}", headers=auth("admin")).status_code == 204
+    assert_problem(client.get(f"/c/{claim['id']}"), 404)
+    assert client.get("/claimreview.jsonl").text == ""
+    assert client.get("/v1alpha1/claims:search", params={"query": "soldiers"}).json() == {}
