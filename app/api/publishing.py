@@ -16,7 +16,7 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import claimreview, crud, publishing
+from app.domain import claimreview, claims, publishing
 from app.models import PublicationCreate, PublicationPublic
 
 router = APIRouter(prefix="/v1/claims", tags=["publishing"], responses=READ_ERRORS)
@@ -59,7 +59,7 @@ def publish_claim(
 ) -> PublicationPublic:
     """Publish the claim's current verdict as a fact-check at `url` (again: it replaces the
     published copy and moves `dateModified`). Only a verdict can be published (409)."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
+    claim = claims.get_claim(session, claim_id, for_update=True)
     pub = publishing.publish(session, claim=claim, pub_in=pub_in, expected_version=version,
                              actor=key.name)
     public = PublicationPublic.model_validate(pub)
@@ -75,7 +75,7 @@ def withdraw_claim(
 ) -> None:
     """Withdraw the published verdict: it disappears from the ClaimReview, the public pages,
     the feeds and the Fact Check Tools API."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
+    claim = claims.get_claim(session, claim_id, for_update=True)
     publishing.withdraw(session, claim=claim, expected_version=version, actor=key.name)
     session.commit()
 

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from app.domain import crud, publishing
+from app.domain import claims, listing, publishing, rendering
 from app.domain import reviews as verification
 from app.domain.claimreview import RATINGS, page_name, status_for_rating
 from app.domain.text import fingerprint
@@ -96,7 +96,7 @@ def _new_claim(session: Session, markup: ClaimReviewMarkup, actor: str) -> Claim
         where = ".".join(str(part) for part in error["loc"])
         raise BadRequest(f"the markup does not make a valid claim: {where}: {error['msg']}"
                          ) from None
-    return crud.create_claim(session, claim_in=claim_in, actor=actor)
+    return claims.create_claim(session, claim_in=claim_in, actor=actor)
 
 
 def create_page(session: Session, *, page: ClaimReviewMarkupPage, actor: str
@@ -105,7 +105,7 @@ def create_page(session: Session, *, page: ClaimReviewMarkupPage, actor: str
     markup = _one_markup(page)
     status = _status(markup)
     claim = session.exec(select(Claim).where(
-        Claim.fingerprint == fingerprint(markup.claimReviewed), crud.not_merged()
+        Claim.fingerprint == fingerprint(markup.claimReviewed), listing.not_merged()
     ).order_by(col(Claim.created_at), col(Claim.id)).limit(1)).first()
     if claim is None:
         claim = _new_claim(session, markup, actor)
@@ -118,7 +118,7 @@ def create_page(session: Session, *, page: ClaimReviewMarkupPage, actor: str
     pub = publishing.publish(session, claim=claim, expected_version=None, actor=actor,
                              pub_in=PublicationCreate(url=page.pageUrl,
                                                       headline=_headline(claim.text)))
-    return pub, crud.claim_public(session, claim)
+    return pub, rendering.claim_public(session, claim)
 
 
 def claim_of(name: str) -> str:
@@ -135,7 +135,7 @@ def update_page(session: Session, *, claim_id: str, page: ClaimReviewMarkupPage,
     if page.name is not None and page.name != page_name(claim_id):
         raise BadRequest(f"the body names {page.name[:200]}, not {page_name(claim_id)}")
     markup = _one_markup(page)
-    claim = crud.get_claim(session, claim_id, for_update=True)
+    claim = claims.get_claim(session, claim_id, for_update=True)
     if fingerprint(markup.claimReviewed) != claim.fingerprint:  # type: ignore[arg-type]
         raise BadRequest(f"claimReviewed names another claim than {page_name(claim_id)} "
                          "reviews; create a page for that claim instead")
@@ -144,7 +144,7 @@ def update_page(session: Session, *, claim_id: str, page: ClaimReviewMarkupPage,
     pub = publishing.publish(session, claim=claim, expected_version=None, actor=actor,
                              pub_in=PublicationCreate(url=page.pageUrl, headline=pub.headline,
                                                       image_url=pub.image_url))
-    return pub, crud.claim_public(session, claim)
+    return pub, rendering.claim_public(session, claim)
 
 
 def delete_page(session: Session, *, claim_id: str, actor: str) -> None:
@@ -152,5 +152,5 @@ def delete_page(session: Session, *, claim_id: str, actor: str) -> None:
     pub = session.get(Publication, claim_id)
     if pub is None or pub.withdrawn_at is not None:
         raise NotFound(f"{page_name(claim_id)} does not exist")
-    claim = crud.get_claim(session, claim_id, for_update=True)
+    claim = claims.get_claim(session, claim_id, for_update=True)
     publishing.withdraw(session, claim=claim, expected_version=None, actor=actor)

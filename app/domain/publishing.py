@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.config import Settings
-from app.domain import crud, search
+from app.domain import claims, events, preconditions, rendering, search
 from app.domain.claimreview import Publisher
 from app.domain.pagination import decode_cursor, encode_cursor
 from app.domain.preconditions import IfMatch
@@ -35,8 +35,8 @@ def _latest_review(session: Session, claim_id: str) -> Review | None:
 def publish(session: Session, *, claim: Claim, pub_in: PublicationCreate,
             expected_version: IfMatch | None, actor: str) -> Publication:
     """Publish the claim's current verdict (again: the copy and dateModified move)."""
-    crud.ensure_not_merged(claim)
-    crud.check_version(claim.version, expected_version, f"claim {claim.id}")
+    claims.ensure_not_merged(claim)
+    preconditions.check_version(claim.version, expected_version, f"claim {claim.id}")
     status = Status(claim.status)
     if not status.is_verdict:
         raise Conflict(f"claim {claim.id} is {status}: only a verdict can be published; "
@@ -45,7 +45,7 @@ def publish(session: Session, *, claim: Claim, pub_in: PublicationCreate,
     review = _latest_review(session, claim.id)
     pub = session.get(Publication, claim.id)
     republished = pub is not None and pub.withdrawn_at is None
-    crud.touch(claim)
+    claims.touch(claim)
     now = claim.updated_at
     if pub is None:
         pub = Publication(claim_id=claim.id, url=pub_in.url, headline=pub_in.headline,
@@ -58,7 +58,7 @@ def publish(session: Session, *, claim: Claim, pub_in: PublicationCreate,
     pub.modified_at, pub.withdrawn_at, pub.published_by = now, None, actor
     session.add(pub)
     session.add(claim)
-    crud.record_claim_event(
+    events.record_claim_event(
         session, claim, actor=actor, action="claim.published", entity_type="publication",
         entity_id=claim.id, changes={"url": pub.url, "headline": pub.headline,
                                      "image_url": pub.image_url, "status": status.value,
@@ -69,15 +69,15 @@ def publish(session: Session, *, claim: Claim, pub_in: PublicationCreate,
 def withdraw(session: Session, *, claim: Claim, expected_version: IfMatch | None,
              actor: str) -> Publication:
     """Withdraw the claim's published verdict from everything public."""
-    crud.check_version(claim.version, expected_version, f"claim {claim.id}")
+    preconditions.check_version(claim.version, expected_version, f"claim {claim.id}")
     pub = session.get(Publication, claim.id)
     if pub is None or pub.withdrawn_at is not None:
         raise NotFound(f"claim {claim.id} has no published verdict to withdraw")
-    crud.touch(claim)
+    claims.touch(claim)
     pub.withdrawn_at = claim.updated_at
     session.add(pub)
     session.add(claim)
-    crud.record_claim_event(
+    events.record_claim_event(
         session, claim, actor=actor, action="claim.withdrawn", entity_type="publication",
         entity_id=claim.id, changes={"url": pub.url, "status": pub.status})
     return pub
@@ -92,7 +92,7 @@ def get_published(session: Session, claim_id: str, *, gone_is_410: bool = False
     if pub.withdrawn_at is not None:
         detail = f"the fact-check of claim {claim_id} has been withdrawn"
         raise Gone(detail) if gone_is_410 else NotFound(detail)
-    return pub, crud.claim_public(session, crud.get_claim(session, claim_id))
+    return pub, rendering.claim_public(session, claims.get_claim(session, claim_id))
 
 
 def published_clause(published: bool = True) -> sa.ColumnElement[bool]:
@@ -107,8 +107,8 @@ _LIVE = col(Publication.withdrawn_at).is_(None)
 
 def _with_claims(session: Session, pubs: Sequence[Publication]
                  ) -> list[tuple[Publication, ClaimPublic]]:
-    claims = {c.id: c for c in crud.claims_by_id(session, [p.claim_id for p in pubs])}
-    return [(p, claims[p.claim_id]) for p in pubs if p.claim_id in claims]
+    by_id = {c.id: c for c in rendering.claims_by_id(session, [p.claim_id for p in pubs])}
+    return [(p, by_id[p.claim_id]) for p in pubs if p.claim_id in by_id]
 
 
 def list_published(session: Session, *, limit: int, cursor: str | None = None,
