@@ -313,3 +313,10 @@ def test_official_python_client_searches_pages_and_manages_pages(live_server, li
     with pytest.raises(HttpError) as missing:
         pages.get(name=page["name"]).execute()
     assert missing.value.status_code == 404
+
+
+def test_head_of_refused_search_has_status_and_no_body(client):
+    response = client.head(SEARCH, params={"pageSize": "0", "query": "x"})
+    assert response.status_code == 400
+    assert response.content == b""
+    assert response.headers["content-type"].startswith("application/json")

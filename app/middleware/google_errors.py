@@ -51,14 +51,15 @@ class GoogleErrorsMiddleware:
                 chunks.append(message.get("body", b""))
                 if message.get("more_body"):
                     return
-                await _send_converted(send, start, b"".join(chunks))
+                await _send_converted(send, start, b"".join(chunks),
+                                      head=scope["method"] == "HEAD")
                 return
             await send(message)
 
         await self.app(scope, receive, convert)
 
 
-async def _send_converted(send: Send, start: Message, problem: bytes) -> None:
+async def _send_converted(send: Send, start: Message, problem: bytes, *, head: bool) -> None:
     try:
         detail = json.loads(problem).get("detail") or "the request failed"
     except (ValueError, AttributeError):
@@ -69,4 +70,4 @@ async def _send_converted(send: Send, start: Message, problem: bytes) -> None:
     headers += [(b"content-type", b"application/json; charset=UTF-8"),
                 (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": b"" if head else body})
