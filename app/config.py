@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # A cancelled write (request deadline, shutdown) is interrupted, and its thread waited
     # for this long before the request's teardown goes on (app/db.py: run_writing).
     cancel_grace_seconds: float = Field(default=5.0, gt=0)
+    # The organisation that publishes verdicts: the ClaimReview's author and publisher, and
+    # the base of the public pages' canonical URLs (/c/{claim_id}, /sitemap.xml).
+    publisher_name: str = Field(default="Claimledger", min_length=1)
+    publisher_site_url: str = Field(default="http://127.0.0.1:8000", pattern=r"^https?://[^/\s]+")
+    publisher_logo_url: str = ""  # none by default
 
     # Webhooks (app/domain/webhooks.py, app/domain/deliveries.py). Each worker process runs
     # a delivery loop; subscriptions are leased, so each message is sent by one of them.

@@ -6,15 +6,18 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from app.domain import claims, links, sources
+from app.config import get_settings
+from app.domain import claims, links, publishing, sources
 from app.domain import reviews as verification
 from app.models import (
     AttributionCreate,
     Claim,
     ClaimCreate,
     LinkCreate,
+    PublicationCreate,
     ReviewCreate,
     SourceCreate,
+    Status,
 )
 
 ACTOR = "demo"
@@ -68,8 +71,18 @@ def load_demo(session: Session) -> dict[str, int]:
         links.create_link(session, claim=claim, expected_version=None, actor=ACTOR,
                           link_in=LinkCreate(target_id=claim_ids[spec["to"]], kind=spec["kind"],
                                              note=spec["note"]))
+    # Every verdict published, on the public pages of the configured site (/c/{claim_id}).
+    publisher = publishing.publisher_of(get_settings())
+    published = 0
+    for claim_id in claim_ids.values():
+        claim = claims.get_claim(session, claim_id)
+        if Status(claim.status).is_verdict:
+            publishing.publish(session, claim=claim, expected_version=None, actor=ACTOR,
+                               pub_in=PublicationCreate(url=publisher.page_url(claim_id),
+                                                        headline=f"Fact check: {claim.text}"))
+            published += 1
     return {"sources": len(source_ids), "claims": len(claim_ids), "reviews": reviews,
-            "links": len(data["links"])}
+            "links": len(data["links"]), "published": published}
 
 
 def has_claims(session: Session) -> bool:

@@ -121,6 +121,11 @@ def _refuse_nul(request: Request) -> None:
                          "example, it contains a NUL byte)")
 
 
+async def refuse_nul(request: Request) -> None:
+    """`_refuse_nul` as a dependency, for the routes that take no key (the public ones)."""
+    _refuse_nul(request)
+
+
 # The dependencies every write request solves (the key, the idempotency claim) read the
 # app's state themselves: each dependency FastAPI solves costs time on the event loop of a
 # worker whose CPU bounds POST /v1/claims (bench P1/P2; bench/RESULTS.md, "Fewer

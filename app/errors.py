@@ -41,6 +41,10 @@ class Conflict(AppError):
     status, title = 409, "Conflict"
 
 
+class Gone(AppError):
+    status, title = 410, "Gone"
+
+
 class PreconditionFailed(AppError):
     status, title = 412, "Precondition Failed"
 

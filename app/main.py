@@ -14,7 +14,19 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
 
-from app.api import claims, events, health, ingest, keys, sources, stats, webhooks
+from app.api import (
+    claims,
+    events,
+    factcheck,
+    health,
+    ingest,
+    keys,
+    public,
+    publishing,
+    sources,
+    stats,
+    webhooks,
+)
 from app.api.openapi import openapi_schema
 from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
@@ -27,6 +39,7 @@ from app.domain.stats import StatsCache
 from app.fastpath.writer import WriterProcess
 from app.middleware.concurrency import AdmissionMiddleware
 from app.middleware.deadlines import TimeLimitMiddleware
+from app.middleware.google_errors import GoogleErrorsMiddleware
 from app.middleware.http_semantics import HttpSemanticsMiddleware
 from app.middleware.observability import Metrics, install_observability
 from app.middleware.rate_limit import RateLimiter
@@ -116,13 +129,17 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if database is not None:
         app.state.db = database
     install_error_handlers(app)
+    # Outermost of all: /v1alpha1 answers every error in Google's shape, not problem+json.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: GoogleErrorsMiddleware(build())  # type: ignore[method-assign]
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
-    for module in (health, claims, sources, ingest, events, stats, keys, webhooks):
+    for module in (health, claims, publishing, sources, ingest, events, stats, keys, webhooks,
+                   public, factcheck):
         # A batch's body may be larger than any other request's.
         limit = settings.max_ingest_body_bytes if module is ingest else None
         app.include_router(module.router, max_body_size=limit)
-    install_cors(app, settings)  # outermost: preflights and every error answer carry it
+    install_cors(app, settings)  # outside the rest: preflights and error answers carry it
     desk.install(app)  # the dashboard at /, after the API's routes
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app

@@ -53,11 +53,13 @@ _IF_MATCH_OPERATIONS = ("PATCH /v1/claims/{claim_id}", "DELETE /v1/claims/{claim
                         "POST /v1/claims/{claim_id}/reviews", "POST /v1/claims/{claim_id}/links",
                         "POST /v1/claims/{claim_id}/merge", "PATCH /v1/sources/{source_id}",
                         "PATCH /v1/webhooks/{webhook_id}", "DELETE /v1/webhooks/{webhook_id}",
-                        "PUT /v1/claims/{claim_id}/assignee")
+                        "PUT /v1/claims/{claim_id}/assignee",
+                        "POST /v1/claims/{claim_id}/publish",
+                        "DELETE /v1/claims/{claim_id}/publish")
 _CURSOR_OPERATIONS = ("GET /v1/claims", "GET /v1/claims/{claim_id}/history", "GET /v1/sources",
                       "GET /v1/sources/{source_id}/claims", "GET /v1/events",
                       "GET /v1/events/stream", "GET /v1/webhooks",
-                      "GET /v1/webhooks/{webhook_id}/deliveries")
+                      "GET /v1/webhooks/{webhook_id}/deliveries", "GET /c/", "GET /v1alpha1/pages")
 UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     # A cursor is only good if this service issued it (for this sort and search); the schema
     # can say its alphabet (base64url), not which strings decode to a position.
@@ -92,6 +94,18 @@ UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     # answer, not the URL's shape (and plain http is a deployment setting).
     (("POST /v1/webhooks", "PATCH /v1/webhooks/{webhook_id}"), 422,
      ("the webhook URL is refused",)),
+    # Publishing needs a verdict on a claim not merged away (state, not shape).
+    (("POST /v1/claims/{claim_id}/publish",), 409, ("claim ",)),
+    # Google's API: rules of its parameters and pages that its document (ours too) leaves to
+    # prose: a query or a site filter; tokens this service issued for this query; one markup
+    # per page, with a rating this ledger knows and a date; a claim published once.
+    (("GET /v1alpha1/claims:search",), 400, (
+        "query is required unless", "pageToken is not one", "pageToken belongs to another")),
+    (("POST /v1alpha1/pages", "PUT /v1alpha1/pages/{page_id}"), 400, (
+        "pageUrl is required", "a page here reviews exactly one claim",
+        "claimReviewMarkups[0].", "claimDate must be", "the markup does not make",
+        "the body names", "claimReviewed names another claim")),
+    (("POST /v1alpha1/pages",), 409, ("claim ",)),
     # An Idempotency-Key that an earlier case used with another body (keys repeat across cases).
     (("*",), 422, ("this Idempotency-Key was used with a different request",)),
 ]
@@ -104,7 +118,9 @@ def _unexpressible(case, response) -> bool:
             response.status_code in (400, 422):
         return True  # the schema of NDJSON is a string: OpenAPI has no schema for each line
     try:
-        detail = response.json().get("detail", "")
+        body = response.json()
+        # problem+json's detail, or under /v1alpha1 Google's error message
+        detail = body.get("detail") or (body.get("error") or {}).get("message", "")
     except (ValueError, AttributeError):
         return False
     if label == "POST /v1/ingest" and response.status_code == 422 and "results" in response.json():
@@ -496,6 +512,31 @@ def test_success_paths_conform_to_openapi(app, db, seeded, auth):
     call("POST", "/v1/claims/{claim_id}/merge", 200, path_parameters=cid,
          body={"duplicate_id": other["id"], "note": "same claim, other words"})
     call("DELETE", "/v1/claims/{claim_id}", 204, path_parameters={"claim_id": third["id"]})
+    call("POST", "/v1/claims/{claim_id}/publish", 200, path_parameters=cid,
+         body={"url": "https://factcheck.example.org/journey", "headline": "Not yet",
+               "image_url": "https://factcheck.example.org/journey.png"})
+    call("GET", "/v1/claims/{claim_id}/claimreview", 200, path_parameters=cid)
+    call("GET", "/c/{claim_id}", 200, path_parameters=cid)
+    call("GET", "/c/", 200, query={"limit": 1})
+    call("GET", "/sitemap.xml", 200)
+    call("GET", "/claimreview.jsonl", 200)
+    call("GET", "/v1alpha1/claims:search", 200, query={"query": "Belarus", "pageSize": 1})
+    markup = {"claimReviewed": "Belarus has drawn up lists of reservists.",
+              "claimAuthor": {"name": "Belarusian opposition"}, "claimDate": "2022-12-06",
+              "rating": {"textualRating": "Mostly true"}}
+    page = call("POST", "/v1alpha1/pages", 200, body={
+        "pageUrl": "https://factcheck.example.org/reservists",
+        "claimReviewMarkups": [markup]}).json()
+    pid = {"page_id": page["name"].removeprefix("pages/")}
+    call("GET", "/v1alpha1/pages", 200, query={"url": "https://factcheck.example.org/reservists"})
+    call("GET", "/v1alpha1/pages/{page_id}", 200, path_parameters=pid)
+    call("PUT", "/v1alpha1/pages/{page_id}", 200, path_parameters=pid, body={
+        "pageUrl": "https://factcheck.example.org/reservists-2",
+        "claimReviewMarkups": [{**markup, "rating": {"ratingValue": 5}}]})
+    call("PUT", "/v1alpha1/pages/{page_id}", 404, path_parameters={"page_id": "clm_nope"},
+         body={"pageUrl": "https://factcheck.example.org/x", "claimReviewMarkups": [markup]})
+    call("DELETE", "/v1alpha1/pages/{page_id}", 200, path_parameters=pid)
+    call("DELETE", "/v1/claims/{claim_id}/publish", 204, path_parameters=cid)
     call("GET", "/v1/sources/{source_id}/claims", 200, path_parameters=src)
     call("GET", "/v1/sources/{source_id}/record", 200, path_parameters=src)
 

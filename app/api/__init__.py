@@ -14,6 +14,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "No such resource",
         408: "The request body arrived too slowly",
         409: "Conflicts with the current state",
+        410: "Was published and has been withdrawn",
         412: "If-Match is stale",
         413: "Request body too large",
         422: "Invalid request",

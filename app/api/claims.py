@@ -31,6 +31,7 @@ from app.domain import (
     events,
     links,
     listing,
+    publishing,
     rendering,
     reviews,
     similarity,
@@ -102,6 +103,8 @@ async def list_claims(
     include_merged: bool = False,
     assignee: Annotated[str | None, Query(max_length=200, description=(
         "Claims assigned to this checker (a key's name)."))] = None,
+    published: Annotated[bool | None, Query(description=(
+        "Only claims whose verdict is published (true) or not published (false)"))] = None,
     q: Annotated[str | None, Query(max_length=1000, description=(
         "Full-text search over claim text, quotes and source names; every word must match."
     ))] = None,
@@ -118,6 +121,8 @@ async def list_claims(
     )
     if assignee is not None:
         where.append(assignment.assignee_filter(assignee))
+    if published is not None:
+        where.append(publishing.published_clause(published))
     filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
     db, cache = request.app.state.db, claim_cache(request.app.state)
 

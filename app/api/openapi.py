@@ -144,6 +144,15 @@ UNSUPPORTED_MEDIA_TYPE = {
 }
 
 
+# /v1alpha1 (Google's API) answers errors in Google's shape (app/middleware/google_errors.py),
+# and a request it refuses as invalid with 400, never 422.
+GOOGLE_PREFIX = "/v1alpha1/"
+GOOGLE_UNSUPPORTED_MEDIA_TYPE = {
+    **UNSUPPORTED_MEDIA_TYPE,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GoogleError"}}},
+}
+
+
 def openapi_schema(app: FastAPI) -> dict[str, Any]:
     """The schema, with every error response filed under application/problem+json.
 
@@ -161,6 +170,9 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
         for method, operation in path.items():
             required = if_match.get((path_format, method))
             responses = operation.get("responses", {})
+            google = path_format.startswith(GOOGLE_PREFIX)
+            if google:
+                responses.pop("422", None)
             if required is None:
                 responses.pop("412", None)
             if not required:
@@ -179,10 +191,11 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
                     parameter["schema"] = {**parameter["schema"],
                                            "maximum": settings.max_page_size}
             if "requestBody" in operation:  # http_semantics refuses other media types
-                responses["415"] = UNSUPPORTED_MEDIA_TYPE
+                responses["415"] = GOOGLE_UNSUPPORTED_MEDIA_TYPE if google \
+                    else UNSUPPORTED_MEDIA_TYPE
             for status, response in responses.items():
                 content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
+                if status[0] in "45" and "application/json" in content and not google:
                     content[PROBLEM_JSON] = content.pop("application/json")
     _add_links(schema.get("paths", {}), if_match)
     _limit_batches(schema.get("paths", {}), app.state.settings.max_batch_items)
