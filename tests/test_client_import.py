@@ -136,7 +136,8 @@ class Script:
         return httpx.Response(status, headers=headers, json=body)
 
 
-RESULT = {"summary": {"received": 1, "created": 1, "duplicate": 0, "updated": 0, "error": 0},
+RESULT = {"summary": {"received": 1, "created": 1, "duplicate": 0, "updated": 0,
+                      "unchanged": 0, "error": 0},
           "items": [{"index": 0, "status": "created", "claim_id": "clm_1",
                      "attributions_added": 0, "similar": [], "error": None}]}
 BUSY = {"type": "about:blank", "title": "Service Unavailable", "status": 503,
@@ -205,6 +206,7 @@ def test_ingest_client_all_failed_batch_gives_item_results(client, auth):
     ledger.http.headers.update(auth("ingester"))
     result = ledger.ingest([{"text": ""}, {"nope": 1}])
     assert result["summary"] == {"received": 2, "created": 0, "duplicate": 0, "updated": 0,
+                                 "unchanged": 0,
                                  "error": 2}
     assert [r["status"] for r in result["items"]] == ["error", "error"]
 

@@ -8,6 +8,7 @@ from tests.factories import (
     add_attribution,
     all_pages,
     assert_problem,
+    current,
     get_json,
     make_claim,
     make_link,
@@ -27,7 +28,7 @@ def listed(client, auth, **params) -> list[str]:
 
 def merge(client, auth, target_id: str, duplicate_id: str):
     return client.post(f"/v1/claims/{target_id}/merge", json={"duplicate_id": duplicate_id},
-                       headers=auth("checker"))
+                       headers={**auth("checker"), "If-Match": "*"})
 
 
 # --- links ---------------------------------------------------------------------------
@@ -54,7 +55,8 @@ def test_create_link_duplicate_is_409(client, auth):
     first = make_claim(client, auth("ingester"), "At least 6,700 civilian deaths were counted.")
     second = make_claim(client, auth("ingester"), "441 civilians were killed near Kyiv.")
     make_link(client, auth("checker"), second["id"], first["id"], "related")
-    body = assert_problem(client.post(f"/v1/claims/{second['id']}/links", headers=auth("checker"),
+    body = assert_problem(client.post(f"/v1/claims/{second['id']}/links",
+                                      headers=current(client, auth("checker"), second["id"]),
                                       json={"target_id": first["id"], "kind": "related"}), 409)
     assert body["link_id"]
     make_link(client, auth("checker"), second["id"], first["id"], "updates")
@@ -128,14 +130,16 @@ def test_write_merged_claim_is_409(client, auth, merged):
         client.patch(f"/v1/claims/{duplicate}", json={"text": "Edited after the merge."},
                      headers=with_version(auth("checker"), version)),
         client.post(f"/v1/claims/{duplicate}/reviews", json={"status": "in_review"},
-                    headers=auth("checker")),
+                    headers=with_version(auth("checker"), version)),
         client.post(f"/v1/claims/{duplicate}/attributions",
                     json={"source": "BelTA", "stance": "reports"}, headers=auth("ingester")),
         client.post(f"/v1/claims/{duplicate}/links",
-                    json={"target_id": other["id"], "kind": "related"}, headers=auth("checker")),
+                    json={"target_id": other["id"], "kind": "related"},
+                    headers=with_version(auth("checker"), version)),
         merge(client, auth, duplicate, other["id"]),
         client.post(f"/v1/claims/{other['id']}/links",
-                    json={"target_id": duplicate, "kind": "related"}, headers=auth("checker")),
+                    json={"target_id": duplicate, "kind": "related"},
+                    headers={**auth("checker"), "If-Match": "*"}),
     ]
     for response in attempts:
         body = assert_problem(response, 409)
@@ -178,7 +182,7 @@ def test_list_claims_contested_is_computed_and_filterable(client, auth):
     assert claim_of(client, auth, relayed["id"])["contested"] is True
     dispute = next(a for a in both["attributions"] if a["stance"] == "disputes")
     response = client.delete(f"/v1/claims/{both['id']}/attributions/{dispute['id']}",
-                             headers=auth("checker"))
+                             headers=current(client, auth("checker"), both["id"]))
     assert response.status_code == 204, response.text
     assert claim_of(client, auth, both["id"])["contested"] is False
     assert set(listed(client, auth, contested="true")) == {support_deny["id"], relayed["id"]}

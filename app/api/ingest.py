@@ -41,7 +41,7 @@ async def ingest_claims(
 
     def run() -> IngestResponse:
         result = ingest.ingest(session, items=items, actor=key.name,
-                               threshold=settings.similarity_threshold)
+                               threshold=settings.similarity_threshold, key=key)
         if result.summary.error == result.summary.received:
             session.rollback()
             first = result.items[0].error or {}
