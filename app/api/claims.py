@@ -29,6 +29,7 @@ from app.deps import (
 from app.domain import claims, events, links, listing, rendering, reviews, similarity, sources
 from app.domain import reviews as verification
 from app.domain.origins import check_claim as check_origin
+from app.domain.origins import may_use as may_use_origin
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
 from app.models import (
     ApiKey,
@@ -77,8 +78,11 @@ async def create_claim(
 
 
 def _check_origin(db: Database, claim_in: ClaimCreate, key: ApiKey) -> None:
-    """check_origin in a transaction of its own, committed before the claim is
-    written: an origin no key owns becomes this key's."""
+    """check_origin in a transaction of its own, committed before the claim is written (an
+    origin no key owns becomes this key's); one read when the key already owns it."""
+    with db.session() as session:
+        if may_use_origin(session, claim_in.origin, key=key):
+            return
     with db.write_session() as session:
         check_origin(session, claim_in, key=key)
         session.commit()

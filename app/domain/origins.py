@@ -56,6 +56,15 @@ def _may_use(session: Session, owner: OriginOwner, key: ApiKey) -> bool:
     return False
 
 
+def may_use(session: Session, origin: str | None, *, key: ApiKey) -> bool:
+    """Whether an owned origin is the key's (or the key an admin's), read without writing;
+    False when nobody owns it yet."""
+    if origin is None:
+        return True
+    owner = session.get(OriginOwner, origin)
+    return owner is not None and (owner.key_id == key.id or key.role == Role.admin)
+
+
 def refusal(owner: OriginOwner, owner_name: str | None, origin: str) -> Forbidden:
     return Forbidden(
         f"origin {origin!r} belongs to the key {owner_name or '?'} ({owner.key_id}); only it "
