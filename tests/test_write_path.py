@@ -176,7 +176,7 @@ def test_cached_claim_follows_every_change(client, auth):
     assert [link["kind"] for link in client.get(url, headers=auth("reader")).json()["links"]] \
         == ["contradicts"]
 
-    deleted = client.delete(url, headers=auth("admin"))
+    deleted = client.delete(url, headers={**auth("admin"), "If-Match": "*"})
     assert deleted.status_code == 204, deleted.text
     assert_problem(client.get(url, headers=auth("reader")), 404, contains=claim["id"])
     past = client.get(url, params={"as_of": after_rename["updated_at"]}, headers=auth("reader"))
