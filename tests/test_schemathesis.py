@@ -55,7 +55,7 @@ _IF_MATCH_OPERATIONS = ("PATCH /v1/claims/{claim_id}", "DELETE /v1/claims/{claim
                         "POST /v1/sources/{source_id}/merge")
 _CURSOR_OPERATIONS = ("GET /v1/claims", "GET /v1/claims/{claim_id}/history", "GET /v1/sources",
                       "GET /v1/sources/{source_id}/claims", "GET /v1/events",
-                      "GET /v1/events/stream")
+                      "GET /v1/events/stream", "GET /v1/origins")
 UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     # A cursor is only good if this service issued it (for this sort and search); the schema
     # can say its alphabet (base64url), not which strings decode to a position.
