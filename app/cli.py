@@ -180,8 +180,8 @@ def import_cmd(
         raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
     # replayed: items of batches an earlier run had sent (the server answered its first
     # answer again, Idempotent-Replayed: true); nothing was written for them this time.
-    totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "error": 0,
-              "replayed": 0}
+    totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "unchanged": 0,
+              "error": 0, "replayed": 0}
     errors: list[str] = []
     client = ClaimledgerClient(url, key or "") if url else None
     db = None if url else _database()
@@ -208,8 +208,9 @@ def import_cmd(
                             totals[name] += summary[name]
                         totals["replayed"] += summary["received"] - summary["error"]
                     else:
-                        for name in ("received", "created", "duplicate", "updated", "error"):
-                            totals[name] += summary[name]
+                        for name in ("received", "created", "duplicate", "updated", "unchanged",
+                                     "error"):
+                            totals[name] += summary.get(name, 0)
                     errors += [f"batch {number + 1}, item {r['index'] + 1}: "
                                f"{r['error']['detail']}"
                                for r in result["items"] if r["status"] == "error"]

@@ -98,7 +98,7 @@ class ClaimledgerClient:
         except ClaimledgerError as exc:
             if exc.status == 422 and "results" in exc.problem:
                 return Ingested({"summary": {"received": len(items), "created": 0,
-                                             "duplicate": 0, "updated": 0,
+                                             "duplicate": 0, "updated": 0, "unchanged": 0,
                                              "error": len(items)},
                                  "items": exc.problem["results"]},
                                 replayed=exc.replayed)

@@ -283,7 +283,8 @@ async def get_idempotency(
     db: Database = request.app.state.db
     settings: Settings = request.app.state.settings
     digest = idempotency.request_hash(request.method, request.url.path, request.url.query,
-                                      await request.body())
+                                      await request.body(),
+                                      request.headers.get("content-type", ""))
     idem = Idempotency(db, key.id, idempotency.check_key(idempotency_key), digest,
                        pending_seconds=settings.idempotency_pending_seconds,
                        ttl_hours=settings.idempotency_ttl_hours,

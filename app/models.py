@@ -841,6 +841,55 @@ class GoogleError(SQLModel):
     """Google's error shape, which /v1alpha1 answers with instead of problem+json."""
 
     error: GoogleErrorBody
+# --- origin owner -------------------------------------------------------------
+
+
+class OriginOwner(SQLModel, table=True):
+    """The key an ingest feed (`origin`) belongs to: the first that ingested with it, or the
+    one an admin handed it to. Other ingester keys may not add to it or change its claims."""
+
+    __tablename__ = "origin_owner"
+    origin: str = Field(primary_key=True, max_length=200)
+    key_id: str = Field(foreign_key="api_key.id", max_length=100, index=True)
+    granted_by: str = Field(max_length=200)
+    granted_at: datetime = Field(default_factory=utcnow)
+
+
+class OriginOwnerUpdate(Input):
+    key_id: str = Field(min_length=1, max_length=100)
+
+
+class OriginPublic(SQLModel):
+    origin: str
+    claims: int  # claims stored under it (merged ones included)
+    owner_key_id: str | None  # null: no key has ingested with it since owners were kept
+    owner_name: str | None
+    granted_by: str | None
+    granted_at: OutputTime | None
+
+
+# --- source merge -------------------------------------------------------------
+
+
+class SourceMerge(SQLModel, table=True):
+    """A source folded into another (its row is gone): its id resolves to the survivor."""
+
+    __tablename__ = "source_merge"
+    duplicate_id: str = Field(primary_key=True, max_length=100)
+    survivor_id: str = Field(max_length=100, index=True)  # may itself be merged later
+    duplicate_name: str = Field(max_length=200)
+    merged_by: str = Field(max_length=200)
+    merged_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceMergeRequest(Input):
+    duplicate_id: str = Field(min_length=1, max_length=100)
+    note: LongText | None = None
+
+
+class SimilarSource(SourcePublic):
+    score: float  # 0..1: how close the best of its names is to `similar_to`
+    matched: str  # that name or alias
 
 
 # --- shapes shared by routes --------------------------------------------------

@@ -88,9 +88,10 @@ def raw_pg(url: str, rows: list[tuple]) -> float:
 # into a fresh migrated one, the same way as the ceiling. Its rate over the ceiling's is
 # the best ratio a service writing these rows through one writer could reach, before any
 # Python runs; P4's batches come one after another and are a transaction each.
-# Bookkeeping tables (keys, idempotency records, heartbeats, rate windows) are left out.
-_BOOKKEEPING = {"alembic_version", "api_key", "idempotency_record", "instance",
-                "rate_limit_window"}
+# Bookkeeping tables (keys and the origins they own, idempotency records, heartbeats, rate
+# windows) are left out.
+_BOOKKEEPING = {"alembic_version", "api_key", "origin_owner", "idempotency_record",
+                "instance", "rate_limit_window"}
 _FIRST = ("source", "source_name", "claim")  # referenced by the others' foreign keys
 _FTS5_SHADOWS = ("config", "content", "data", "docsize", "idx")
 

@@ -30,10 +30,18 @@ def make_claim(client: TestClient, headers: dict[str, str], text: str | None = N
     return response.json()
 
 
+def current(client: TestClient, headers: dict[str, str], claim_id: str) -> dict[str, str]:
+    """These headers plus `If-Match` with the claim's current ETag (as a checker would send)."""
+    response = client.get(f"/v1/claims/{claim_id}", headers=headers)
+    assert response.status_code == 200, response.text
+    return {**headers, "If-Match": response.headers["ETag"]}
+
+
 def review(client: TestClient, headers: dict[str, str], claim_id: str, status: str,
            rationale: str | None = "checked against the OHCHR report") -> dict[str, Any]:
     response = client.post(f"/v1/claims/{claim_id}/reviews",
-                           json={"status": status, "rationale": rationale}, headers=headers)
+                           json={"status": status, "rationale": rationale},
+                           headers=current(client, headers, claim_id))
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -76,7 +84,7 @@ def make_link(client: TestClient, headers: dict[str, str], claim_id: str, target
               kind: str = "related", **fields: Any) -> dict[str, Any]:
     response = client.post(f"/v1/claims/{claim_id}/links",
                            json={"target_id": target_id, "kind": kind, **fields},
-                           headers=headers)
+                           headers=current(client, headers, claim_id))
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -147,4 +155,4 @@ def listed(client: TestClient, auth: Any, **params: Any) -> list[str]:
 def merge(client: TestClient, auth: Any, target_id: str, duplicate_id: str):
     """Merge `duplicate_id` into `target_id` as a checker; the response."""
     return client.post(f"/v1/claims/{target_id}/merge", json={"duplicate_id": duplicate_id},
-                       headers=auth("checker"))
+                       headers={**auth("checker"), "If-Match": "*"})

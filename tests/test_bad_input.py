@@ -108,7 +108,8 @@ def test_write_claim_parts_unknown_field_is_422(client, auth, ledger, unchanged)
                                        "created_by": "x"}),
         (f"/v1/claims/{claim}/merge", {"duplicate_id": ledger["second"]["id"], "force": True}),
     ):
-        problem = assert_problem(client.post(url, json=body, headers=auth("checker")), 422)
+        problem = assert_problem(client.post(url, json=body,
+                                             headers=with_version(auth("checker"), "*")), 422)
         assert any(e["type"] == "extra_forbidden" for e in problem["errors"]), problem
     for url in (f"/v1/claims/{claim}", f"/v1/sources/{ledger['isw']['id']}"):
         response = client.patch(url, json={"version": 7}, headers=with_version(auth("checker"), 1))
@@ -207,8 +208,11 @@ def test_get_claim_missing_or_absurd_id_is_404(client, auth, unchanged):
         for url in (f"/v1/claims/{claim_id}", f"/v1/claims/{claim_id}/history",
                     f"/v1/claims/{claim_id}/reviews"):
             assert_problem(client.get(url, headers=auth("reader")), 404)
-        assert_problem(client.delete(f"/v1/claims/{claim_id}", headers=auth("admin")), 404)
-        assert_problem(client.post(f"/v1/claims/{claim_id}/reviews", headers=auth("checker"),
+        # If-Match: * (any current version): a claim that does not exist has none
+        assert_problem(client.delete(f"/v1/claims/{claim_id}",
+                                     headers=with_version(auth("admin"), "*")), 404)
+        assert_problem(client.post(f"/v1/claims/{claim_id}/reviews",
+                                   headers=with_version(auth("checker"), "*"),
                                    json={"status": "in_review"}), 404)
     unchanged()
 
@@ -223,7 +227,7 @@ def test_request_with_nul_byte_in_path_or_query_is_refused(client, auth, ledger,
         assert_problem(response, response.status_code)
     for method, url in (("DELETE", "/v1/claims/%00"), ("POST", "/v1/claims/%00/reviews")):
         response = client.request(method, url, json={"status": "in_review"},
-                                  headers=auth("admin"))
+                                  headers=with_version(auth("admin"), "*"))
         assert response.status_code in (400, 404), (url, response.text)
     for url, params in (("/v1/claims", {"topic": "war\x00"}), ("/v1/claims", {"origin": "\x00"}),
                         ("/v1/claims", {"source_id": "src\x00"}),
@@ -246,10 +250,11 @@ def test_get_other_missing_ids_is_404(client, auth, ledger, unchanged):
                 "/v1/sources/src_00000000000000000000/record"):
         assert_problem(client.get(url, headers=auth("reader")), 404)
     assert_problem(client.delete(f"/v1/claims/{claim}/attributions/att_missing",
-                                 headers=auth("checker")), 404)
+                                 headers=with_version(auth("checker"), "*")), 404)
     other_attribution = ledger["first"]["attributions"][0]["id"]
     assert_problem(client.delete(f"/v1/claims/{ledger['second']['id']}/attributions/"
-                                 f"{other_attribution}", headers=auth("checker")), 404)
+                                 f"{other_attribution}",
+                                 headers=with_version(auth("checker"), "*")), 404)
     assert_problem(client.delete("/v1/keys/key_missing", headers=auth("admin")), 404)
     assert_problem(client.patch("/v1/sources/src_missing", json={"name": "X"},
                                 headers=with_version(auth("checker"), 1)), 404)
@@ -342,7 +347,7 @@ def test_write_invalid_enum_values_is_422(client, auth, ledger, unchanged):
         ("/v1/keys", {"name": "bot", "role": "superuser"}, "admin"),
     ]
     for url, body, role in cases:
-        assert_problem(client.post(url, json=body, headers=auth(role)), 422)
+        assert_problem(client.post(url, json=body, headers=with_version(auth(role), "*")), 422)
     for params in ({"status": "bogus"}, {"stance": "believes"}, {"sort": "text"},
                    {"sort": "-id"}, {"contested": "maybe"}, {"include_merged": "perhaps"},
                    {"created_after": "last week"}):
@@ -464,9 +469,9 @@ def test_update_source_affiliation_cycle_is_422(client, auth, unchanged):
 def test_merge_claim_into_itself_is_422(client, auth, ledger, unchanged):
     claim = ledger["first"]["id"]
     assert_problem(client.post(f"/v1/claims/{claim}/merge", json={"duplicate_id": claim},
-                               headers=auth("checker")), 422, contains="itself")
+                               headers=with_version(auth("checker"), "*")), 422, contains="itself")
     assert_problem(client.post(f"/v1/claims/{claim}/merge", json={"duplicate_id": "clm_nope"},
-                               headers=auth("checker")), 422)
+                               headers=with_version(auth("checker"), "*")), 422)
     unchanged()
 
 
@@ -474,14 +479,14 @@ def test_create_link_to_itself_or_missing_target_is_422(client, auth, ledger, un
     claim = ledger["first"]["id"]
     assert_problem(client.post(f"/v1/claims/{claim}/links",
                                json={"target_id": claim, "kind": "supports"},
-                               headers=auth("checker")), 422, contains="itself")
+                               headers=with_version(auth("checker"), "*")), 422, contains="itself")
     for target in ("clm_00000000000000000000", "x" * 100, "../etc"):
         assert_problem(client.post(f"/v1/claims/{claim}/links",
                                    json={"target_id": target, "kind": "supports"},
-                                   headers=auth("checker")), 422)
+                                   headers=with_version(auth("checker"), "*")), 422)
     assert_problem(client.post(f"/v1/claims/{claim}/links",
                                json={"target_id": "x" * 101, "kind": "supports"},
-                               headers=auth("checker")), 422)
+                               headers=with_version(auth("checker"), "*")), 422)
     unchanged()
 
 
@@ -491,7 +496,7 @@ def test_create_link_duplicate_is_409(client, auth, ledger):
     before = ledger_state(client, auth("reader"))
     assert_problem(client.post(f"/v1/claims/{first}/links",
                                json={"target_id": second, "kind": "contradicts"},
-                               headers=auth("checker")), 409)
+                               headers=with_version(auth("checker"), "*")), 409)
     assert ledger_state(client, auth("reader")) == before
 
 
@@ -562,7 +567,8 @@ def test_create_review_verdict_without_rationale_is_422(client, auth, ledger, un
         for rationale in (None, "", "   "):
             body = {"status": status} | ({} if rationale is None else {"rationale": rationale})
             assert_problem(client.post(f"/v1/claims/{ledger['first']['id']}/reviews", json=body,
-                                       headers=auth("checker")), 422, contains="rationale")
+                                       headers=with_version(auth("checker"), "*")), 422,
+                           contains="rationale")
     unchanged()
 
 
@@ -571,14 +577,15 @@ def test_create_review_unverified_is_422(client, auth, ledger):
     url = f"/v1/claims/{claim}/reviews"
     before = ledger_state(client, auth("reader"))
     assert_problem(client.post(url, json={"status": "unverified", "rationale": "reset"},
-                               headers=auth("checker")), 422, contains="unverified")
+                               headers=with_version(auth("checker"), "*")), 422,
+                   contains="unverified")
     assert ledger_state(client, auth("reader")) == before
     review(client, auth("checker"), claim, "false")
     before = ledger_state(client, auth("reader"))
     assert_problem(client.post(url, json={"status": "unverified", "rationale": "reset"},
-                               headers=auth("checker")), 422)
+                               headers=with_version(auth("checker"), "*")), 422)
     assert_problem(client.post(url, json={"status": "false", "rationale": "again"},
-                               headers=auth("checker")), 422, contains="already")
+                               headers=with_version(auth("checker"), "*")), 422, contains="already")
     assert ledger_state(client, auth("reader")) == before
 
 

@@ -10,7 +10,7 @@ from tests.factories import ingest
 
 # What the floor may leave out: the service's bookkeeping, and FTS5's shadow tables (filled
 # by inserting into claim_search itself).
-NOT_LEDGER = {"alembic_version", "api_key", "idempotency_record", "instance",
+NOT_LEDGER = {"alembic_version", "api_key", "origin_owner", "idempotency_record", "instance",
               "rate_limit_window", *(f"claim_search_{part}" for part in (
                   "config", "content", "data", "docsize", "idx"))}
 

@@ -88,7 +88,7 @@ def test_link_and_merge_past_the_cap_are_409(client, auth, small_caps):
     a, b, c = (make_claim(client, ing, f"Claim {n} about the Belarus border.")
                for n in ("one", "two", "three"))
     make_link(client, checker, a["id"], b["id"])
-    response = client.post(f"/v1/claims/{c['id']}/links", headers=checker,
+    response = client.post(f"/v1/claims/{c['id']}/links", headers={**checker, "If-Match": "*"},
                            json={"target_id": a["id"], "kind": "related"})
     assert_problem(response, 409, contains="more than 1 links")
     # Merging b (one link) into c would give c... b's link to a, c's first: fits.
@@ -98,7 +98,7 @@ def test_link_and_merge_past_the_cap_are_409(client, auth, small_caps):
             add_attribution(client, ing, claim["id"], source_id=source["id"], stance=stance,
                             quote=f"{claim['id']} {stance}")
     before = get_json(client, f"/v1/claims/{c['id']}", auth("reader"))
-    response = client.post(f"/v1/claims/{c['id']}/merge", headers=checker,
+    response = client.post(f"/v1/claims/{c['id']}/merge", headers={**checker, "If-Match": "*"},
                            json={"duplicate_id": b["id"]})
     assert_problem(response, 409, contains="more than 2 attributions")
     assert get_json(client, f"/v1/claims/{c['id']}", auth("reader")) == before
@@ -132,7 +132,7 @@ def test_merge_counts_what_the_claim_would_hold(client, auth, small_caps):
     for claim in (keep, dup):
         add_attribution(client, ing, claim["id"], source="BelTA", stance="reports")
     add_attribution(client, ing, keep["id"], source="ISW", stance="asserts")
-    response = client.post(f"/v1/claims/{keep['id']}/merge", headers=checker,
+    response = client.post(f"/v1/claims/{keep['id']}/merge", headers={**checker, "If-Match": "*"},
                            json={"duplicate_id": dup["id"]})
     assert response.status_code == 200, response.text
     assert len(get_json(client, f"/v1/claims/{keep['id']}", auth("reader"))["attributions"]) == 2

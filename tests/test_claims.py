@@ -93,7 +93,7 @@ def test_list_claims_contested_is_computed_and_filterable(client, auth):
     assert claim_of(client, auth, relayed["id"])["contested"] is True
     dispute = next(a for a in both["attributions"] if a["stance"] == "disputes")
     response = client.delete(f"/v1/claims/{both['id']}/attributions/{dispute['id']}",
-                             headers=auth("checker"))
+                             headers={**auth("checker"), "If-Match": "*"})
     assert response.status_code == 204, response.text
     assert claim_of(client, auth, both["id"])["contested"] is False
     assert set(listed(client, auth, contested="true")) == {support_deny["id"], relayed["id"]}

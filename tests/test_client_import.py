@@ -112,9 +112,9 @@ def test_ingest_client_same_batch_twice_is_replayed(
         assert raw.headers["idempotent-replayed"] == "true"
         assert len(all_claims(http, live_auth("reader"))) == 5
         assert event_count(http, live_auth("reader")) == events
-        # Without the key, a rerun is folded by origin + external_id: updated, still 5 claims.
+        # Without the key, a rerun is folded by origin + external_id: unchanged, still 5 claims.
         again = client.ingest(batch, idempotency_key="another-run")
-        assert again["summary"]["updated"] == 5
+        assert again["summary"]["unchanged"] == 5
         assert len(all_claims(http, live_auth("reader"))) == 5
 
 
@@ -136,7 +136,8 @@ class Script:
         return httpx.Response(status, headers=headers, json=body)
 
 
-RESULT = {"summary": {"received": 1, "created": 1, "duplicate": 0, "updated": 0, "error": 0},
+RESULT = {"summary": {"received": 1, "created": 1, "duplicate": 0, "updated": 0,
+                      "unchanged": 0, "error": 0},
           "items": [{"index": 0, "status": "created", "claim_id": "clm_1",
                      "attributions_added": 0, "similar": [], "error": None}]}
 BUSY = {"type": "about:blank", "title": "Service Unavailable", "status": 503,
@@ -205,6 +206,7 @@ def test_ingest_client_all_failed_batch_gives_item_results(client, auth):
     ledger.http.headers.update(auth("ingester"))
     result = ledger.ingest([{"text": ""}, {"nope": 1}])
     assert result["summary"] == {"received": 2, "created": 0, "duplicate": 0, "updated": 0,
+                                 "unchanged": 0,
                                  "error": 2}
     assert [r["status"] for r in result["items"]] == ["error", "error"]
 
@@ -258,7 +260,7 @@ def test_import_cli_local_file_and_rerun_creates_nothing(client, auth, run_cli, 
     path = write_ndjson(tmp_path / "feed.ndjson", items)
     result = run_cli("import", str(path), "--batch-size", "5")
     assert result.exit_code == 0, result.output
-    assert "12 received, 12 created, 0 duplicate, 0 updated, 0 error" in result.output
+    assert "12 received, 12 created, 0 duplicate, 0 updated, 0 unchanged, 0 error" in result.output
     claims = all_claims(client, auth("reader"))
     assert sorted(c["text"] for c in claims) == sorted(i["text"] for i in items)
     assert {c["created_by"] for c in claims} == {"cli"}
@@ -268,7 +270,7 @@ def test_import_cli_local_file_and_rerun_creates_nothing(client, auth, run_cli, 
     rerun = run_cli("import", str(path), "--batch-size", "5")
     assert rerun.exit_code == 0, rerun.output
     # Known by origin + external_id, unchanged: nothing new, nothing rewritten.
-    assert "12 received, 0 created, 0 duplicate, 12 updated, 0 error" in rerun.output
+    assert "12 received, 0 created, 0 duplicate, 0 updated, 12 unchanged, 0 error" in rerun.output
     assert [c["version"] for c in all_claims(client, auth("reader"))] == [1] * 12
     assert len(get_json(client, "/v1/sources", auth("reader"))["items"]) == len(SOURCES)
     assert event_count(client, auth("reader")) == events
@@ -290,7 +292,7 @@ def test_import_cli_bad_line_reported_rest_imported(client, auth, run_cli, tmp_p
     assert result.exit_code == 2, result.output
     assert "line 3 is not JSON" in result.output
     assert "line 6 is not JSON" in result.output
-    assert "8 received, 6 created, 0 duplicate, 0 updated, 2 error" in result.output
+    assert "8 received, 6 created, 0 duplicate, 0 updated, 0 unchanged, 2 error" in result.output
     assert sorted(c["text"] for c in all_claims(client, auth("reader"))) == sorted(
         i["text"] for i in items)
 
@@ -373,10 +375,12 @@ def test_import_cli_rerun_through_server_says_replayed(
             "--batch-size", "3")
     first = run_cli(*args)
     assert first.exit_code == 0, first.output
-    assert "7 received, 7 created, 0 duplicate, 0 updated, 0 error, 0 replayed" in first.output
+    assert ("7 received, 7 created, 0 duplicate, 0 updated, 0 unchanged, 0 error, 0 replayed"
+            in first.output)
     rerun = run_cli(*args)
     assert rerun.exit_code == 0, rerun.output
-    assert "7 received, 0 created, 0 duplicate, 0 updated, 0 error, 7 replayed" in rerun.output
+    assert ("7 received, 0 created, 0 duplicate, 0 updated, 0 unchanged, 0 error, 7 replayed"
+            in rerun.output)
     assert "earlier run" in " ".join(rerun.output.split())
     with httpx.Client(base_url=live_server.url, timeout=30) as http:
         assert len(all_claims(http, live_auth("reader"))) == 7

@@ -16,6 +16,7 @@ CLAIMS_PER_WRITER = 5
 # Bounds, so a deadlock fails the test instead of hanging it (generous: other test runs
 # may share the 2 cores).
 REQUEST_TIMEOUT = 30.0
+ANY = {"If-Match": "*"}  # links and merges need If-Match; any current version will do
 OVERALL_TIMEOUT = 90.0
 # Distinct claims, as a feed would send them: a few common words and mostly rare ones.
 # (Near-identical texts would make every POST score up to 200 near-duplicate candidates,
@@ -192,11 +193,11 @@ def test_write_same_claims_from_both_ends_concurrently(live_server, live_auth): 
             y = new_claim(f"Round {round_}: Belarus hosted drills near the border.")
             pairs = {
                 "link": [("POST", f"/v1/claims/{x}/links", {"target_id": y, "kind": "related"},
-                          {}),
+                          ANY),
                          ("POST", f"/v1/claims/{y}/links", {"target_id": x, "kind": "related"},
-                          {})],
-                "merge": [("POST", f"/v1/claims/{x}/merge", {"duplicate_id": y}, {}),
-                          ("POST", f"/v1/claims/{y}/merge", {"duplicate_id": x}, {})],
+                          ANY)],
+                "merge": [("POST", f"/v1/claims/{x}/merge", {"duplicate_id": y}, ANY),
+                          ("POST", f"/v1/claims/{y}/merge", {"duplicate_id": x}, ANY)],
             }
             new_claim(f"Round {round_}: grain exports fell.", origin="feed",
                       external_id=f"p{round_}")

@@ -276,7 +276,7 @@ def test_official_python_client_searches_pages_and_manages_pages(live_server, li
         for n in range(5):
             claim = http.post("/v1/claims", json={"text": f"Claim {n} on Belarus troop numbers."})
             cid = claim.json()["id"]
-            assert http.post(f"/v1/claims/{cid}/reviews", json={
+            assert http.post(f"/v1/claims/{cid}/reviews", headers={"If-Match": "*"}, json={
                 "status": "false", "rationale": "No."}).status_code == 201
             assert http.post(f"/v1/claims/{cid}/publish", json={
                 "url": f"https://factcheck.example.org/{n}", "headline": f"Check {n}"}

@@ -8,6 +8,7 @@ from tests.factories import (
     add_attribution,
     all_pages,
     assert_problem,
+    current,
     get_json,
     make_claim,
     make_link,
@@ -55,9 +56,10 @@ def test_get_history_tells_whole_story_in_order(client, auth):
     review(client, auth("checker"), claim["id"], "mostly_true", "ISW's assessment holds")
     link = make_link(client, auth("checker"), claim["id"], other["id"], "contradicts")
     merged = client.post(f"{url}/merge", json={"duplicate_id": duplicate["id"]},
-                         headers=auth("checker"))
+                         headers=current(client, auth("checker"), claim["id"]))
     assert merged.status_code == 200, merged.text
-    removed = client.delete(f"{url}/attributions/{attribution['id']}", headers=auth("checker"))
+    removed = client.delete(f"{url}/attributions/{attribution['id']}",
+                            headers=current(client, auth("checker"), claim["id"]))
     assert removed.status_code == 204, removed.text
 
     events = history(client, auth, claim["id"])
@@ -204,7 +206,7 @@ def test_delete_claim_leaves_tombstone_and_readable_history(client, auth):
     assert_problem(as_of(client, auth, claim["id"], iso(later)), 404)
 
     # Deleting it again, or a claim that never was, is a 404 that records nothing.
-    assert_problem(client.delete(url, headers=auth("admin")), 404)
+    assert_problem(client.delete(url, headers=with_version(auth("admin"), "*")), 404)
     assert len(get_json(client, "/v1/events", auth("reader"),
                         action="claim.deleted")["items"]) == 1
 
@@ -213,11 +215,13 @@ def test_delete_claim_merged_into_it_is_409(client, auth):
     target = make_claim(client, auth("ingester"), "At least 6,700 civilian deaths were counted.")
     duplicate = make_claim(client, auth("ingester"), "6,700 civilians have died, the UN says.")
     merged = client.post(f"/v1/claims/{target['id']}/merge",
-                         json={"duplicate_id": duplicate["id"]}, headers=auth("checker"))
+                         json={"duplicate_id": duplicate["id"]},
+                         headers={**auth("checker"), "If-Match": "*"})
     assert merged.status_code == 200, merged.text
-    assert_problem(client.delete(f"/v1/claims/{target['id']}", headers=auth("admin")), 409)
-    assert client.delete(f"/v1/claims/{duplicate['id']}", headers=auth("admin")).status_code == 204
-    assert client.delete(f"/v1/claims/{target['id']}", headers=auth("admin")).status_code == 204
+    admin = {**auth("admin"), "If-Match": "*"}
+    assert_problem(client.delete(f"/v1/claims/{target['id']}", headers=admin), 409)
+    assert client.delete(f"/v1/claims/{duplicate['id']}", headers=admin).status_code == 204
+    assert client.delete(f"/v1/claims/{target['id']}", headers=admin).status_code == 204
     deleted = get_json(client, "/v1/events", auth("reader"), action="claim.deleted")["items"]
     assert [e["claim_id"] for e in deleted] == [duplicate["id"], target["id"]]
 

@@ -92,21 +92,25 @@ def test_if_match_weak_tag_never_matches(client, auth, claim, source):
         assert_problem(response, 412, contains="weak")
         assert _version(client, auth, url) == current
     # On a route where If-Match is optional too.
-    response = client.post(f"/v1/claims/{claim['id']}/reviews", json={"status": "in_review"},
+    response = client.post(f"/v1/claims/{claim['id']}/attributions",
+                           json={"source": "BelTA", "stance": "reports"},
                            headers={**auth("checker"), "If-Match": f'W/"{current}"'})
     assert_problem(response, 412, contains="weak")
 
 
 def test_if_match_optional_routes_take_every_form(client, auth, claim):
-    url = f"/v1/claims/{claim['id']}/reviews"
+    url = f"/v1/claims/{claim['id']}/attributions"
     current = _version(client, auth, f"/v1/claims/{claim['id']}")
-    assert_problem(client.post(url, json={"status": "in_review"},
+    assert_problem(client.post(url, json={"source": "BelTA", "stance": "reports"},
                                headers={**auth("checker"), "If-Match": '"stale-0"'}), 412)
-    response = client.post(url, json={"status": "in_review"},
+    response = client.post(url, json={"source": "BelTA", "stance": "reports"},
                            headers={**auth("checker"), "If-Match": f'"9", "{current}"'})
     assert response.status_code == 201, response.text
-    response = client.post(url, json={"status": "false", "rationale": "The report says not."},
+    response = client.post(url, json={"source": "OHCHR", "stance": "asserts"},
                            headers={**auth("checker"), "If-Match": "*"})
+    assert response.status_code == 201, response.text
+    response = client.post(url, json={"source": "ISW", "stance": "asserts"},
+                           headers=auth("checker"))
     assert response.status_code == 201, response.text
 
 
@@ -286,7 +290,8 @@ def test_ingest_takes_json_and_ndjson_only(client, auth):
 
 def test_routes_without_a_body_ignore_the_content_type(client, auth, claim):
     response = client.request("DELETE", f"/v1/claims/{claim['id']}", content=b"x",
-                             headers={**auth("admin"), "content-type": "text/plain"})
+                             headers={**auth("admin"), "content-type": "text/plain",
+                                      "If-Match": "*"})
     assert response.status_code == 204, response.text
 
 

@@ -38,7 +38,7 @@ def test_ingest_claims_1000_items_naming_100_new_sources_each(client, auth, db):
     assert response.status_code == 200, response.text[:500]
     result = response.json()
     assert result["summary"] == {"received": ITEMS, "created": ITEMS, "duplicate": 0,
-                                 "updated": 0, "error": 0}
+                                 "updated": 0, "unchanged": 0, "error": 0}
     assert count(db, "SELECT count(*) FROM source") == ITEMS * PER_ITEM
     assert count(db, "SELECT count(*) FROM source_name") == ITEMS * PER_ITEM
     assert count(db, "SELECT count(*) FROM attribution") == ITEMS * PER_ITEM

@@ -6,6 +6,7 @@ from tests.factories import (
     all_pages,
     assert_problem,
     claim_of,
+    current,
     get_json,
     listed,
     make_claim,
@@ -39,7 +40,8 @@ def test_create_link_duplicate_is_409(client, auth):
     first = make_claim(client, auth("ingester"), "At least 6,700 civilian deaths were counted.")
     second = make_claim(client, auth("ingester"), "441 civilians were killed near Kyiv.")
     make_link(client, auth("checker"), second["id"], first["id"], "related")
-    body = assert_problem(client.post(f"/v1/claims/{second['id']}/links", headers=auth("checker"),
+    body = assert_problem(client.post(f"/v1/claims/{second['id']}/links",
+                                      headers=current(client, auth("checker"), second["id"]),
                                       json={"target_id": first["id"], "kind": "related"}), 409)
     assert body["link_id"]
     make_link(client, auth("checker"), second["id"], first["id"], "updates")
@@ -113,14 +115,16 @@ def test_write_merged_claim_is_409(client, auth, merged):
         client.patch(f"/v1/claims/{duplicate}", json={"text": "Edited after the merge."},
                      headers=with_version(auth("checker"), version)),
         client.post(f"/v1/claims/{duplicate}/reviews", json={"status": "in_review"},
-                    headers=auth("checker")),
+                    headers=with_version(auth("checker"), version)),
         client.post(f"/v1/claims/{duplicate}/attributions",
                     json={"source": "BelTA", "stance": "reports"}, headers=auth("ingester")),
         client.post(f"/v1/claims/{duplicate}/links",
-                    json={"target_id": other["id"], "kind": "related"}, headers=auth("checker")),
+                    json={"target_id": other["id"], "kind": "related"},
+                    headers=with_version(auth("checker"), version)),
         merge(client, auth, duplicate, other["id"]),
         client.post(f"/v1/claims/{other['id']}/links",
-                    json={"target_id": duplicate, "kind": "related"}, headers=auth("checker")),
+                    json={"target_id": duplicate, "kind": "related"},
+                    headers={**auth("checker"), "If-Match": "*"}),
     ]
     for response in attempts:
         body = assert_problem(response, 409)

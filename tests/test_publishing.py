@@ -140,7 +140,7 @@ def test_publish_merged_claim_is_409(client, auth):
     keep = reviewed_claim(client, auth)
     dup = reviewed_claim(client, auth, text="Thousands of Russian troops are in Belarus.")
     merged = client.post(f"/v1/claims/{keep['id']}/merge", json={"duplicate_id": dup["id"]},
-                         headers=auth("checker"))
+                         headers={**auth("checker"), "If-Match": "*"})
     assert merged.status_code == 200, merged.text
     assert_problem(client.post(f"/v1/claims/{dup['id']}/publish", json=PUBLISH,
                                headers=auth("checker")), 409, contains="merged")
@@ -254,7 +254,8 @@ def test_demo_claimreview_matches_golden(client, auth, demo_ledger):
 def test_delete_published_claim_takes_its_publication_along(client, auth):
     claim = reviewed_claim(client, auth)
     publish(client, auth("checker"), claim["id"])
-    assert client.delete(f"/v1/claims/{claim['id']}", headers=auth("admin")).status_code == 204
+    assert client.delete(f"/v1/claims/{claim['id']}",
+                         headers={**auth("admin"), "If-Match": "*"}).status_code == 204
     assert_problem(client.get(f"/c/{claim['id']}"), 404)
     assert client.get("/claimreview.jsonl").text == ""
     assert client.get("/v1alpha1/claims:search", params={"query": "soldiers"}).json() == {}

@@ -202,7 +202,8 @@ class Saturator:
             claim_id = rng.choice(owned)
             status = "true" if acks.statuses[claim_id] == "in_review" else "in_review"
             body = await self.call(http, op, "POST", f"/v1/claims/{claim_id}/reviews", 201,
-                                   json_body={"status": status, "rationale": f"checked {tag}"})
+                                   json_body={"status": status, "rationale": f"checked {tag}"},
+                                   headers={"If-Match": "*"})
             if body:
                 acks.reviews.add(body["id"])
                 acks.versions[claim_id] += 1
@@ -211,7 +212,8 @@ class Saturator:
             kind = rng.choice(free)
             used_links.add((a, b, kind))  # tried once, whatever the outcome
             body = await self.call(http, op, "POST", f"/v1/claims/{a}/links", 201,
-                                   json_body={"target_id": b, "kind": kind})
+                                   json_body={"target_id": b, "kind": kind},
+                                   headers={"If-Match": "*"})
             if body:
                 acks.links.add(body["id"])
                 acks.versions[a] += 1
@@ -235,10 +237,13 @@ class Saturator:
                                    json_body={"text": text},
                                    headers={"If-Match": f'"{version}"'})
             if body:
+                # new text under a verdict reopens it: a second version, the review's
+                reopened = acks.statuses[claim_id] not in ("unverified", "in_review")
                 acks.patches += 1
                 acks.versions[claim_id] = body["version"]
                 acks.texts[claim_id] = text
-                if body["version"] != version + 1:
+                acks.statuses[claim_id] = body["status"]
+                if body["version"] != version + 1 + reopened:
                     acks.failures.append(f"patch: version {version} -> {body['version']}")
 
     async def warm_up(self, owned: list[str]) -> None:

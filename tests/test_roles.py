@@ -35,6 +35,9 @@ MINIMAL_ROLE: dict[tuple[str, str], str] = {
     ("PATCH", "/v1/sources/{source_id}"): "checker",
     ("GET", "/v1/sources/{source_id}/claims"): "reader",
     ("GET", "/v1/sources/{source_id}/record"): "reader",
+    ("POST", "/v1/sources/{source_id}/merge"): "checker",
+    ("GET", "/v1/origins"): "admin",
+    ("PUT", "/v1/origins/{origin}/owner"): "admin",
     ("POST", "/v1/ingest"): "ingester",
     ("GET", "/v1/events"): "reader",
     ("GET", "/v1/events/stream"): "reader",
@@ -64,6 +67,7 @@ PATH_VALUES = {
     "key_id": "key_00000000000000000000",
     "webhook_id": "whk_00000000000000000000",
     "delivery_id": "dlv_00000000000000000000",
+    "origin": "no-such-feed",
 }
 
 
@@ -74,7 +78,7 @@ def app_routes() -> set[tuple[str, str]]:
     for route in iter_route_contexts(app.routes):
         for method in route.methods or ():
             if method != "HEAD" and route.path:
-                out.add((method, route.path))
+                out.add((method, route.path.replace(":path}", "}")))  # as OpenAPI names it
     return out
 
 
@@ -85,7 +89,7 @@ PRESENT = sorted(r for r in MINIMAL_ROLE if r in APP_ROUTES)
 def call(client, method: str, template: str, headers: dict[str, str]):
     """Send a minimal request; a successful body is left unread (it may be a live stream)."""
     url = template.format(**PATH_VALUES)
-    kwargs = {"json": {}} if method in ("POST", "PATCH") else {}
+    kwargs = {"json": {}} if method in ("POST", "PATCH", "PUT") else {}
     with client.stream(method, url, headers=headers, **kwargs) as response:
         if response.status_code < 200 or response.status_code >= 300:
             response.read()  # errors are short; a success may be an endless event stream

@@ -55,11 +55,13 @@ _IF_MATCH_OPERATIONS = ("PATCH /v1/claims/{claim_id}", "DELETE /v1/claims/{claim
                         "PATCH /v1/webhooks/{webhook_id}", "DELETE /v1/webhooks/{webhook_id}",
                         "PUT /v1/claims/{claim_id}/assignee",
                         "POST /v1/claims/{claim_id}/publish",
-                        "DELETE /v1/claims/{claim_id}/publish")
+                        "DELETE /v1/claims/{claim_id}/publish",
+                        "POST /v1/sources/{source_id}/merge")
 _CURSOR_OPERATIONS = ("GET /v1/claims", "GET /v1/claims/{claim_id}/history", "GET /v1/sources",
                       "GET /v1/sources/{source_id}/claims", "GET /v1/events",
                       "GET /v1/events/stream", "GET /v1/webhooks",
-                      "GET /v1/webhooks/{webhook_id}/deliveries", "GET /c/", "GET /v1alpha1/pages")
+                      "GET /v1/webhooks/{webhook_id}/deliveries", "GET /c/", "GET /v1alpha1/pages",
+                      "GET /v1/origins")
 UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     # A cursor is only good if this service issued it (for this sort and search); the schema
     # can say its alphabet (base64url), not which strings decode to a position.
@@ -75,6 +77,10 @@ UNEXPRESSIBLE: list[tuple[tuple[str, ...], int, tuple[str, ...]]] = [
     (("POST /v1/claims/{claim_id}/reviews",), 422, ("claim ",)),  # "claim … is already true"
     (("POST /v1/sources", "PATCH /v1/sources/{source_id}"), 422,
      ("affiliated source ", "that affiliation would make a cycle")),
+    (("POST /v1/sources/{source_id}/merge",), 422, ("source ", "a source cannot be merged")),
+    (("PUT /v1/origins/{origin}/owner",), 422, ("API key ",)),  # no such key, or a reader's
+    # similar_to is a name to compare (a letter or digit), alone (no name, prefix or cursor).
+    (("GET /v1/sources",), 422, ("similar_to ",)),
     # Comparisons between two fields or parameters (JSON Schema compares a value to constants).
     (("POST /v1/claims", "PATCH /v1/claims/{claim_id}", "POST /v1/ingest"), 422,
      ("period_end_date is before period_start_date",
@@ -446,6 +452,9 @@ def test_numbers_are_not_dates_or_times(client, auth, seeded, method, url, body)
     assert "not a number" in response.text
 
 
+ANY = {"If-Match": "*"}
+
+
 def test_success_paths_conform_to_openapi(app, db, seeded, auth):
     call = Journey(app, auth("admin"))
     call("GET", "/healthz", 200)
@@ -500,18 +509,28 @@ def test_success_paths_conform_to_openapi(app, db, seeded, auth):
     attribution = call("POST", "/v1/claims/{claim_id}/attributions", 201, path_parameters=cid,
                        body={"source": "BelTA", "stance": "reports"}).json()
     call("DELETE", "/v1/claims/{claim_id}/attributions/{attribution_id}", 204,
-         path_parameters={**cid, "attribution_id": attribution["id"]})
-    call("POST", "/v1/claims/{claim_id}/reviews", 201, path_parameters=cid,
+         path_parameters={**cid, "attribution_id": attribution["id"]}, headers=ANY)
+    call("POST", "/v1/claims/{claim_id}/reviews", 428, path_parameters=cid,
+         body={"status": "mostly_true", "rationale": "Matches the exercise schedule."})
+    call("POST", "/v1/claims/{claim_id}/reviews", 201, path_parameters=cid, headers=ANY,
          body={"status": "mostly_true", "rationale": "Matches the exercise schedule.",
                "evidence_urls": ["https://example.org/evidence"]})
     call("GET", "/v1/claims/{claim_id}/reviews", 200, path_parameters=cid)
     call("GET", "/v1/claims/{claim_id}/history", 200, path_parameters=cid, query={"limit": 2})
     call("GET", "/v1/claims/{claim_id}/similar", 200, path_parameters=cid)
-    call("POST", "/v1/claims/{claim_id}/links", 201, path_parameters=cid,
+    call("POST", "/v1/claims/{claim_id}/links", 201, path_parameters=cid, headers=ANY,
          body={"target_id": seeded["claim"][0], "kind": "related", "note": "same theme"})
-    call("POST", "/v1/claims/{claim_id}/merge", 200, path_parameters=cid,
+    call("POST", "/v1/claims/{claim_id}/merge", 200, path_parameters=cid, headers=ANY,
          body={"duplicate_id": other["id"], "note": "same claim, other words"})
-    call("DELETE", "/v1/claims/{claim_id}", 204, path_parameters={"claim_id": third["id"]})
+    call("DELETE", "/v1/claims/{claim_id}", 204, path_parameters={"claim_id": third["id"]},
+         headers=ANY)
+    misspelt = call("POST", "/v1/sources", 201, body={"name": "Baltic Defense Monitor"}).json()
+    call("GET", "/v1/sources", 200, query={"similar_to": "baltic defence monitr"})
+    call("POST", "/v1/sources/{source_id}/merge", 428, path_parameters={"source_id": monitor["id"]},
+         body={"duplicate_id": misspelt["id"]})
+    call("POST", "/v1/sources/{source_id}/merge", 200, path_parameters={"source_id": monitor["id"]},
+         headers={"If-Match": '"1"'}, body={"duplicate_id": misspelt["id"], "note": "typo"})
+    call("GET", "/v1/sources/{source_id}", 200, path_parameters={"source_id": misspelt["id"]})
     call("POST", "/v1/claims/{claim_id}/publish", 200, path_parameters=cid,
          body={"url": "https://factcheck.example.org/journey", "headline": "Not yet",
                "image_url": "https://factcheck.example.org/journey.png"})
@@ -553,6 +572,10 @@ def test_success_paths_conform_to_openapi(app, db, seeded, auth):
          timeout=STREAM_TIMEOUT)
     call("GET", "/v1/stats", 200)
 
+    feeder = call("POST", "/v1/keys", 201, body={"name": "feeder", "role": "ingester"}).json()
+    call("GET", "/v1/origins", 200, query={"limit": 5})
+    call("PUT", "/v1/origins/{origin}/owner", 200, path_parameters={"origin": "feed"},
+         body={"key_id": feeder["id"]})
     key = call("POST", "/v1/keys", 201, body={"name": "journey", "role": "reader"}).json()
     call("GET", "/v1/keys", 200, query={"include_revoked": True})
     call("DELETE", "/v1/keys/{key_id}", 204, path_parameters={"key_id": key["id"]})

@@ -211,7 +211,7 @@ def test_search_claims_follows_attributions(client, auth):
     assert search_ids(client, auth("reader"), "Asipovichy") == [claim["id"]]
     assert search_ids(client, auth("reader"), "belta") == [claim["id"]]
     response = client.delete(f"/v1/claims/{claim['id']}/attributions/{att['id']}",
-                             headers=auth("checker"))
+                             headers={**auth("checker"), "If-Match": "*"})
     assert response.status_code == 204, response.text
     assert search_ids(client, auth("reader"), "Asipovichy") == []
     assert search_ids(client, auth("reader"), "belta") == []
@@ -246,7 +246,8 @@ def test_search_claims_follows_merge(client, auth):
                            attributions=[{"source": "Hajun project", "stance": "asserts",
                                           "quote": "trainloads counted at Luninets"}])
     assert search_ids(client, auth("reader"), "Luninets") == [duplicate["id"]]
-    response = client.post(f"/v1/claims/{target['id']}/merge", headers=auth("checker"),
+    response = client.post(f"/v1/claims/{target['id']}/merge",
+                           headers={**auth("checker"), "If-Match": "*"},
                            json={"duplicate_id": duplicate["id"]})
     assert response.status_code == 200, response.text
     assert search_ids(client, auth("reader"), "Luninets") == [target["id"]]
@@ -261,7 +262,8 @@ def test_search_claims_follows_delete(client, auth):
                        attributions=[{"source": "Hajun project", "stance": "asserts"}])
     keep = make_claim(client, auth("ingester"), "Another bridge was blown up.")
     assert set(search_ids(client, auth("reader"), "bridge")) == {claim["id"], keep["id"]}
-    assert client.delete(f"/v1/claims/{claim['id']}", headers=auth("admin")).status_code == 204
+    assert client.delete(f"/v1/claims/{claim['id']}",
+                         headers={**auth("admin"), "If-Match": "*"}).status_code == 204
     assert search_ids(client, auth("reader"), "pontoon") == []
     assert search_ids(client, auth("reader"), "hajun") == []
     assert search_ids(client, auth("reader"), "bridge") == [keep["id"]]

@@ -59,10 +59,11 @@ def test_list_similar_claims_follows_edits_merges_and_deletes(client, auth):
         exact["id"], other["id"]]
     # A merged duplicate is no longer offered; a deleted claim neither.
     merged = client.post(f"/v1/claims/{base['id']}/merge", json={"duplicate_id": exact["id"]},
-                         headers=auth("checker"))
+                         headers={**auth("checker"), "If-Match": "*"})
     assert merged.status_code == 200, merged.text
     assert [s["claim_id"] for s in similar(client, auth("reader"), base["id"])] == [other["id"]]
-    assert client.delete(f"/v1/claims/{other['id']}", headers=auth("admin")).status_code == 204
+    assert client.delete(f"/v1/claims/{other['id']}",
+                         headers={**auth("admin"), "If-Match": "*"}).status_code == 204
     assert similar(client, auth("reader"), base["id"]) == []
 
 
@@ -95,7 +96,7 @@ def test_create_claim_likely_duplicates_skip_merged_claims(client, auth):
     base = make_claim(client, auth("ingester"), BASE)
     dup = make_claim(client, auth("ingester"), CLOSE)
     merged = client.post(f"/v1/claims/{base['id']}/merge", json={"duplicate_id": dup["id"]},
-                         headers=auth("checker"))
+                         headers={**auth("checker"), "If-Match": "*"})
     assert merged.status_code == 200, merged.text
     again = make_claim(client, auth("ingester"), CLOSE.upper())
     assert [(d["claim_id"], d["score"]) for d in again["likely_duplicates"]] == [
@@ -137,7 +138,7 @@ def test_a_claims_band_rows_are_deleted_by_primary_key(client, auth, db):
     event.listen(db.engine, "before_cursor_execute", record)
     try:
         assert client.delete(f"/v1/claims/{claim['id']}",
-                             headers=auth("admin")).status_code == 204
+                             headers={**auth("admin"), "If-Match": "*"}).status_code == 204
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     assert len(seen) == 1, seen
@@ -170,12 +171,14 @@ def test_band_rows_follow_edits_merges_and_deletes_exactly(client, auth, db):
                       second["id"]: set(similarity.text_bands(UNRELATED))}
     third = make_claim(client, auth("ingester"), EXACT)
     merged = client.post(f"/v1/claims/{first['id']}/merge", json={"duplicate_id": third["id"]},
-                         headers=auth("checker"))
+                         headers={**auth("checker"), "If-Match": "*"})
     assert merged.status_code == 200, merged.text
     assert rows() == {first["id"]: set(similarity.text_bands(BASE)),
                       second["id"]: set(similarity.text_bands(UNRELATED))}
-    assert client.delete(f"/v1/claims/{third['id']}", headers=auth("admin")).status_code == 204
-    assert client.delete(f"/v1/claims/{first['id']}", headers=auth("admin")).status_code == 204
+    assert client.delete(f"/v1/claims/{third['id']}",
+                         headers={**auth("admin"), "If-Match": "*"}).status_code == 204
+    assert client.delete(f"/v1/claims/{first['id']}",
+                         headers={**auth("admin"), "If-Match": "*"}).status_code == 204
     assert rows() == {second["id"]: set(similarity.text_bands(UNRELATED))}
 
 

@@ -53,6 +53,7 @@ SOURCES = ["Government of Ukraine", "ISW", "OHCHR", "BelTA"]
 STANCES = ["asserts", "supports", "disputes", "denies", "reports"]
 STATUSES = ["unverified", "in_review", "true", "mostly_false", "misleading"]
 LINK_KINDS = ["supports", "contradicts", "related"]
+ANY_VERSION = {"If-Match": "*"}  # reviews, links, merges and deletes need If-Match
 TOPICS = ["belarus", "casualties", "troops"]
 
 
@@ -196,7 +197,7 @@ class LedgerMachine(RuleBasedStateMachine):
         response = self.ledger.client.post(
             f"/v1/claims/{claim_id}/reviews",
             json={"status": status, "rationale": "compared with the OHCHR report"},
-            headers=self.ledger.headers("checker"))
+            headers=self.ledger.headers("checker", **ANY_VERSION))
         self.dirty.add(claim_id)
         refused = self._refusal(claim_id)
         claim = self.model[claim_id]
@@ -217,7 +218,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def link(self, from_id: str, to_id: str, kind: str) -> None:
         response = self.ledger.client.post(
             f"/v1/claims/{from_id}/links", json={"target_id": to_id, "kind": kind},
-            headers=self.ledger.headers("checker"))
+            headers=self.ledger.headers("checker", **ANY_VERSION))
         here, there = self.model[from_id], self.model[to_id]
         self.dirty |= {from_id, to_id}
         if here.deleted:
@@ -243,7 +244,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def merge(self, claim_id: str, duplicate_id: str) -> None:
         response = self.ledger.client.post(
             f"/v1/claims/{claim_id}/merge", json={"duplicate_id": duplicate_id},
-            headers=self.ledger.headers("checker"))
+            headers=self.ledger.headers("checker", **ANY_VERSION))
         claim, duplicate = self.model[claim_id], self.model[duplicate_id]
         self.dirty |= {claim_id, duplicate_id}
         if claim.deleted:
@@ -301,6 +302,10 @@ class LedgerMachine(RuleBasedStateMachine):
             body = self._expect(response, 200)
             claim.token, claim.text = token, text
             claim.version += 1
+            if claim.status not in ("unverified", "in_review"):  # new text reopens a verdict
+                claim.status = "in_review"
+                claim.version += 1
+            assert body["status"] == claim.status
             assert response.headers["ETag"] == f'"{claim.version}"' == f'"{body["version"]}"'
 
     @rule(claim_id=claims)
@@ -312,7 +317,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(claim_id=claims)
     def delete(self, claim_id: str) -> None:
         response = self.ledger.client.delete(f"/v1/claims/{claim_id}",
-                                             headers=self.ledger.headers("admin"))
+                                             headers=self.ledger.headers("admin", **ANY_VERSION))
         claim = self.model[claim_id]
         self.dirty.add(claim_id)
         if claim.deleted:

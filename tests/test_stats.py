@@ -81,7 +81,8 @@ def test_get_stats_leaves_out_merged_duplicates(client, auth, reviewed_ledger):
     dup = make_claim(client, auth("ingester"), "Thousands of Russian troops are in Belarus.")
     assert get_json(client, "/v1/stats", auth("reader"))["claims"] == 7
     merged = client.post(f"/v1/claims/{reviewed_ledger['claims']['soldiers']['id']}/merge",
-                         json={"duplicate_id": dup["id"]}, headers=auth("checker"))
+                         json={"duplicate_id": dup["id"]},
+                         headers={**auth("checker"), "If-Match": "*"})
     assert merged.status_code == 200, merged.text
     stats = get_json(client, "/v1/stats", auth("reader"))
     assert stats["claims"] == 6

@@ -171,7 +171,7 @@ def test_cached_claim_follows_every_change(client, auth):
     assert after_rename["attributions"][0]["source"]["name"] == "ISW"
 
     reviewed = client.post(f"{url}/reviews", json={"status": "in_review"},
-                           headers=auth("checker"))
+                           headers={**auth("checker"), "If-Match": "*"})
     assert reviewed.status_code == 201, reviewed.text
     after_review = client.get(url, headers=auth("reader"))
     assert after_review.json()["status"] == "in_review"
@@ -181,12 +181,12 @@ def test_cached_claim_follows_every_change(client, auth):
     other = make_claim(client, auth("checker"), "Belarus denies hosting Russian troops.")
     linked = client.post(f"/v1/claims/{other['id']}/links",
                          json={"target_id": claim["id"], "kind": "contradicts"},
-                         headers=auth("checker"))
+                         headers={**auth("checker"), "If-Match": "*"})
     assert linked.status_code == 201, linked.text
     assert [link["kind"] for link in client.get(url, headers=auth("reader")).json()["links"]] \
         == ["contradicts"]
 
-    deleted = client.delete(url, headers=auth("admin"))
+    deleted = client.delete(url, headers={**auth("admin"), "If-Match": "*"})
     assert deleted.status_code == 204, deleted.text
     assert_problem(client.get(url, headers=auth("reader")), 404, contains=claim["id"])
     past = client.get(url, params={"as_of": after_rename["updated_at"]}, headers=auth("reader"))
@@ -247,7 +247,7 @@ def test_list_and_search_pages_follow_every_change(client, auth):
     assert renamed.status_code == 200, renamed.text
     assert both()["attributions"][0]["source"]["name"] == "ISW"
     reviewed = client.post(f"/v1/claims/{claim['id']}/reviews", json={"status": "in_review"},
-                           headers=auth("checker"))
+                           headers={**auth("checker"), "If-Match": "*"})
     assert reviewed.status_code == 201, reviewed.text
     after = both()
     assert after["status"] == "in_review" and after["version"] > first["version"]
@@ -299,7 +299,8 @@ def test_a_page_is_read_from_one_snapshot(client, db, auth, q):
 
     def render_after_a_review(session, ids):
         reviewed = client.post(f"/v1/claims/{claim['id']}/reviews",
-                               json={"status": "in_review"}, headers=auth("checker"))
+                               json={"status": "in_review"},
+                               headers={**auth("checker"), "If-Match": "*"})
         assert reviewed.status_code == 201, reviewed.text
         return cache.render(session, ids)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api import ETAG, LOCATION, READ_ERRORS, WRITE_ERRORS, with_headers
+from app.db import Database
 from app.deps import (
     AdminKey,
     CheckerKey,
@@ -38,8 +39,11 @@ from app.domain import (
     sources,
 )
 from app.domain import reviews as verification
+from app.domain.origins import check_claim as check_origin
+from app.domain.origins import may_use as may_use_origin
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
 from app.models import (
+    ApiKey,
     AssigneeUpdate,
     AttributionCreate,
     AttributionPublic,
@@ -77,10 +81,23 @@ async def create_claim(
     Concurrent requests are committed together (app/fastpath/writer.py); each is answered once
     its claim is committed.
     """
+    if claim_in.origin is not None:  # its feed may belong to another key (403)
+        await run_in_threadpool(_check_origin, request.app.state.db, claim_in, key)
     # Rendered by the writer: FastAPI would validate the built model all over again first.
     written = await claim_writer(request.app.state).create(claim_in, actor=key.name, idem=idem)
     return Response(written.body, status_code=201, media_type="application/json",
                     headers=written.headers)
+
+
+def _check_origin(db: Database, claim_in: ClaimCreate, key: ApiKey) -> None:
+    """check_origin in a transaction of its own, committed before the claim is written (an
+    origin no key owns becomes this key's); one read when the key already owns it."""
+    with db.session() as session:
+        if may_use_origin(session, claim_in.origin, key=key):
+            return
+    with db.write_session() as session:
+        check_origin(session, claim_in, key=key)
+        session.commit()
 
 
 @router.get("", response_model=Page[ClaimPublic])
@@ -175,7 +192,10 @@ def update_claim(
     claim_id: str, claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion,
     session: WriteSessionDep, response: Response,
 ) -> ClaimPublic:
-    """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412)."""
+    """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412).
+
+    Changing the text of a claim with a verdict puts it back to `in_review` (a review and an
+    event say the text changed): the verdict was given for the old text."""
     claim = claims.get_claim(session, claim_id, for_update=True)
     claims.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
                         actor=key.name)
@@ -205,9 +225,11 @@ def assign_claim(
 
 @router.delete("/{claim_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_claim(
-    claim_id: str, key: AdminKey, version: OptionalVersion, session: WriteSessionDep
+    claim_id: str, key: AdminKey, version: RequiredVersion, session: WriteSessionDep
 ) -> None:
-    """Delete a claim; a tombstone event keeps its last state for the feed and history."""
+    """Delete a claim; a tombstone event keeps its last state for the feed and history.
+
+    Send `If-Match` with the ETag you read (428 without it, 412 if the claim changed since)."""
     claim = claims.get_claim(session, claim_id, for_update=True)
     claims.delete_claim(session, claim=claim, expected_version=version, actor=key.name)
     session.commit()
@@ -233,10 +255,11 @@ def create_attribution(
 @router.delete("/{claim_id}/attributions/{attribution_id}", status_code=204,
                responses=WRITE_ERRORS)
 def delete_attribution(
-    claim_id: str, attribution_id: str, key: CheckerKey, version: OptionalVersion,
+    claim_id: str, attribution_id: str, key: CheckerKey, version: RequiredVersion,
     session: WriteSessionDep,
 ) -> None:
-    """Detach a source from a claim."""
+    """Detach a source from a claim. Send `If-Match` with the claim's ETag (428 without it,
+    412 if stale)."""
     claim = claims.get_claim(session, claim_id, for_update=True)
     claims.delete_attribution(session, claim=claim, attribution_id=attribution_id,
                               expected_version=version, actor=key.name)
@@ -245,10 +268,16 @@ def delete_attribution(
 
 @router.post("/{claim_id}/reviews", status_code=201, responses=WRITE_ERRORS)
 def create_review(
-    claim_id: str, review_in: ReviewCreate, key: CheckerKey, version: OptionalVersion,
+    claim_id: str, review_in: ReviewCreate, key: CheckerKey, version: RequiredVersion,
     idem: IdempotencyDep, session: WriteSessionDep,
 ) -> ReviewPublic:
-    """Set the claim's status; verdicts need a rationale. Appends to the review history."""
+    """Set the claim's status; verdicts need a rationale. Appends to the review history.
+
+    Send `If-Match` with the ETag you read: without it 428, and if another checker changed
+    the claim first 412, so two verdicts set at once never silently overwrite each other.
+    A verdict stands on the text it was given for: when the text changes later (an edit, or
+    an ingest update of the claim's feed item), the claim goes back to `in_review` with a
+    review and an event saying so."""
     claim = claims.get_claim(session, claim_id, for_update=True)
     review = verification.set_status(session, claim=claim, review_in=review_in,
                                      expected_version=version, reviewer=key.name)
@@ -280,10 +309,12 @@ def claim_history(
 
 @router.post("/{claim_id}/links", status_code=201, responses=WRITE_ERRORS)
 def create_link(
-    claim_id: str, link_in: LinkCreate, key: CheckerKey, version: OptionalVersion,
+    claim_id: str, link_in: LinkCreate, key: CheckerKey, version: RequiredVersion,
     idem: IdempotencyDep, session: WriteSessionDep,
 ) -> LinkPublic:
-    """Relate this claim to another: supports, contradicts, duplicates, updates, related."""
+    """Relate this claim to another: supports, contradicts, duplicates, updates, related.
+
+    Send `If-Match` with this claim's ETag (428 without it, 412 if stale)."""
     claim = claims.get_claim(session, claim_id, for_update=True)
     link = links.create_link(session, claim=claim, link_in=link_in, expected_version=version,
                              actor=key.name)
@@ -295,10 +326,12 @@ def create_link(
 
 @router.post("/{claim_id}/merge", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def merge_claim(
-    claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: OptionalVersion,
+    claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: RequiredVersion,
     idem: IdempotencyDep, session: WriteSessionDep, response: Response,
 ) -> ClaimPublic:
-    """Fold the duplicate named in the body into this claim; the duplicate points here after."""
+    """Fold the duplicate named in the body into this claim; the duplicate points here after.
+
+    Send `If-Match` with this claim's ETag (428 without it, 412 if stale)."""
     claim = claims.get_claim(session, claim_id, for_update=True)
     links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
                        expected_version=version, actor=key.name, note=merge_in.note)

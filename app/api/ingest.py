@@ -28,13 +28,21 @@ async def ingest_claims(
     request: Request, key: IngesterKey, idem: IdempotencyDep, session: WriteSessionDep,
     settings: SettingsDep,
 ) -> IngestResponse:
-    """Ingest a batch: one result per item, in order: created, duplicate, updated or error.
+    """Ingest a batch: one result per item, in order: created, duplicate, updated, unchanged
+    or error.
 
     Exact duplicates (same normalized text) fold into the existing claim, adding any new
-    attributions; the same `origin` + `external_id` updates the claim seen before; near
-    duplicates are created and listed in `similar`. Sources are named by id, name or
-    alias; unknown names are created once. Items fail alone; if every item fails the
-    whole request is 422 and nothing is written.
+    attributions; the same `origin` + `external_id` updates the claim seen before
+    (`unchanged` when it brings nothing new); near duplicates are created and listed in
+    `similar`. `attributions_added` counts the attributions each item brought. Sources are
+    named by id, name or alias; unknown names are created once. Items fail alone; if every
+    item fails the whole request is 422 and nothing is written.
+
+    An origin belongs to the first key that ingests with it: another key's items for it
+    (new claims or updates) fail with 403 unless that key is an admin's (`/v1/origins`).
+    An update that changes the text of a claim with a verdict puts it back to `in_review`
+    (a review and an event say the text changed); one under a published verdict fails
+    with 409. Refused updates are recorded in the claim's history.
     """
     body = await request.body()
     items = ingest.parse_batch(body, request.headers.get("content-type", ""),
@@ -42,7 +50,7 @@ async def ingest_claims(
 
     def run() -> IngestResponse:
         result = ingest.ingest(session, items=items, actor=key.name,
-                               threshold=settings.similarity_threshold)
+                               threshold=settings.similarity_threshold, key=key)
         if result.summary.error == result.summary.received:
             session.rollback()
             first = result.items[0].error or {}

@@ -19,12 +19,15 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import listing, rendering, sources, stats
+from app.domain import listing, rendering, source_merge, sources, stats
 from app.domain.pagination import Page
+from app.errors import Unprocessable
 from app.models import (
     ClaimPublic,
+    SimilarSource,
     SourceCreate,
     SourceKind,
+    SourceMergeRequest,
     SourcePublic,
     SourceUpdate,
     Stance,
@@ -61,8 +64,20 @@ def list_sources(
                                         description="Start of a name or alias")] = None,
     kind: SourceKind | None = None,
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
-) -> Page[SourcePublic]:
-    """List sources by name; `name=ISW` finds the Institute for the Study of War."""
+    similar_to: Annotated[str | None, Query(min_length=1, max_length=200, description=(
+        "Likely duplicates of this name: sources whose name or an alias is alike ignoring "
+        "case, accents and script (transliterated), with a few letters wrong or words in "
+        "another order; best first, each with a `score` (0..1) and the name it `matched`. "
+        "One page; not with `name`, `prefix` or `cursor`."))] = None,
+) -> Page[SimilarSource] | Page[SourcePublic]:
+    """List sources by name; `name=ISW` finds the Institute for the Study of War;
+    `similar_to=Insitute for the Study of War` suggests it as a likely duplicate."""
+    if similar_to is not None:
+        if name is not None or prefix is not None or cursor is not None:
+            raise Unprocessable("similar_to cannot be combined with name, prefix or cursor")
+        found = source_merge.similar_sources(session, name=similar_to, limit=limit)
+        return Page(items=[s for s in found if (kind is None or s.kind == kind)
+                           and (country is None or s.country == country)], next_cursor=None)
     return sources.list_sources(session, name=name, prefix=prefix, kind=kind, country=country,
                                 limit=limit, cursor=cursor)
 
@@ -85,6 +100,29 @@ def update_source(
     sources.update_source(session, source=source, source_in=source_in, expected_version=version,
                           actor=key.name)
     public = rendering.source_public(session, source)
+    session.commit()
+    set_etag(response, source.version)
+    return public
+
+
+@router.post("/{source_id}/merge", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
+def merge_source(
+    source_id: str, merge_in: SourceMergeRequest, key: CheckerKey, version: RequiredVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, response: Response,
+) -> SourcePublic:
+    """Fold the duplicate source named in the body into this one, as claims merge.
+
+    Its attributions move here (one this source already has on that claim is folded), its
+    name and aliases become aliases of this one, and its id resolves to this source from
+    then on (`GET /v1/sources/{duplicate_id}` answers with this one). The track record is
+    whole; each claim touched records the merge in its history, and `as_of` before it shows
+    the old source. Send `If-Match` with this source's ETag (428 without it, 412 if stale).
+    """
+    source = sources.get_source(session, source_id)
+    source_merge.merge_sources(session, source=source, duplicate_id=merge_in.duplicate_id,
+                               expected_version=version, actor=key.name, note=merge_in.note)
+    public = rendering.source_public(session, source)
+    idem.save(session, status=200, body=public, headers={"ETag": etag(source.version)})
     session.commit()
     set_etag(response, source.version)
     return public

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.domain import search, similarity
+from app.domain import search, similarity, verdicts
 from app.domain.events import jsonable, record_claim_event, record_event
 from app.domain.locks import lock_claims, lock_source_names
 from app.domain.preconditions import IfMatch, check_version
@@ -137,6 +137,8 @@ def update_claim(
     touch(claim)
     session.add(claim)
     record_claim_event(session, claim, actor=actor, action="claim.updated", changes=changes)
+    if "text" in changes:  # a verdict does not stand on other text
+        verdicts.reopen_after_text_change(session, claim, actor=actor)
     return claim
 
 

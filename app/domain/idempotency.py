@@ -18,6 +18,7 @@ never done twice whoever finishes first.
 
 import asyncio
 import hashlib
+import json
 import logging
 import math
 import random
@@ -53,10 +54,35 @@ class Replay(Exception):
         self.status, self.body, self.headers = status, body, headers
 
 
-def request_hash(method: str, path: str, query: str, body: bytes) -> str:
+def request_hash(method: str, path: str, query: str, body: bytes,
+                 content_type: str = "application/json") -> str:
+    """What makes two requests the same: method, path, query and the body's content, so a
+    retry that serialises the same JSON differently (key order, spacing) is the same request."""
     digest = hashlib.sha256(f"{method} {path}?{query}\n".encode())
-    digest.update(body)
+    digest.update(canonical_body(body, content_type))
     return digest.hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode()
+
+
+def canonical_body(body: bytes, content_type: str) -> bytes:
+    """JSON bodies as parsed JSON dumped canonically (sorted keys, no spaces); NDJSON line by
+    line; anything that does not parse (it will be refused anyway) as its bytes."""
+    media = content_type.split(";")[0].strip().lower()
+    try:
+        if media in ("application/x-ndjson", "application/jsonl"):
+            lines = body.decode("utf-8").splitlines()
+            return b"ndjson\n" + b"\n".join(_canonical(json.loads(line)) for line in lines
+                                             if line.strip())
+        if media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json")):
+            return b"json\n" + _canonical(json.loads(body))
+    except (ValueError, RecursionError):
+        pass
+    return b"raw\n" + body
 
 
 def database_now(session: Session) -> datetime:

@@ -17,15 +17,16 @@ from pydantic import ValidationError
 from sqlmodel import Session, SQLModel, col, select
 
 from app.domain import claims as claim_writes
-from app.domain import search, similarity
-from app.domain.events import record_claim_event
+from app.domain import origins, search, similarity, verdicts
+from app.domain.events import record_claim_event, record_event
 from app.domain.locks import lock_claims, lock_event_feed, lock_source_keys
 from app.domain.rendering import claims_public, is_contested
-from app.domain.sources import create_sources_named, sources_keyed
+from app.domain.sources import create_sources_named, sources_keyed, survivors_of
 from app.domain.text import fingerprint, name_key
 from app.errors import AppError, BadRequest, Unprocessable, problem_dict
 from app.fastpath import bulk
 from app.models import (
+    ApiKey,
     Attribution,
     AttributionCreate,
     Claim,
@@ -52,7 +53,7 @@ class SimilarRef(SQLModel):
 
 class IngestResult(SQLModel):
     index: int
-    status: Literal["created", "duplicate", "updated", "error"]
+    status: Literal["created", "duplicate", "updated", "unchanged", "error"]
     claim_id: str | None = None
     attributions_added: int = 0
     similar: list[SimilarRef] = []
@@ -64,6 +65,7 @@ class IngestSummary(SQLModel):
     created: int
     duplicate: int
     updated: int
+    unchanged: int
     error: int
 
 
@@ -133,8 +135,10 @@ def _validate(item: Any) -> ClaimCreate | AppError:
 # --- ingesting ----------------------------------------------------------------
 
 
-def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) -> IngestResponse:
-    """Ingest a parsed batch in the caller's transaction; the caller commits."""
+def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
+           key: ApiKey | None = None) -> IngestResponse:
+    """Ingest a parsed batch in the caller's transaction; the caller commits. With the
+    caller's `key`, items of origins another key owns are refused (origins.check_batch)."""
     results: list[IngestResult | None] = [None] * len(items)
     claims: dict[int, ClaimCreate] = {}
     for index, item in enumerate(items):
@@ -145,6 +149,9 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
             claims[index] = checked
     _reject_repeated_external_ids(claims, results)
     lock_claims(session, claims.values())  # first: overlapping batches queue here
+    if key is not None:
+        for index, error in origins.check_batch(session, claims, key=key).items():
+            results[index] = _error(index, error)
     sources, failed = check_source_ids(session, claims)
     for index, error in failed.items():
         results[index] = _error(index, error)
@@ -164,6 +171,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
                 results[index] = _update(session, index, claim, claim_in, sources, actor=actor)
             except AppError as exc:  # raised before anything of this item was written
                 results[index] = _error(index, exc)
+                _refused(session, claim, exc, actor=actor)
         elif by_fingerprint.get(fp) in pending:  # created earlier in this batch
             claim_id = by_fingerprint[fp]
             try:
@@ -182,14 +190,16 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
             by_fingerprint[fp] = claim.id
             if claim_in.origin is not None:
                 by_external[external] = claim.id
-            results[index] = IngestResult(index=index, status="created", claim_id=claim.id)
+            results[index] = IngestResult(index=index, status="created", claim_id=claim.id,
+                                          attributions_added=len(claim_in.attributions))
     _fold_duplicates(session, folds, sources, actor=actor, results=results)
     near = _near_duplicates(session, new, threshold=threshold)
     for index, similar in near.items():
         results[index].similar = similar  # type: ignore[union-attr]
     insert_new(session, new, claims, sources, actor=actor)
     final = [r for r in results if r is not None]
-    counts = defaultdict(int, {s: 0 for s in ("created", "duplicate", "updated", "error")})
+    counts = defaultdict(int, {s: 0 for s in ("created", "duplicate", "updated", "unchanged",
+                                              "error")})
     for result in final:
         counts[result.status] += 1
     return IngestResponse(summary=IngestSummary(received=len(items), **counts), items=final)
@@ -223,14 +233,16 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
     ids = {a.source_id for c in claims.values() for a in c.attributions
            if a.source_id is not None}
     known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
+    merged = survivors_of(session, ids - known)  # ids of sources merged away resolve
     failed: dict[int, AppError] = {}
     for index, claim_in in list(claims.items()):
         missing = [a.source_id for a in claim_in.attributions
-                   if a.source_id is not None and a.source_id not in known]
+                   if a.source_id is not None and a.source_id not in known
+                   and a.source_id not in merged]
         if missing:
             failed[index] = Unprocessable(f"source {missing[0]} does not exist")
             del claims[index]
-    return {f"id:{i}": i for i in known}, failed
+    return {f"id:{i}": i for i in known} | {f"id:{i}": s for i, s in merged.items()}, failed
 
 
 def resolve_names(session: Session, claims: dict[int, ClaimCreate],
@@ -390,20 +402,30 @@ def _attach(session: Session, claim: Claim, rows: list[Attribution], *, actor: s
     return len(rows)
 
 
+def _refused(session: Session, claim: Claim, error: AppError, *, actor: str) -> None:
+    """A refused update is part of the claim's story: who tried, and why not."""
+    record_event(session, actor=actor, action="claim.update_refused", entity_type="claim",
+                 entity_id=claim.id, claim_id=claim.id,
+                 changes={"reason": error.detail, "status": error.status, "via": "ingest"})
+
+
 def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
             sources: dict[str, str], *, actor: str) -> IngestResult:
+    verdicts.check_ingest_update(session, claim, claim_in.text)  # may 409 first
     fields = claim_in.model_dump(include=set(ClaimUpdate.model_fields))
     update = ClaimUpdate.model_validate(fields)
     target = claim
     while target.duplicate_of is not None:  # merged away: new sources go to the survivor
         target = session.get(Claim, target.duplicate_of)
     rows = _missing_rows(session, target.id, claim_in, sources, actor=actor)  # may 409 first
+    version = claim.version
     if claim.duplicate_of is None:
         claim_writes.update_claim(session, claim=claim, claim_in=update, expected_version=None,
                                   actor=actor)
     added = _attach(session, target, rows, actor=actor)
-    return IngestResult(index=index, status="updated", claim_id=target.id,
-                        attributions_added=added)
+    changed = added or claim.version != version
+    return IngestResult(index=index, status="updated" if changed else "unchanged",
+                        claim_id=target.id, attributions_added=added)
 
 
 class NewClaim(SimpleNamespace):

@@ -21,6 +21,7 @@ from app.models import (
     Source,
     SourceCreate,
     SourceKind,
+    SourceMerge,
     SourceName,
     SourcePublic,
     SourceUpdate,
@@ -30,10 +31,26 @@ from app.models import (
 
 
 def get_source(session: Session, source_id: str) -> Source:
-    source = session.get(Source, source_id)
+    """The source with this id, or the one it was merged into."""
+    source = session.get(Source, source_id) or merged_into(session, source_id)
     if source is None:
         raise NotFound(f"source {source_id} does not exist")
     return source
+
+
+def merged_into(session: Session, source_id: str) -> Source | None:
+    """The source that a merged-away source id now resolves to (source_merge.py)."""
+    merge = session.get(SourceMerge, source_id)
+    return session.get(Source, merge.survivor_id) if merge is not None else None
+
+
+def survivors_of(session: Session, source_ids: Iterable[str]) -> dict[str, str]:
+    """`{merged-away id: survivor id}` for those of these ids that were merged away."""
+    ids = list(source_ids)
+    if not ids:
+        return {}
+    return dict(session.exec(select(SourceMerge.duplicate_id, SourceMerge.survivor_id).where(
+        col(SourceMerge.duplicate_id).in_(ids))).all())
 
 
 def find_source(session: Session, name_or_alias: str) -> Source | None:
@@ -57,7 +74,7 @@ def resolve_source(
 ) -> tuple[Source, bool]:
     """The source an attribution names; an unknown name creates it. Returns (source, created)."""
     if source_id is not None:
-        source = session.get(Source, source_id)
+        source = session.get(Source, source_id) or merged_into(session, source_id)
         if source is None:
             raise Unprocessable(f"source {source_id} does not exist")
         return source, False
