@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from app.domain import verdicts
 from tests.factories import (
     NDJSON,
     assert_problem,
@@ -89,13 +88,14 @@ def test_ingest_update_without_text_change_keeps_verdict(client, auth):
     assert get_json(client, f"/v1/claims/{claim_id}", auth("reader"))["status"] == "true"
 
 
-def test_ingest_update_of_published_verdict_is_refused_per_item(client, auth, monkeypatch):
-    """Publishing is built on another branch: its check is the hook patched here."""
+def test_ingest_update_of_published_verdict_is_refused_per_item(client, auth):
     first = ingest(client, auth("ingester"), [
         {"text": SOLDIERS, "origin": "pub-feed", "external_id": "1"}])
     claim_id = first["items"][0]["claim_id"]
     review(client, auth("checker"), claim_id, "false", "No such deployment was seen.")
-    monkeypatch.setattr(verdicts, "has_published_verdict", lambda session, claim: True)
+    published = client.post(f"/v1/claims/{claim_id}/publish", headers=auth("checker"), json={
+        "url": "https://factcheck.example.org/soldiers", "headline": "No deployment"})
+    assert published.status_code == 200, published.text
     result = ingest(client, auth("ingester"), [
         {"text": SOLDIERS_EDITED, "origin": "pub-feed", "external_id": "1"},
         {"text": NO_FORCES}])
@@ -109,6 +109,13 @@ def test_ingest_update_of_published_verdict_is_refused_per_item(client, auth, mo
     assert refused["action"] == "claim.update_refused"
     assert refused["actor"] == "test-ingester"
     assert "published verdict" in refused["changes"]["reason"]
+    # Withdrawn, the verdict is internal again: the same update reopens it.
+    withdrawn = client.delete(f"/v1/claims/{claim_id}/publish", headers=auth("checker"))
+    assert withdrawn.status_code == 204, withdrawn.text
+    again = ingest(client, auth("ingester"), [
+        {"text": SOLDIERS_EDITED, "origin": "pub-feed", "external_id": "1"}])
+    assert again["items"][0]["status"] == "updated"
+    assert get_json(client, f"/v1/claims/{claim_id}", auth("reader"))["status"] == "in_review"
 
 
 # --- 2. a feed belongs to its key -------------------------------------------------------

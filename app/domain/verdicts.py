@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from app.domain.events import record_claim_event
 from app.errors import Conflict
-from app.models import Claim, Review, Status, utcnow
+from app.models import Claim, Publication, Review, Status, utcnow
 
 TEXT_CHANGED = "the claim's text changed after its verdict was given; it needs a new review"
 PUBLISHED = "claim has a published verdict; a checker must edit it"
@@ -18,9 +18,10 @@ def has_verdict(claim: Claim) -> bool:
 
 
 def has_published_verdict(session: Session, claim: Claim) -> bool:
-    """Whether the claim's current verdict is published (publishing is built on its own
-    branch: its check goes here, and ingest updates of such claims are then refused)."""
-    return False
+    """Whether the claim has a live (not withdrawn) publication: ingest updates of its text
+    are then refused."""
+    publication = session.get(Publication, claim.id)
+    return publication is not None and publication.withdrawn_at is None
 
 
 def check_ingest_update(session: Session, claim: Claim, text: str) -> None:
