@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from app.domain import claims, links, sources
 from app.domain import reviews as verification
+from app.errors import AppError
 from app.models import (
     AttributionCreate,
     Claim,
@@ -57,7 +58,10 @@ def load_demo(session: Session) -> dict[str, int]:
         ]
         fields = {k: v for k, v in spec.items() if k not in ("ref", "reviews", "attributions")}
         claim_in = ClaimCreate.model_validate(fields | {"attributions": attributions})
-        claim = claims.create_claim(session, claim_in=claim_in, actor=ACTOR)
+        (created,) = claims.create_claims(session, [(claim_in, ACTOR)])
+        if isinstance(created, AppError):
+            raise created
+        claim = claims.get_claim(session, created.public.id)
         claim_ids[spec["ref"]] = claim.id
         for review in spec["reviews"]:
             verification.set_status(session, claim=claim, review_in=ReviewCreate(**review),

@@ -187,8 +187,9 @@ def seed_ledger(session) -> None:
                                      actor=ACTOR).id
 
     def claim(text: str, attributions: list[dict], **fields) -> Claim:
-        return claims.create_claim(session, actor=ACTOR, claim_in=ClaimCreate.model_validate(
-            {"text": text, "attributions": attributions, **fields}))
+        (created,) = claims.create_claims(session, [(ClaimCreate.model_validate(
+            {"text": text, "attributions": attributions, **fields}), ACTOR)])
+        return claims.get_claim(session, created.public.id)
 
     isw = source("Institute for the Study of War", kind="think_tank", country="US",
                  aliases=["ISW"], reliability="B")

@@ -157,11 +157,10 @@ def update_claim(
 ) -> ClaimPublic:
     """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412)."""
     claim = claims.get_claim(session, claim_id, for_update=True)
-    claims.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
-                        actor=key.name)
-    public = rendering.claim_public(session, claim)
+    public = claims.update_claim(session, claim=claim, claim_in=claim_in,
+                                 expected_version=version, actor=key.name)
     session.commit()
-    set_etag(response, claim.version)
+    set_etag(response, public.version)
     return public
 
 
@@ -262,10 +261,9 @@ def merge_claim(
 ) -> ClaimPublic:
     """Fold the duplicate named in the body into this claim; the duplicate points here after."""
     claim = claims.get_claim(session, claim_id, for_update=True)
-    links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
-                       expected_version=version, actor=key.name, note=merge_in.note)
-    public = rendering.claim_public(session, claim)
-    idem.save(session, status=200, body=public, headers={"ETag": etag(claim.version)})
+    public = links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
+                                expected_version=version, actor=key.name, note=merge_in.note)
+    idem.save(session, status=200, body=public, headers={"ETag": etag(public.version)})
     session.commit()
-    set_etag(response, claim.version)
+    set_etag(response, public.version)
     return public

@@ -1,21 +1,24 @@
 """Claims and sources as the API shows them, each claim in a handful of queries."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
+from app.domain.similarity import Match
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
     Attribution,
     Claim,
+    ClaimCreated,
     ClaimLink,
     ClaimPublic,
     ClaimTopic,
     Review,
+    SimilarClaim,
     Source,
     SourcePublic,
     SourceRef,
@@ -87,16 +90,30 @@ def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
     reviews: dict[str, Any] = {}
     for row in conn.execute(_REVIEWS_OF, {"ids": ids}):
         reviews[row.claim_id] = row._asdict()
-    out = []
-    for claim in claims:
-        atts = attributions[claim.id]
-        out.append(ClaimPublic.model_validate({
-            **{name: getattr(claim, name) for name in _CLAIM_FIELDS},
-            "topics": sorted(topics[claim.id]), "attributions": atts, "links": links[claim.id],
-            "current_review": reviews.get(claim.id),
-            "contested": is_contested({a["stance"] for a in atts}),
-        }))
-    return out
+    return [render_claim({name: getattr(claim, name) for name in _CLAIM_FIELDS},
+                         topics=topics[claim.id], attributions=attributions[claim.id],
+                         links=links[claim.id], review=reviews.get(claim.id))
+            for claim in claims]
+
+
+def render_claim(columns: dict[str, Any], *, topics: Iterable[str],
+                 attributions: list[dict[str, Any]], links: Sequence[dict[str, Any]] = (),
+                 review: dict[str, Any] | None = None) -> ClaimPublic:
+    """A claim as the API shows it, from its columns and what hangs off it: attributions
+    (each with its `source` as a dict), links and current review. The one place that
+    says what a claim's representation holds, `contested` included."""
+    return ClaimPublic.model_validate({
+        **columns, "topics": sorted(topics), "attributions": attributions,
+        "links": list(links), "current_review": review,
+        "contested": is_contested({a["stance"] for a in attributions}),
+    })
+
+
+def claim_created(public: ClaimPublic, similar: Sequence[Match]) -> ClaimCreated:
+    """POST /v1/claims's answer: the new claim and its likely duplicates."""
+    return ClaimCreated.model_validate({**dict(public), "likely_duplicates": [
+        SimilarClaim(claim_id=m.claim_id, text=m.text, status=m.status, score=m.score,
+                     exact=m.fingerprint == public.fingerprint) for m in similar]})
 
 
 _CLAIM_TABLE = Claim.__table__  # type: ignore[attr-defined]
@@ -105,10 +122,7 @@ _CLAIM_FIELDS = [name for name in ClaimPublic.model_fields if name in Claim.mode
 
 
 def claim_public(session: Session, claim: Claim) -> ClaimPublic:
-    """The claim as the API shows it (reusing the one just built for its event, if current)."""
-    known = session.info.get("claim_public", {}).get(claim.id)
-    if known is not None and known.version == claim.version:
-        return known
+    """The claim as the API shows it."""
     return claims_public(session, [claim])[0]
 
 
