@@ -103,13 +103,12 @@ async def list_claims(
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
     db, cache = request.app.state.db, claim_cache(request.app.state)
 
     def find() -> bytes:
         with db.session() as session:
             page = listing.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor,
-                                       q=q, filtered=filtered, render=cache.render)
+                                       q=q, render=cache.render)
         # Items are the claims' JSON, reused from the render cache while current (as for
         # GET /v1/claims/{claim_id}); FastAPI's own pass would validate them all again.
         return page_json(page.items, page.next_cursor)

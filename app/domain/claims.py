@@ -75,6 +75,14 @@ def update_claim(
     the claim as it now stands."""
     ensure_not_merged(claim)
     check_version(claim.version, expected_version, f"claim {claim.id}")
+    changed = change_claim(session, claim=claim, claim_in=claim_in, actor=actor)
+    return changed or claim_public(session, claim)
+
+
+def change_claim(session: Session, *, claim: Claim, claim_in: ClaimUpdate,
+                 actor: str) -> ClaimPublic | None:
+    """`update_claim`'s change, unchecked: the claim as it now stands, or None when nothing
+    changed (no event, no new version; ingest re-sends items that change nothing)."""
     data = claim_in.model_dump(exclude_unset=True)
     for field in ("text", "language"):
         if field in data and data[field] is None:
@@ -99,7 +107,7 @@ def update_claim(
     if start and end and end < start:
         raise Unprocessable("period_end_date is before period_start_date")
     if not changes:
-        return claim_public(session, claim)
+        return None
     if "text" in changes:
         claim.fingerprint = fingerprint(claim.text)
         similarity.delete_bands(session, claim.id, old_text)

@@ -346,8 +346,7 @@ def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
         target = session.get(Claim, target.duplicate_of)
     rows = _missing_rows(session, target.id, claim_in, sources, actor=actor)  # may 409 first
     if claim.duplicate_of is None:
-        claim_writes.update_claim(session, claim=claim, claim_in=update, expected_version=None,
-                                  actor=actor)
+        claim_writes.change_claim(session, claim=claim, claim_in=update, actor=actor)
     added = _attach(session, target, rows, actor=actor)
     return IngestResult(index=index, status="updated", claim_id=target.id,
                         attributions_added=added)
