@@ -135,7 +135,7 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._checkpointer = Checkpointer(self.engine.url.database or "") \
             if self.is_sqlite and writer_process and engine is None else None
-        self.sessions = sessionmaker(
+        self.session_factory = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )
         # SQLite has one writer at a time; queueing writers on this gate instead of in
@@ -145,12 +145,12 @@ class Database:
         # a request can finish short write steps (idempotency) before its main one.
         self._write_gate = WriteGate(self.engine.url.database or "") if self.is_sqlite \
             else None
-        event.listen(self.sessions, "after_begin", _take_gate)
-        event.listen(self.sessions, "after_transaction_end", _release_gate)
+        event.listen(self.session_factory, "after_begin", _take_gate)
+        event.listen(self.session_factory, "after_transaction_end", _release_gate)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self.sessions() as session:
+        with self.session_factory() as session:
             yield session
 
     @contextmanager
@@ -159,9 +159,9 @@ class Database:
 
         `gate_timeout`: wait at most this long for the write gate (GateTimeout), as paths
         that must end in bounded time do (shutdown); None waits as long as it takes."""
-        session = self.sessions()
+        session = self.session_factory()
         session.info["gate"] = self._write_gate
-        session.info["writer"] = True
+        session.info["write_session"] = True
         session.info["gate_timeout"] = gate_timeout
         try:
             yield session
@@ -352,7 +352,7 @@ def _retrieve(task: asyncio.Future) -> None:
 
 
 def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
-    if session.info.get("writer"):
+    if session.info.get("write_session"):
         with _GATE_STATE:
             if session.info.get("finished") or session.info.get("interrupted"):
                 raise Interrupted("the request ended before its write began")
@@ -369,7 +369,7 @@ def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
         if abandoned:
             gate.release()
             raise Interrupted("the request ended before its write began")
-    elif session.info.get("writer") and connection.dialect.name == "postgresql":
+    elif session.info.get("write_session") and connection.dialect.name == "postgresql":
         # PostgreSQL write transactions run one at a time too: links, merges and batch
         # updates lock several claim rows, and taking them in request order deadlocked
         # (tests/test_concurrency.py). Held until commit; reads are never blocked.

@@ -6,8 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from app.domain import claims, links, sources
-from app.domain import reviews as verification
+from app.domain import claims, links, reviews, sources
 from app.errors import AppError
 from app.models import (
     AttributionCreate,
@@ -44,7 +43,7 @@ def load_demo(session: Session) -> dict[str, int]:
                                                              actor=ACTOR).id
             pending.remove(spec)
     claim_ids: dict[str, str] = {}
-    reviews = 0
+    reviewed = 0
     for spec in data["claims"]:
         attributions = [
             AttributionCreate(
@@ -64,15 +63,15 @@ def load_demo(session: Session) -> dict[str, int]:
         claim = claims.get_claim(session, created.public.id)
         claim_ids[spec["ref"]] = claim.id
         for review in spec["reviews"]:
-            verification.set_status(session, claim=claim, review_in=ReviewCreate(**review),
-                                    expected_version=None, reviewer=ACTOR)
-            reviews += 1
+            reviews.create_review(session, claim=claim, review_in=ReviewCreate(**review),
+                                  expected_version=None, reviewer=ACTOR)
+            reviewed += 1
     for spec in data["links"]:
         claim = claims.get_claim(session, claim_ids[spec["from"]])
         links.create_link(session, claim=claim, expected_version=None, actor=ACTOR,
                           link_in=LinkCreate(target_id=claim_ids[spec["to"]], kind=spec["kind"],
                                              note=spec["note"]))
-    return {"sources": len(source_ids), "claims": len(claim_ids), "reviews": reviews,
+    return {"sources": len(source_ids), "claims": len(claim_ids), "reviews": reviewed,
             "links": len(data["links"])}
 
 

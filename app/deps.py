@@ -3,7 +3,7 @@
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,8 +17,6 @@ from app.domain.auth import hash_secret, role_allows
 from app.domain.idempotency import Idempotency
 from app.domain.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
 from app.errors import AppError, BadRequest, Forbidden, PreconditionRequired, Unauthorized
-from app.fastpath.read_cache import ClaimCache
-from app.fastpath.writer import ClaimWriter
 from app.models import ApiKey, Claim, Role, Source
 
 
@@ -148,7 +146,7 @@ async def _authenticate(request: Request,
             if db.is_sqlite or not limiter.share_due(key.id):
                 limiter.hit(key.id)  # counted in memory
             else:
-                await run_in_threadpool(limiter.hit, key.id, db.sessions)
+                await run_in_threadpool(limiter.hit, key.id, db.session_factory)
         except AppError:
             request.app.state.metrics.rate_limited.inc()
             raise
@@ -280,24 +278,3 @@ async def get_idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency, scope="function")]
-
-
-def claim_writer(state: Any) -> ClaimWriter:
-    """The app's ClaimWriter (made at first use; a plain function, not a dependency)."""
-    writer = getattr(state, "claim_writer", None)
-    if writer is None or writer.db is not state.db:
-        writer = state.claim_writer = ClaimWriter(
-            state.db, threshold=state.settings.similarity_threshold,
-            max_batch=state.settings.write_batch_max, on_batch=state.metrics.write_batch.observe,
-            process=getattr(state, "writer_process", None))
-    return writer
-
-
-def claim_cache(state: Any) -> ClaimCache:
-    """The app's render cache (made at first use; a plain function, not a dependency: the
-    routes that read claims are the hot ones, bench P3, P5, P8)."""
-    cache = getattr(state, "claim_cache", None)
-    if cache is None or cache.db is not state.db:
-        cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries,
-                                                counter=state.metrics.claim_cache)
-    return cache

@@ -20,14 +20,12 @@ from app.deps import (
     SessionDep,
     SettingsDep,
     WriteSessionDep,
-    claim_cache,
-    claim_writer,
     etag,
     set_etag,
 )
 from app.domain import claims, events, links, listing, rendering, reviews, similarity, sources
-from app.domain import reviews as verification
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
+from app.fastpath.writer import GroupCommit
 from app.models import (
     AttributionCreate,
     AttributionPublic,
@@ -66,7 +64,8 @@ async def create_claim(
     its claim is committed.
     """
     # Rendered by the writer: FastAPI would validate the built model all over again first.
-    written = await claim_writer(request.app.state).create(claim_in, actor=key.name, idem=idem)
+    group_commit: GroupCommit = request.app.state.group_commit
+    written = await group_commit.create(claim_in, actor=key.name, idem=idem)
     return Response(written.body, status_code=201, media_type="application/json",
                     headers=written.headers)
 
@@ -103,7 +102,7 @@ async def list_claims(
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    db, cache = request.app.state.db, claim_cache(request.app.state)
+    db, cache = request.app.state.db, request.app.state.claim_cache
 
     def find() -> bytes:
         with db.session() as session:
@@ -123,7 +122,7 @@ async def get_claim(
     claim_id: str, _: ReaderKey, request: Request, as_of: Time = None
 ) -> Response:
     """One claim with its attributions, sources, links and current review; `as_of` for the past."""
-    db, cache = request.app.state.db, claim_cache(request.app.state)
+    db, cache = request.app.state.db, request.app.state.claim_cache
     if as_of is not None:
         def past() -> bytes:
             with db.session() as session:
@@ -210,8 +209,8 @@ def create_review(
 ) -> ReviewPublic:
     """Set the claim's status; verdicts need a rationale. Appends to the review history."""
     claim = claims.get_claim(session, claim_id, for_update=True)
-    review = verification.set_status(session, claim=claim, review_in=review_in,
-                                     expected_version=version, reviewer=key.name)
+    review = reviews.create_review(session, claim=claim, review_in=review_in,
+                                   expected_version=version, reviewer=key.name)
     public = ReviewPublic.model_validate(review)
     idem.save(session, status=201, body=public)
     session.commit()

@@ -3,9 +3,10 @@
 One request at a time per transaction spends most of its time in per-statement overhead
 (a dozen ORM round trips, then a commit), and writers are serialised anyway (SQLite has
 one writer; PostgreSQL write transactions take one lock). So requests queue here and a
-single writer takes everything queued, checks each request on its own (a bad one fails
-alone), inserts the rest with bulk statements and commits once. Each request is answered
-only after the commit that holds its claim, so an acknowledged write is durable.
+single writer (`GroupCommit`) takes everything queued, checks each request on its own (a
+bad one fails alone), inserts the rest with bulk statements and commits once. Each
+request is answered only after the commit that holds its claim, so an acknowledged write
+is durable.
 
 If a batch fails as a whole (an error no check foresaw), its requests are retried one by
 one, so one request's problem never becomes another's.
@@ -70,8 +71,9 @@ class _Job:
     future: asyncio.Future = field(repr=False)
 
 
-class ClaimWriter:
-    """Queues claim creations and writes whatever is queued together, one batch at a time.
+class GroupCommit:
+    """Queues claim creations and writes whatever is queued together, one batch at a time
+    (in the writer process, or in a thread without one).
 
     With a writer process, the next batch is sent while the last is being written (up
     to `PIPELINE` batches outstanding), so neither side waits for the other; the process
