@@ -192,6 +192,16 @@ ClaimDep = Annotated[Claim, Depends(get_claim)]
 SourceDep = Annotated[Source, Depends(get_source)]
 
 
+def get_claim_for_update(session: WriteSessionDep, claim_id: str) -> Claim:
+    """The claim a write route changes, locked for update in the route's write session.
+    Declared last in a route, after its key, If-Match and Idempotency-Key, so that those
+    are answered (401, 403, 428, a replay) before a missing claim is (404)."""
+    return claims.get_claim(session, claim_id, for_update=True)
+
+
+ClaimForUpdate = Annotated[Claim, Depends(get_claim_for_update)]
+
+
 async def page_size(
     settings: SettingsDep,
     limit: Annotated[int | None, Query(ge=1, le=200, description="Page size (max 200).")] = None,

@@ -10,6 +10,7 @@ from app.deps import (
     AdminKey,
     CheckerKey,
     ClaimDep,
+    ClaimForUpdate,
     CursorDep,
     IdempotencyDep,
     IngesterKey,
@@ -150,11 +151,10 @@ def list_similar_claims(
 
 @router.patch("/{claim_id}", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def update_claim(
-    claim_id: str, claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion,
-    session: WriteSessionDep, response: Response,
+    claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion, session: WriteSessionDep,
+    response: Response, claim: ClaimForUpdate,
 ) -> ClaimPublic:
     """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412)."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     public = claims.update_claim(session, claim=claim, claim_in=claim_in,
                                  expected_version=version, actor=key.name)
     session.commit()
@@ -164,21 +164,19 @@ def update_claim(
 
 @router.delete("/{claim_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_claim(
-    claim_id: str, key: AdminKey, version: OptionalVersion, session: WriteSessionDep
+    key: AdminKey, version: OptionalVersion, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> None:
     """Delete a claim; a tombstone event keeps its last state for the feed and history."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     claims.delete_claim(session, claim=claim, expected_version=version, actor=key.name)
     session.commit()
 
 
 @router.post("/{claim_id}/attributions", status_code=201, responses=WRITE_ERRORS)
 def create_attribution(
-    claim_id: str, att_in: AttributionCreate, key: IngesterKey, version: OptionalVersion,
-    idem: IdempotencyDep, session: WriteSessionDep,
+    att_in: AttributionCreate, key: IngesterKey, version: OptionalVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> AttributionPublic:
     """Attach a source (by id, or by name or alias) with its stance and citation."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     attribution = claims.add_attribution(session, claim=claim, att_in=att_in,
                                          expected_version=version, actor=key.name)
     source = sources.get_source(session, attribution.source_id)
@@ -192,11 +190,11 @@ def create_attribution(
 @router.delete("/{claim_id}/attributions/{attribution_id}", status_code=204,
                responses=WRITE_ERRORS)
 def delete_attribution(
-    claim_id: str, attribution_id: str, key: CheckerKey, version: OptionalVersion,
-    session: WriteSessionDep,
+    claim_id: str,  # ClaimForUpdate's; named first so the document lists it first
+    attribution_id: str, key: CheckerKey, version: OptionalVersion, session: WriteSessionDep,
+    claim: ClaimForUpdate,
 ) -> None:
     """Detach a source from a claim."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     claims.delete_attribution(session, claim=claim, attribution_id=attribution_id,
                               expected_version=version, actor=key.name)
     session.commit()
@@ -204,11 +202,10 @@ def delete_attribution(
 
 @router.post("/{claim_id}/reviews", status_code=201, responses=WRITE_ERRORS)
 def create_review(
-    claim_id: str, review_in: ReviewCreate, key: CheckerKey, version: OptionalVersion,
-    idem: IdempotencyDep, session: WriteSessionDep,
+    review_in: ReviewCreate, key: CheckerKey, version: OptionalVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> ReviewPublic:
     """Set the claim's status; verdicts need a rationale. Appends to the review history."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     review = reviews.create_review(session, claim=claim, review_in=review_in,
                                    expected_version=version, reviewer=key.name)
     public = ReviewPublic.model_validate(review)
@@ -239,11 +236,10 @@ def claim_history(
 
 @router.post("/{claim_id}/links", status_code=201, responses=WRITE_ERRORS)
 def create_link(
-    claim_id: str, link_in: LinkCreate, key: CheckerKey, version: OptionalVersion,
-    idem: IdempotencyDep, session: WriteSessionDep,
+    link_in: LinkCreate, key: CheckerKey, version: OptionalVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> LinkPublic:
     """Relate this claim to another: supports, contradicts, duplicates, updates, related."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     link = links.create_link(session, claim=claim, link_in=link_in, expected_version=version,
                              actor=key.name)
     public = LinkPublic.model_validate(link)
@@ -254,11 +250,10 @@ def create_link(
 
 @router.post("/{claim_id}/merge", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def merge_claim(
-    claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: OptionalVersion,
-    idem: IdempotencyDep, session: WriteSessionDep, response: Response,
+    merge_in: MergeRequest, key: CheckerKey, version: OptionalVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, response: Response, claim: ClaimForUpdate,
 ) -> ClaimPublic:
     """Fold the duplicate named in the body into this claim; the duplicate points here after."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     public = links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
                                 expected_version=version, actor=key.name, note=merge_in.note)
     idem.save(session, status=200, body=public, headers={"ETag": etag(public.version)})
