@@ -256,8 +256,9 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
                      results: list[IngestResult | None]) -> None:
     """Attach to each stored claim the attributions its exact duplicates bring that it
     lacks, for the whole batch at once: one read of what they have, one insert, and one
-    event per claim that gained any (done one item at a time, with a read-back each, this
-    was a fifth of an ingest). An item that would take its claim past the cap fails alone.
+    event per claim that gained any (one item at a time, with a read-back each, was a
+    large share of an ingest: bench P4). An item that would take its claim past the cap
+    fails alone.
     They run after the batch's other items: an update (same origin + external_id) of the
     same claim that brings the same source is credited with it, whatever the items' order.
     """

@@ -33,8 +33,8 @@ def contested_clause(contested: bool = True) -> sa.ColumnElement[bool]:
 
     The claims some source disputes or denies come from an index (stance, claim_id), and
     only those are checked for a backing source: as two EXISTS per claim, a contested
-    page tested every claim, newest first, until it was full (3.9 s at 1,000,000 claims
-    with none contested). The negation stays a NOT EXISTS per claim, which PostgreSQL
+    page tested every claim, newest first, until it was full (bench P5's ledger, with
+    none contested). The negation stays a NOT EXISTS per claim, which PostgreSQL
     runs as an anti-join; NOT IN over the same list it could re-read for every claim.
     """
     against = aliased(Attribution, name="against")
@@ -98,12 +98,12 @@ def not_merged() -> sa.ColumnElement[bool]:
     """`duplicate_of IS NULL`, written so no planner uses the duplicate_of index for it.
 
     Nearly every claim matches, yet SQLite took that index and then sorted the whole
-    table for a page of 50 (3.5 s at 1,000,000 claims) instead of walking created_at.
+    table for a page of 50 (bench P5's ledger) instead of walking created_at.
     """
     return _NOT_MERGED
 
 
-# Built once: constructing func.coalesce() was a tenth of a search that finds a few claims.
+# Built once: constructing func.coalesce() cost a search that finds a few claims dearly (P5).
 _NOT_MERGED = sa.func.coalesce(col(Claim.duplicate_of), "") == ""
 
 
@@ -250,7 +250,7 @@ def _ranked_rows(session: Session, where: list[sa.ColumnElement[bool]],
     stmt = sa.select(_CLAIM_TABLE.c.id, key.label("doc_key"))
     if joined is not None:
         # The keys come first, then each claim by primary key: left to choose, SQLite
-        # walked every claim of the status filtered on (1.2 s for 259 keys at 100,000).
+        # walked every claim of the status filtered on (bench P5).
         stmt = stmt.select_from(
             _KeysFirst(joined, _CLAIM_TABLE, joined.c.claim_id == _CLAIM_TABLE.c.id))
     stmt = stmt.where(*where, key.in_(_IDS))

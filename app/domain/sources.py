@@ -113,14 +113,6 @@ def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
     return created
 
 
-def _names_of(source_in: SourceCreate | SourceUpdate, source: Source | None) -> list[str]:
-    name = source_in.name or (source.name if source else None)
-    aliases = source_in.aliases if source_in.aliases is not None else (
-        source.aliases if source else []
-    )
-    return [name or "", *aliases]
-
-
 def _claim_names(session: Session, source: Source, names: list[str]) -> None:
     """Point every name and alias of a source at it; a key another source holds is a 409."""
     keys: dict[str, str] = {}

@@ -220,8 +220,8 @@ class WriterProcess:
         """Start the process and wait until it has connected (raises if it could not).
 
         A plain `python -c` over a socket pair, not multiprocessing's spawn: spawn would
-        import the parent's main module again (the CLI: Typer, Rich, uvicorn, ~15 MB of a
-        process that needs none of it) and start a resource tracker process as well.
+        import the parent's main module again (the CLI: Typer, Rich, uvicorn: memory, bench
+        P6, in a process that needs none of it) and start a resource tracker process as well.
         """
         try:
             ours, theirs = socket.socketpair()
