@@ -60,7 +60,7 @@ def load_demo(session: Session) -> dict[str, int]:
         (created,) = claims.create_claims(session, [(claim_in, ACTOR)])
         if isinstance(created, AppError):
             raise created
-        claim = claims.get_claim(session, created.public.id)
+        claim = claims.get_claim(session, created.id)
         claim_ids[spec["ref"]] = claim.id
         for review in spec["reviews"]:
             reviews.create_review(session, claim=claim, review_in=ReviewCreate(**review),

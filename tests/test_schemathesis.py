@@ -188,7 +188,7 @@ def seed_ledger(session) -> None:
     def claim(text: str, attributions: list[dict], **fields) -> Claim:
         (created,) = claims.create_claims(session, [(ClaimCreate.model_validate(
             {"text": text, "attributions": attributions, **fields}), ACTOR)])
-        return claims.get_claim(session, created.public.id)
+        return claims.get_claim(session, created.id)
 
     isw = source("Institute for the Study of War", kind="think_tank", country="US",
                  aliases=["ISW"], reliability="B")

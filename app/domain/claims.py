@@ -17,7 +17,7 @@ from app.domain import search, similarity
 from app.domain.events import jsonable, record_claim_event, record_event
 from app.domain.locks import lock_claims, lock_event_feed, lock_source_names
 from app.domain.preconditions import IfMatch, check_version
-from app.domain.rendering import claim_public, render_claim, source_ref
+from app.domain.rendering import claim_public, new_claim_json, source_ref
 from app.domain.sources import (
     SourceIds,
     check_source_ids,
@@ -281,10 +281,15 @@ def attribution_values(att: AttributionCreate, claim_id: str, source_id: str,
 
 @dataclass(frozen=True)
 class Created:
-    """A claim `create_claims` wrote: as the API shows it, and its likely duplicates."""
+    """A claim `create_claims` wrote: as the API shows it (JSON, as its event keeps it:
+    `rendering.new_claim_json`), and its likely duplicates."""
 
-    public: ClaimPublic
+    claim: dict[str, Any]
     similar: list[similarity.Match]
+
+    @property
+    def id(self) -> str:
+        return self.claim["id"]
 
 
 def create_claims(
@@ -321,10 +326,10 @@ def create_claims(
         sources.update(resolve_source_names(session, standing, lambda i: items[i][1]))
     near = similarity.similar_batch(session, {i: (c.id, c.text) for i, c in new.items()},
                                     threshold=threshold, limit=similar) if similar else {}
-    publics = insert_claims(session, new, standing, sources,
+    created = insert_claims(session, new, standing, sources,
                             actors={i: items[i][1] for i in new}, via=via)
-    for i, public in zip(new, publics, strict=True):
-        outcomes[i] = Created(public, near.get(i, []))
+    for i, claim in zip(new, created, strict=True):
+        outcomes[i] = Created(claim, near.get(i, []))
     return outcomes  # type: ignore[return-value]
 
 
@@ -367,9 +372,9 @@ _SOURCES_OF_PG = sa.select(*_SOURCE_COLUMNS).where(
 
 def insert_claims(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
                   sources: SourceIds, *, actors: dict[Any, str], via: str | None
-                  ) -> list[ClaimPublic]:
+                  ) -> list[dict[str, Any]]:
     """Bulk-insert new claims with topics, attributions, bands, events and search documents;
-    returns their representations."""
+    returns their representations (JSON)."""
     if not new:
         return []
     session.flush()
@@ -392,23 +397,23 @@ def insert_claims(session: Session, new: dict[Any, NewClaim], claims: dict[Any, 
         if rows:
             bulk.insert_rows(conn, table.__table__, rows)  # type: ignore[attr-defined]
     similarity.insert_bands(conn, bands)
-    publics, documents = _representations(session, new, topics, attributions)
+    shown, documents = _representations(session, new, topics, attributions)
     lock_event_feed(session)
     bulk.insert_rows(conn, _EVENT, [
         {"actor": actors[index], "action": "claim.created", "entity_type": "claim",
          "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
          "changes": {"text": claim.text, **({"via": via} if via else {})},
-         "snapshot": public.model_dump(mode="json")}
-        for (index, claim), public in zip(new.items(), publics, strict=True)
+         "snapshot": snapshot}
+        for (index, claim), snapshot in zip(new.items(), shown, strict=True)
     ])
     search.index_documents(session, documents, fresh=True)
-    return publics
+    return shown
 
 
 def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
                      attributions: dict[str, list[dict[str, Any]]]
-                     ) -> tuple[list[ClaimPublic], dict[str, str]]:
-    """The new claims as the API shows them, and their search documents, built from the
+                     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The new claims as the API shows them (JSON), and their search documents, built from the
     rows just inserted (reading them back cost four queries): a new claim has no links and
     no review yet. One query (on SQLite, per 5,000), for the sources they cite."""
     source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
@@ -421,10 +426,10 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
         for start in range(0, len(source_ids), 5000):
             cited.update({row.id: row for row in conn.execute(
                 _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
-    publics, documents = [], {}
+    shown, documents = [], {}
     for claim in new.values():
         atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
-        publics.append(render_claim(vars(claim), topics=topics.get(claim.id, ()), attributions=[
+        shown.append(new_claim_json(vars(claim), topics=topics.get(claim.id, ()), attributions=[
             {**a, "source": {"id": a["source_id"], "name": cited[a["source_id"]].name,
                              "kind": cited[a["source_id"]].kind,
                              "reliability": cited[a["source_id"]].reliability}}
@@ -432,4 +437,4 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
         documents[claim.id] = search.document(claim.text, [
             (a["quote"], cited[a["source_id"]].name, cited[a["source_id"]].aliases or [])
             for a in atts])
-    return publics, documents
+    return shown, documents

@@ -169,7 +169,7 @@ def write_batch(db: Database, items: list[Item], *,
             written: list[Written | BaseException] = []
             for (_, _, idem), outcome in zip(items, outcomes, strict=True):
                 if isinstance(outcome, claims.Created):
-                    created = claim_created(outcome.public, outcome.similar)
+                    created = claim_created(outcome.claim, outcome.similar)
                     headers = headers_of(created)
                     idem.save(session, status=201, body=created, headers=headers)
                     written.append(Written(
