@@ -135,7 +135,7 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._checkpointer = Checkpointer(self.engine.url.database or "") \
             if self.is_sqlite and writer_process and engine is None else None
-        self.sessions = sessionmaker(
+        self.session_factory = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=False
         )
         # SQLite has one writer at a time; queueing writers on this gate instead of in
@@ -146,12 +146,12 @@ class Database:
         # a request can finish short write steps (idempotency) before its main one.
         self._write_gate = WriteGate(self.engine.url.database or "") if self.is_sqlite \
             else None
-        event.listen(self.sessions, "after_begin", _take_gate)
-        event.listen(self.sessions, "after_transaction_end", _release_gate)
+        event.listen(self.session_factory, "after_begin", _take_gate)
+        event.listen(self.session_factory, "after_transaction_end", _release_gate)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self.sessions() as session:
+        with self.session_factory() as session:
             yield session
 
     @contextmanager
@@ -160,9 +160,9 @@ class Database:
 
         `gate_timeout`: wait at most this long for the write gate (GateTimeout), as paths
         that must end in bounded time do (shutdown); None waits as long as it takes."""
-        session = self.sessions()
+        session = self.session_factory()
         session.info["gate"] = self._write_gate
-        session.info["writer"] = True
+        session.info["write_session"] = True
         session.info["gate_timeout"] = gate_timeout
         try:
             yield session
@@ -337,7 +337,7 @@ class WriteGate:
             os.close(self._fd)
 
 
-# The PostgreSQL write gate; locks.lock_event_feed takes the same lock (one lock for both).
+# The PostgreSQL write gate; locks.lock_event_feed takes the same lock (hold_write_lock).
 WRITE_LOCK_ID = 72_620_001
 
 
@@ -352,7 +352,7 @@ def _retrieve(task: asyncio.Future) -> None:
 
 
 def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
-    if session.info.get("writer"):
+    if session.info.get("write_session"):
         with _GATE_STATE:
             if session.info.get("finished") or session.info.get("interrupted"):
                 raise Interrupted("the request ended before its write began")
@@ -369,22 +369,35 @@ def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
         if abandoned:
             gate.release()
             raise Interrupted("the request ended before its write began")
-    elif session.info.get("writer") and connection.dialect.name == "postgresql" \
-            and not session.info.get("event_lock"):
+    elif session.info.get("write_session") and connection.dialect.name == "postgresql":
         # PostgreSQL write transactions run one at a time too: links, merges and batch
         # updates lock several claim rows, and taking them in request order deadlocked
         # (tests/test_concurrency.py). Held until commit; reads are never blocked.
+        _lock_for_writing(session, connection)
+
+
+def hold_write_lock(session: Session) -> None:
+    """Hold PostgreSQL's write lock until the session's transaction ends (a write session
+    holds it from its first statement). The event feed's ordering lock is this lock
+    (locks.lock_event_feed); taken once a transaction, however often asked."""
+    _lock_for_writing(session, session.connection())
+
+
+_WRITE_LOCK_HELD = "write_lock_held"  # this module's own session.info key
+
+
+def _lock_for_writing(session: Session, connection: Any) -> None:
+    if not session.info.get(_WRITE_LOCK_HELD):
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK_ID})")
-        session.info["event_lock"] = True
+        session.info[_WRITE_LOCK_HELD] = True
 
 
 def _release_gate(session: Session, transaction: Any) -> None:
     if transaction is not None and transaction.parent is not None:
         return  # a savepoint ended; the transaction goes on
-    # The feed's ordering lock (locks.lock_event_feed) ended with the transaction, however
-    # it ended (close() rolls back without after_rollback): a session used again takes it
-    # again.
-    session.info.pop("event_lock", None)
+    # The write lock (hold_write_lock) ended with the transaction, however it ended
+    # (close() rolls back without after_rollback): a session used again takes it again.
+    session.info.pop(_WRITE_LOCK_HELD, None)
     with _GATE_STATE:
         session.info.pop("connection", None)
         held = session.info.pop("gate_held", False)

@@ -7,8 +7,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from app.config import get_settings
-from app.domain import claims, links, publishing, sources
-from app.domain import reviews as verification
+from app.domain import claims, links, publishing, reviews, sources
 from app.models import (
     AttributionCreate,
     Claim,
@@ -46,7 +45,7 @@ def load_demo(session: Session) -> dict[str, int]:
                                                              actor=ACTOR).id
             pending.remove(spec)
     claim_ids: dict[str, str] = {}
-    reviews = 0
+    reviewed = 0
     for spec in data["claims"]:
         attributions = [
             AttributionCreate(
@@ -63,9 +62,9 @@ def load_demo(session: Session) -> dict[str, int]:
         claim = claims.create_claim(session, claim_in=claim_in, actor=ACTOR)
         claim_ids[spec["ref"]] = claim.id
         for review in spec["reviews"]:
-            verification.set_status(session, claim=claim, review_in=ReviewCreate(**review),
-                                    expected_version=None, reviewer=ACTOR)
-            reviews += 1
+            reviews.create_review(session, claim=claim, review_in=ReviewCreate(**review),
+                                  expected_version=None, reviewer=ACTOR)
+            reviewed += 1
     for spec in data["links"]:
         claim = claims.get_claim(session, claim_ids[spec["from"]])
         links.create_link(session, claim=claim, expected_version=None, actor=ACTOR,
@@ -81,7 +80,7 @@ def load_demo(session: Session) -> dict[str, int]:
                                pub_in=PublicationCreate(url=publisher.page_url(claim_id),
                                                         headline=f"Fact check: {claim.text}"))
             published += 1
-    return {"sources": len(source_ids), "claims": len(claim_ids), "reviews": reviews,
+    return {"sources": len(source_ids), "claims": len(claim_ids), "reviews": reviewed,
             "links": len(data["links"]), "published": published}
 
 

@@ -3,7 +3,7 @@
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractContextManager
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,8 +24,6 @@ from app.errors import (
     Unauthorized,
     Unprocessable,
 )
-from app.fastpath.read_cache import ClaimCache
-from app.fastpath.writer import ClaimWriter
 from app.models import ApiKey, Claim, Role, Source
 
 
@@ -158,7 +156,7 @@ async def _authenticate(request: Request,
             if db.is_sqlite or not limiter.share_due(key.id):
                 limiter.hit(key.id)  # counted in memory
             else:
-                await run_in_threadpool(limiter.hit, key.id, db.sessions)
+                await run_in_threadpool(limiter.hit, key.id, db.session_factory)
         except AppError:
             request.app.state.metrics.rate_limited.inc()
             raise
@@ -202,6 +200,16 @@ def get_source(_: ReaderKey, session: SessionDep, source_id: str) -> Source:
 
 ClaimDep = Annotated[Claim, Depends(get_claim)]
 SourceDep = Annotated[Source, Depends(get_source)]
+
+
+def get_claim_for_update(session: WriteSessionDep, claim_id: str) -> Claim:
+    """The claim a write route changes, locked for update in the route's write session.
+    Declared last in a route, after its key, If-Match and Idempotency-Key, so that those
+    are answered (401, 403, 428, a replay) before a missing claim is (404)."""
+    return claims.get_claim(session, claim_id, for_update=True)
+
+
+ClaimForUpdate = Annotated[Claim, Depends(get_claim_for_update)]
 
 
 async def page_size(
@@ -297,24 +305,3 @@ async def get_idempotency(
 
 
 IdempotencyDep = Annotated[Idempotency, Depends(get_idempotency, scope="function")]
-
-
-def claim_writer(state: Any) -> ClaimWriter:
-    """The app's ClaimWriter (made at first use; a plain function, not a dependency)."""
-    writer = getattr(state, "claim_writer", None)
-    if writer is None or writer.db is not state.db:
-        writer = state.claim_writer = ClaimWriter(
-            state.db, threshold=state.settings.similarity_threshold,
-            max_batch=state.settings.write_batch_max, on_batch=state.metrics.write_batch.observe,
-            process=getattr(state, "writer_process", None))
-    return writer
-
-
-def claim_cache(state: Any) -> ClaimCache:
-    """The app's render cache (made at first use; a plain function, not a dependency: the
-    routes that read claims are the hot ones, bench P3, P5, P8)."""
-    cache = getattr(state, "claim_cache", None)
-    if cache is None or cache.db is not state.db:
-        cache = state.claim_cache = ClaimCache(state.db, size=state.settings.claim_cache_entries,
-                                                counter=state.metrics.claim_cache)
-    return cache

@@ -37,7 +37,8 @@ from app.desk import routes as desk
 from app.domain.deliveries import Dispatcher
 from app.domain.idempotency import Heartbeat, Replay
 from app.domain.stats import StatsCache
-from app.fastpath.writer import WriterProcess
+from app.fastpath.read_cache import ClaimCache
+from app.fastpath.writer import GroupCommit, WriterProcess
 from app.middleware.concurrency import AdmissionMiddleware
 from app.middleware.deadlines import TimeLimitMiddleware
 from app.middleware.google_errors import GoogleErrorsMiddleware
@@ -77,8 +78,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             timeout=settings.instance_timeout_seconds)
         await anyio.to_thread.run_sync(heartbeat.beat)
         beating = asyncio.create_task(heartbeat.run())
+        process = None
         if database is None and settings.writer_process:
-            app.state.writer_process = await anyio.to_thread.run_sync(_start_writer, settings)
+            process = await anyio.to_thread.run_sync(_start_writer, settings)
+        # The shared objects the routes use, built here and nowhere else.
+        app.state.claim_cache = ClaimCache(app.state.db, size=settings.claim_cache_entries,
+                                           counter=app.state.metrics.claim_cache)
+        app.state.group_commit = GroupCommit(
+            app.state.db, threshold=settings.similarity_threshold,
+            max_batch=settings.write_batch_max, on_batch=app.state.metrics.write_batch.observe,
+            process=process)
         delivering = asyncio.create_task(Dispatcher(app.state.db, settings).run()) \
             if settings.webhook_worker else None
         if database is None and settings.heap_settling:  # a server, not an app in a test
@@ -91,16 +100,14 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         limit = settings.shutdown_timeout_seconds
         if served:  # each step below is bounded; threads stuck elsewhere are not
             _exit_if_still_running(after=4 * limit)
-        if getattr(app.state, "writer_process", None) is not None:  # after in-flight requests
-            await anyio.to_thread.run_sync(app.state.writer_process.stop, limit)
+        if process is not None:  # after in-flight requests
+            await anyio.to_thread.run_sync(process.stop, limit)
         beating.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await beating
         await anyio.to_thread.run_sync(heartbeat.stop, limit)
         app.state.metrics.close()
-        cache = getattr(app.state, "claim_cache", None)
-        if cache is not None:
-            cache.close()
+        app.state.claim_cache.close()
         if database is None:
             app.state.db.dispose()
 

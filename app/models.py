@@ -492,7 +492,7 @@ REVIEW_STATUSES = [s.value for s in Status if s is not Status.unverified]
 
 
 class ReviewCreate(Input):
-    # verification.set_status, in the schema: a review never sets `unverified` (reopen with
+    # reviews.create_review, in the schema: a review never sets `unverified` (reopen with
     # in_review), and a verdict (any status but in_review) needs a rationale that is not blank.
     model_config = ConfigDict(json_schema_extra={"anyOf": [
         {"properties": {"status": {"const": Status.in_review.value}}},

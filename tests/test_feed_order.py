@@ -196,8 +196,8 @@ def test_a_closed_write_session_reused_takes_the_feed_lock_again(db):
         pytest.skip("PostgreSQL only: the feed lock is an advisory lock")
     held = sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
                    "AND objid = :k AND pid = pg_backend_pid()")
-    session = db.sessions()
-    session.info["writer"] = True
+    session = db.session_factory()
+    session.info["write_session"] = True
     assert session.execute(held, {"k": WRITE_LOCK_ID}).scalar_one() == 1
     session.close()
     assert session.execute(held, {"k": WRITE_LOCK_ID}).scalar_one() == 1

@@ -39,8 +39,7 @@ from schemathesis.openapi.checks import RejectedPositiveData, UseAfterFree
 from sqlmodel import select
 
 from app.config import Settings
-from app.domain import claims, links, sources
-from app.domain import reviews as verification
+from app.domain import claims, links, reviews, sources
 from app.main import create_app
 from app.models import Claim, ClaimCreate, LinkCreate, ReviewCreate, Source, SourceCreate
 
@@ -218,8 +217,9 @@ def seed_ledger(session) -> None:
                                      actor=ACTOR).id
 
     def claim(text: str, attributions: list[dict], **fields) -> Claim:
-        return claims.create_claim(session, actor=ACTOR, claim_in=ClaimCreate.model_validate(
-            {"text": text, "attributions": attributions, **fields}))
+        (created,) = claims.create_claims(session, [(ClaimCreate.model_validate(
+            {"text": text, "attributions": attributions, **fields}), ACTOR)])
+        return claims.get_claim(session, created.id)
 
     isw = source("Institute for the Study of War", kind="think_tank", country="US",
                  aliases=["ISW"], reliability="B")
@@ -239,10 +239,10 @@ def seed_ledger(session) -> None:
                    [{"source": "OHCHR", "stance": "asserts"}], origin="demo", external_id="441")
     denial = claim("Russia does not intentionally target civilians.",
                    [{"source_id": russia, "stance": "asserts"}])
-    verification.set_status(session, claim=operation, expected_version=None, reviewer=ACTOR,
-                            review_in=ReviewCreate(status="in_review"))
-    verification.set_status(session, claim=killed, expected_version=None, reviewer=ACTOR,
-                            review_in=ReviewCreate(status="true", rationale="OHCHR report."))
+    reviews.create_review(session, claim=operation, expected_version=None, reviewer=ACTOR,
+                          review_in=ReviewCreate(status="in_review"))
+    reviews.create_review(session, claim=killed, expected_version=None, reviewer=ACTOR,
+                          review_in=ReviewCreate(status="true", rationale="OHCHR report."))
     links.create_link(session, claim=denial, expected_version=None, actor=ACTOR,
                       link_in=LinkCreate(target_id=killed.id, kind="contradicts"))
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.domain import ingest, listing, rendering
+from app.domain import claims, listing, rendering
 from app.errors import Conflict
 from app.fastpath.bulk import pg_array
 from app.fastpath.read_cache import ClaimCache
@@ -101,14 +101,14 @@ def test_a_bad_request_in_a_batch_fails_alone(settings, db, auth):
 
 
 def test_a_batch_that_fails_as_a_whole_is_retried_one_by_one(settings, db, auth, monkeypatch):
-    real = ingest.insert_new
+    real = claims.insert_claims
 
     def poisoned(session, new, claims, *args, **kwargs):
         if any("poison" in c.text for c in claims.values()) and len(new) > 0:
             raise Conflict("the poisoned claim cannot be written")
         return real(session, new, claims, *args, **kwargs)
 
-    monkeypatch.setattr(ingest, "insert_new", poisoned)
+    monkeypatch.setattr(claims, "insert_claims", poisoned)
     app = create_app(settings, database=db)
     bodies = [{"text": f"Troop train {i} arrived at Brest."} for i in range(15)]
     bodies.insert(7, {"text": "The poison pill claim."})

@@ -11,6 +11,7 @@ from app.deps import (
     AdminKey,
     CheckerKey,
     ClaimDep,
+    ClaimForUpdate,
     CursorDep,
     IdempotencyDep,
     IngesterKey,
@@ -21,8 +22,6 @@ from app.deps import (
     SessionDep,
     SettingsDep,
     WriteSessionDep,
-    claim_cache,
-    claim_writer,
     etag,
     set_etag,
 )
@@ -38,10 +37,10 @@ from app.domain import (
     similarity,
     sources,
 )
-from app.domain import reviews as verification
 from app.domain.origins import check_claim as check_origin
 from app.domain.origins import may_use as may_use_origin
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
+from app.fastpath.writer import GroupCommit
 from app.models import (
     ApiKey,
     AssigneeUpdate,
@@ -84,7 +83,8 @@ async def create_claim(
     if claim_in.origin is not None:  # its feed may belong to another key (403)
         await run_in_threadpool(_check_origin, request.app.state.db, claim_in, key)
     # Rendered by the writer: FastAPI would validate the built model all over again first.
-    written = await claim_writer(request.app.state).create(claim_in, actor=key.name, idem=idem)
+    group_commit: GroupCommit = request.app.state.group_commit
+    written = await group_commit.create(claim_in, actor=key.name, idem=idem)
     return Response(written.body, status_code=201, media_type="application/json",
                     headers=written.headers)
 
@@ -140,13 +140,12 @@ async def list_claims(
         where.append(assignment.assignee_filter(assignee))
     if published is not None:
         where.append(publishing.published_clause(published))
-    filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
-    db, cache = request.app.state.db, claim_cache(request.app.state)
+    db, cache = request.app.state.db, request.app.state.claim_cache
 
     def find() -> bytes:
         with db.session() as session:
             page = listing.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor,
-                                       q=q, filtered=filtered, render=cache.render)
+                                       q=q, render=cache.render)
         # Items are the claims' JSON, reused from the render cache while current (as for
         # GET /v1/claims/{claim_id}); FastAPI's own pass would validate them all again.
         return page_json(page.items, page.next_cursor)
@@ -161,7 +160,7 @@ async def get_claim(
     claim_id: str, _: ReaderKey, request: Request, as_of: Time = None
 ) -> Response:
     """One claim with its attributions, sources, links and current review; `as_of` for the past."""
-    db, cache = request.app.state.db, claim_cache(request.app.state)
+    db, cache = request.app.state.db, request.app.state.claim_cache
     if as_of is not None:
         def past() -> bytes:
             with db.session() as session:
@@ -189,19 +188,17 @@ def list_similar_claims(
 
 @router.patch("/{claim_id}", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def update_claim(
-    claim_id: str, claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion,
-    session: WriteSessionDep, response: Response,
+    claim_in: ClaimUpdate, key: CheckerKey, version: RequiredVersion, session: WriteSessionDep,
+    response: Response, claim: ClaimForUpdate,
 ) -> ClaimPublic:
     """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412).
 
     Changing the text of a claim with a verdict puts it back to `in_review` (a review and an
     event say the text changed): the verdict was given for the old text."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
-    claims.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
-                        actor=key.name)
-    public = rendering.claim_public(session, claim)
+    public = claims.update_claim(session, claim=claim, claim_in=claim_in,
+                                 expected_version=version, actor=key.name)
     session.commit()
-    set_etag(response, claim.version)
+    set_etag(response, public.version)
     return public
 
 
@@ -225,23 +222,21 @@ def assign_claim(
 
 @router.delete("/{claim_id}", status_code=204, responses=WRITE_ERRORS)
 def delete_claim(
-    claim_id: str, key: AdminKey, version: RequiredVersion, session: WriteSessionDep
+    key: AdminKey, version: RequiredVersion, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> None:
     """Delete a claim; a tombstone event keeps its last state for the feed and history.
 
     Send `If-Match` with the ETag you read (428 without it, 412 if the claim changed since)."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     claims.delete_claim(session, claim=claim, expected_version=version, actor=key.name)
     session.commit()
 
 
 @router.post("/{claim_id}/attributions", status_code=201, responses=WRITE_ERRORS)
 def create_attribution(
-    claim_id: str, att_in: AttributionCreate, key: IngesterKey, version: OptionalVersion,
-    idem: IdempotencyDep, session: WriteSessionDep,
+    att_in: AttributionCreate, key: IngesterKey, version: OptionalVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> AttributionPublic:
     """Attach a source (by id, or by name or alias) with its stance and citation."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     attribution = claims.add_attribution(session, claim=claim, att_in=att_in,
                                          expected_version=version, actor=key.name)
     source = sources.get_source(session, attribution.source_id)
@@ -255,12 +250,12 @@ def create_attribution(
 @router.delete("/{claim_id}/attributions/{attribution_id}", status_code=204,
                responses=WRITE_ERRORS)
 def delete_attribution(
-    claim_id: str, attribution_id: str, key: CheckerKey, version: RequiredVersion,
-    session: WriteSessionDep,
+    claim_id: str,  # ClaimForUpdate's; named first so the document lists it first
+    attribution_id: str, key: CheckerKey, version: RequiredVersion, session: WriteSessionDep,
+    claim: ClaimForUpdate,
 ) -> None:
     """Detach a source from a claim. Send `If-Match` with the claim's ETag (428 without it,
     412 if stale)."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     claims.delete_attribution(session, claim=claim, attribution_id=attribution_id,
                               expected_version=version, actor=key.name)
     session.commit()
@@ -268,8 +263,8 @@ def delete_attribution(
 
 @router.post("/{claim_id}/reviews", status_code=201, responses=WRITE_ERRORS)
 def create_review(
-    claim_id: str, review_in: ReviewCreate, key: CheckerKey, version: RequiredVersion,
-    idem: IdempotencyDep, session: WriteSessionDep,
+    review_in: ReviewCreate, key: CheckerKey, version: RequiredVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> ReviewPublic:
     """Set the claim's status; verdicts need a rationale. Appends to the review history.
 
@@ -278,9 +273,8 @@ def create_review(
     A verdict stands on the text it was given for: when the text changes later (an edit, or
     an ingest update of the claim's feed item), the claim goes back to `in_review` with a
     review and an event saying so."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
-    review = verification.set_status(session, claim=claim, review_in=review_in,
-                                     expected_version=version, reviewer=key.name)
+    review = reviews.create_review(session, claim=claim, review_in=review_in,
+                                   expected_version=version, reviewer=key.name)
     public = ReviewPublic.model_validate(review)
     idem.save(session, status=201, body=public)
     session.commit()
@@ -309,13 +303,12 @@ def claim_history(
 
 @router.post("/{claim_id}/links", status_code=201, responses=WRITE_ERRORS)
 def create_link(
-    claim_id: str, link_in: LinkCreate, key: CheckerKey, version: RequiredVersion,
-    idem: IdempotencyDep, session: WriteSessionDep,
+    link_in: LinkCreate, key: CheckerKey, version: RequiredVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> LinkPublic:
     """Relate this claim to another: supports, contradicts, duplicates, updates, related.
 
     Send `If-Match` with this claim's ETag (428 without it, 412 if stale)."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     link = links.create_link(session, claim=claim, link_in=link_in, expected_version=version,
                              actor=key.name)
     public = LinkPublic.model_validate(link)
@@ -326,17 +319,15 @@ def create_link(
 
 @router.post("/{claim_id}/merge", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def merge_claim(
-    claim_id: str, merge_in: MergeRequest, key: CheckerKey, version: RequiredVersion,
-    idem: IdempotencyDep, session: WriteSessionDep, response: Response,
+    merge_in: MergeRequest, key: CheckerKey, version: RequiredVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, response: Response, claim: ClaimForUpdate,
 ) -> ClaimPublic:
     """Fold the duplicate named in the body into this claim; the duplicate points here after.
 
     Send `If-Match` with this claim's ETag (428 without it, 412 if stale)."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
-    links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
-                       expected_version=version, actor=key.name, note=merge_in.note)
-    public = rendering.claim_public(session, claim)
-    idem.save(session, status=200, body=public, headers={"ETag": etag(claim.version)})
+    public = links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
+                                expected_version=version, actor=key.name, note=merge_in.note)
+    idem.save(session, status=200, body=public, headers={"ETag": etag(public.version)})
     session.commit()
-    set_etag(response, claim.version)
+    set_etag(response, public.version)
     return public

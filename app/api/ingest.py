@@ -6,7 +6,6 @@ from app.api import WRITE_ERRORS
 from app.deps import IdempotencyDep, IngesterKey, SettingsDep, WriteSessionDep
 from app.domain import ingest
 from app.domain.ingest import IngestResponse
-from app.errors import Unprocessable
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], responses=WRITE_ERRORS)
 
@@ -51,11 +50,6 @@ async def ingest_claims(
     def run() -> IngestResponse:
         result = ingest.ingest(session, items=items, actor=key.name,
                                threshold=settings.similarity_threshold, key=key)
-        if result.summary.error == result.summary.received:
-            session.rollback()
-            first = result.items[0].error or {}
-            raise Unprocessable(f"every item failed; the first: {first.get('detail')}",
-                                results=[r.model_dump(mode="json") for r in result.items])
         idem.save(session, status=200, body=result)
         session.commit()
         return result

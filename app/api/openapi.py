@@ -73,6 +73,9 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
 # (it reads `external_id` and `source_id` as ids of resources nothing creates), so sequences
 # would never start at claims or sources. tests/test_schemathesis.py checks that they do.
 UNLINKED = ("/v1/keys",)
+# What exists only after a later step, not once its parent is created: a claim's ClaimReview
+# is there once a checker publishes it, so a link from the new claim would promise a 404.
+NOT_CREATED_WITH_PARENT = (("/v1/claims/{claim_id}/claimreview", "get"),)
 
 
 def _add_links(paths: dict[str, Any], if_match: dict[tuple[str, str], bool]) -> None:
@@ -88,6 +91,8 @@ def _add_links(paths: dict[str, Any], if_match: dict[tuple[str, str], bool]) -> 
             if not target_path.startswith(path + "/{") or "{" in rest:
                 continue
             for method, target in targets.items():
+                if (target_path, method) in NOT_CREATED_WITH_PARENT:
+                    continue
                 parameters = {head.removeprefix("{"): "$response.body#/id"}
                 parameters.update({p["name"]: f"$request.path.{p['name']}"
                                    for p in target.get("parameters", [])

@@ -135,10 +135,8 @@ def list_source_claims(
     status: Annotated[list[Status] | None, Query(max_length=9)] = None,
 ) -> Page[ClaimPublic]:
     """Claims this source is attributed with, newest first; filter by stance."""
-    listing.read_snapshot(session)  # before the source is read: the page is read with it
-    source = sources.get_source(session, source_id)
-    where = listing.claim_filters(source_id=source.id, stance=stance, status=status)
-    return listing.list_claims(session, where=where, limit=limit, cursor=cursor)
+    return listing.list_source_claims(session, source_id=source_id, stance=stance,
+                                      status=status, limit=limit, cursor=cursor)
 
 
 @router.get("/{source_id}/record")

@@ -43,7 +43,6 @@ from app.domain import (
     sources,
     stats,
 )
-from app.domain import reviews as verification
 from app.domain.auth import hash_secret, role_allows
 from app.domain.pagination import encode_cursor
 from app.domain.preconditions import parse_if_match
@@ -535,8 +534,8 @@ async def set_verdict(request: Request, claim_id: str) -> Response:
         return review
 
     def apply(session, claim, model, desk, version) -> None:
-        verification.set_status(session, claim=claim, review_in=model,
-                                expected_version=version, reviewer=desk.key.name)
+        reviews.create_review(session, claim=claim, review_in=model,
+                              expected_version=version, reviewer=desk.key.name)
 
     return await _claim_form(request, claim_id, role="checker", form_name="verdict",
                              fields=fields, build=build, apply=apply, saved="verdict")
@@ -657,12 +656,12 @@ async def source_page(request: Request, source_id: str) -> Response:
 
     def load() -> dict[str, Any]:
         with desk.db.session() as session:
-            listing.read_snapshot(session)
+            snapshot = listing.read_snapshot(session)
             source = sources.get_source(session, source_id)
             public = rendering.source_public(session, source)
             record = stats.source_record(session, source)
             claims = listing.list_claims(session, where=listing.claim_filters(source_id=source_id),
-                                      limit=PAGE, cursor=cursor)
+                                         limit=PAGE, cursor=cursor, snapshot=snapshot)
         rows = [(f"{group} {STATUS_LABELS[s]}", n)
                 for group, counts in (("Asserted:", record.asserted),
                                       ("Disputed:", record.disputed),

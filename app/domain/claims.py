@@ -4,7 +4,10 @@ Every function takes the session first, adds and flushes, records its event, and
 never commits: the caller owns the transaction.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,15 +15,20 @@ from sqlmodel import Session, col, select
 
 from app.domain import search, similarity, verdicts
 from app.domain.events import jsonable, record_claim_event, record_event
-from app.domain.locks import lock_claims, lock_source_names
+from app.domain.locks import lock_claims, lock_event_feed, lock_source_names
 from app.domain.preconditions import IfMatch, check_version
-from app.domain.rendering import claim_public, source_ref
-from app.domain.sources import resolve_source
+from app.domain.rendering import claim_public, new_claim_json, source_ref
+from app.domain.sources import (
+    SourceIds,
+    check_source_ids,
+    resolve_source,
+    resolve_source_names,
+    source_of,
+)
 from app.domain.text import fingerprint
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import AppError, Conflict, NotFound, Unprocessable
+from app.fastpath import bulk
 from app.models import (
-    AGAINST_STANCES,
-    FOR_STANCES,
     Attribution,
     AttributionCreate,
     AttributionPublic,
@@ -30,7 +38,10 @@ from app.models import (
     ClaimPublic,
     ClaimTopic,
     ClaimUpdate,
+    Event,
     Source,
+    Status,
+    new_id,
     utcnow,
 )
 
@@ -56,55 +67,22 @@ def touch(claim: Claim) -> None:
     claim.updated_at = utcnow()
 
 
-def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Claim:
-    """Register a claim as `unverified`, with any inline attributions."""
-    lock_claims(session, [claim_in])
-    lock_source_names(session, [a.source for a in claim_in.attributions if a.source])
-    if claim_in.origin is not None:
-        existing = session.exec(select(Claim.id).where(
-            Claim.origin == claim_in.origin, Claim.external_id == claim_in.external_id
-        )).first()
-        if existing is not None:
-            raise Conflict(
-                f"a claim from {claim_in.origin} with external_id {claim_in.external_id} "
-                f"already exists: {existing}", claim_id=existing,
-            )
-    now = utcnow()
-    claim = Claim.model_validate(
-        claim_in.model_dump(exclude={"topics", "attributions"}),
-        update={"fingerprint": fingerprint(claim_in.text), "created_by": actor,
-                "created_at": now, "updated_at": now},
-    )
-    session.add(claim)
-    session.flush()
-    similarity.store_bands(session, claim.id, claim.text)
-    topics = sorted(dict.fromkeys(claim_in.topics))
-    set_topics(session, claim.id, topics)
-    attributions = [_add_attribution(session, claim, att_in, actor=actor)
-                    for att_in in claim_in.attributions]
-    # Everything the new claim shows is at hand: build it here instead of reading it back.
-    public_atts = sorted(
-        (AttributionPublic.model_validate(att, update={"source": source_ref(src)})
-         for att, src in attributions), key=lambda a: (a.created_at, a.id))
-    stances = {a.stance for a in public_atts}
-    public = ClaimPublic.model_validate(claim, update={
-        "topics": topics, "attributions": public_atts, "links": [], "current_review": None,
-        "contested": bool(stances & set(FOR_STANCES)) and bool(stances & set(AGAINST_STANCES)),
-    })
-    document = search.document(claim.text, [(att.quote, src.name, src.aliases)
-                                            for att, src in attributions])
-    record_claim_event(session, claim, actor=actor, action="claim.created",
-                       changes={"text": claim.text}, public=public, document=document)
-    return claim
-
-
 def update_claim(
     session: Session, *, claim: Claim, claim_in: ClaimUpdate, expected_version: IfMatch | None,
     actor: str,
-) -> Claim:
-    """Edit a claim's own fields; the ETag it was read at must still be current."""
+) -> ClaimPublic:
+    """Edit a claim's own fields; the ETag it was read at must still be current. Returns
+    the claim as it now stands."""
     ensure_not_merged(claim)
     check_version(claim.version, expected_version, f"claim {claim.id}")
+    changed = change_claim(session, claim=claim, claim_in=claim_in, actor=actor)
+    return changed or claim_public(session, claim)
+
+
+def change_claim(session: Session, *, claim: Claim, claim_in: ClaimUpdate,
+                 actor: str) -> ClaimPublic | None:
+    """`update_claim`'s change, unchecked: the claim as it now stands, or None when nothing
+    changed (no event, no new version; ingest re-sends items that change nothing)."""
     data = claim_in.model_dump(exclude_unset=True)
     for field in ("text", "language"):
         if field in data and data[field] is None:
@@ -129,17 +107,19 @@ def update_claim(
     if start and end and end < start:
         raise Unprocessable("period_end_date is before period_start_date")
     if not changes:
-        return claim
+        return None
     if "text" in changes:
         claim.fingerprint = fingerprint(claim.text)
         similarity.delete_bands(session, claim.id, old_text)
         similarity.store_bands(session, claim.id, claim.text)
     touch(claim)
     session.add(claim)
-    record_claim_event(session, claim, actor=actor, action="claim.updated", changes=changes)
-    if "text" in changes:  # a verdict does not stand on other text
-        verdicts.reopen_after_text_change(session, claim, actor=actor)
-    return claim
+    public = record_claim_event(session, claim, actor=actor, action="claim.updated",
+                                changes=changes)
+    # A verdict does not stand on other text: the claim goes back to review.
+    if "text" in changes and verdicts.reopen_after_text_change(session, claim, actor=actor):
+        public = claim_public(session, claim)
+    return public
 
 
 def delete_claim(session: Session, *, claim: Claim, expected_version: IfMatch | None,
@@ -272,3 +252,201 @@ def record_link_changes(session: Session, changes: list[tuple[str, str, dict[str
         session.add(other)
         record_claim_event(session, other, actor=actor, action=action, entity_type="link",
                            entity_id=change["link_id"], changes=change)
+
+
+# --- creating claims ----------------------------------------------------------
+
+
+class NewClaim(SimpleNamespace):
+    """A claim about to be bulk-inserted: its column values, without the ORM's machinery
+    (validating a table model costs more than inserting its row)."""
+
+    id: str
+    text: str
+    updated_at: datetime
+
+
+def _new_claim(claim_in: ClaimCreate, *, actor: str, claim_id: str | None) -> NewClaim:
+    now = utcnow()
+    return NewClaim(
+        **claim_in.model_dump(exclude={"topics", "attributions"}),
+        id=claim_id or new_id("clm"), fingerprint=fingerprint(claim_in.text), version=1,
+        status=Status.unverified, duplicate_of=None, assignee=None, created_by=actor,
+        created_at=now, updated_at=now)
+
+
+def attribution_values(att: AttributionCreate, claim_id: str, source_id: str,
+                       actor: str) -> dict[str, Any]:
+    """An attribution's row, for a bulk insert."""
+    return {**att.model_dump(exclude={"source_id", "source"}), "id": new_id("att"),
+            "claim_id": claim_id, "source_id": source_id, "created_by": actor,
+            "created_at": utcnow()}
+
+
+@dataclass(frozen=True)
+class Created:
+    """A claim `create_claims` wrote: as the API shows it (JSON, as its event keeps it:
+    `rendering.new_claim_json`), and its likely duplicates."""
+
+    claim: dict[str, Any]
+    similar: list[similarity.Match]
+
+    @property
+    def id(self) -> str:
+        return self.claim["id"]
+
+
+def create_claims(
+    session: Session, items: Sequence[tuple[ClaimCreate, str]], *, via: str | None = None,
+    ids: Sequence[str] | None = None, sources: SourceIds | None = None,
+    similar: int = 0, threshold: float = 1.0,
+) -> list[Created | AppError]:
+    """Create claims, one or many, as `unverified`: the one way a claim is made (POST
+    /v1/claims through the writer, POST /v1/ingest and `claimledger import`, the demo).
+
+    Each item is `(claim_in, actor)`; its outcome is `Created` or, for an item that fails
+    alone, the error: a source id that does not exist (422), an origin + external_id
+    already taken by a stored claim or an earlier item (409). Items are taken in order,
+    each seeing the ones before it as if they had committed first. The rest are written
+    with one bulk insert a table (bench P9), events, search documents and bands included.
+
+    `via`: noted in each event's changes. `ids`: the ids to give the claims (ingest names
+    them before they are written). `sources`: their sources, already resolved
+    (`sources.check_source_ids` and `resolve_source_names`). `similar`: how many likely
+    duplicates to find for each, scoring at least `threshold`.
+    """
+    outcomes: list[Created | AppError | None] = [None] * len(items)
+    standing = {i: claim_in for i, (claim_in, _) in enumerate(items)}
+    lock_claims(session, standing.values())  # first: overlapping batches queue here
+    resolve = sources is None
+    if sources is None:
+        sources, failed = check_source_ids(session, standing)
+        for i, error in failed.items():
+            outcomes[i] = error
+    new = {i: _new_claim(claim_in, actor=items[i][1], claim_id=ids[i] if ids else None)
+           for i, claim_in in standing.items()}
+    _reject_taken_external_ids(session, standing, new, outcomes)
+    if resolve:  # after the checks: a failed item must not leave a new source behind
+        sources.update(resolve_source_names(session, standing, lambda i: items[i][1]))
+    near = similarity.similar_batch(session, {i: (c.id, c.text) for i, c in new.items()},
+                                    threshold=threshold, limit=similar) if similar else {}
+    created = insert_claims(session, new, standing, sources,
+                            actors={i: items[i][1] for i in new}, via=via)
+    for i, claim in zip(new, created, strict=True):
+        outcomes[i] = Created(claim, near.get(i, []))
+    return outcomes  # type: ignore[return-value]
+
+
+def create_claim(session: Session, *, claim_in: ClaimCreate, actor: str) -> Claim:
+    """One claim through `create_claims`, as the ORM row; its failure raised."""
+    (created,) = create_claims(session, [(claim_in, actor)])
+    if isinstance(created, AppError):
+        raise created
+    return get_claim(session, created.id)
+
+
+def existing_by_external_id(session: Session, claims: Iterable[ClaimCreate]
+                            ) -> dict[tuple[str, str], str]:
+    """`{(origin, external_id): claim_id}` for those of these claims already stored."""
+    wanted = {(c.origin, c.external_id) for c in claims if c.origin is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(Claim.origin, Claim.external_id, Claim.id).where(
+        col(Claim.external_id).in_([e for _, e in wanted])))
+    return {(o, e): i for o, e, i in rows if (o, e) in wanted}
+
+
+def _reject_taken_external_ids(session: Session, claims: dict[int, ClaimCreate],
+                               new: dict[int, NewClaim], outcomes: list[Any]) -> None:
+    """origin + external_id must be new: taken ones (or repeated in the items) are 409."""
+    taken = existing_by_external_id(session, claims.values())
+    for i, claim_in in list(claims.items()):
+        if claim_in.origin is None:
+            continue
+        key = (claim_in.origin, claim_in.external_id)
+        if key in taken:
+            outcomes[i] = Conflict(
+                f"a claim from {claim_in.origin} with external_id {claim_in.external_id} "
+                f"already exists: {taken[key]}", claim_id=taken[key])
+            del claims[i], new[i]
+        else:
+            taken[key] = new[i].id
+
+
+_CLAIM, _EVENT, _SOURCE = Claim.__table__, Event.__table__, Source.__table__  # type: ignore[attr-defined]
+_SOURCE_COLUMNS = (_SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability,
+                   _SOURCE.c.aliases)
+_SOURCES_OF = sa.select(*_SOURCE_COLUMNS).where(
+    _SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
+_SOURCES_OF_PG = sa.select(*_SOURCE_COLUMNS).where(
+    _SOURCE.c.id == sa.func.any(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.String))))
+
+
+def insert_claims(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
+                  sources: SourceIds, *, actors: dict[Any, str], via: str | None
+                  ) -> list[dict[str, Any]]:
+    """Bulk-insert new claims with topics, attributions, bands, events and search documents;
+    returns their representations (JSON)."""
+    if not new:
+        return []
+    session.flush()
+    conn = session.connection()  # Core, not the ORM: its bulk path costs more (bench P4)
+    bulk.insert_rows(conn, _CLAIM, [vars(c) for c in new.values()])
+    topics: dict[str, list[str]] = {}
+    attributions: dict[str, list[dict[str, Any]]] = {}
+    bands = []
+    for index, claim in new.items():
+        claim_in = claims[index]
+        topics[claim.id] = list(dict.fromkeys(claim_in.topics))
+        attributions[claim.id] = [
+            attribution_values(a, claim.id, source_of(a, sources), actors[index])
+            for a in claim_in.attributions]
+        bands += similarity.band_rows(claim.id, claim.text)
+    for table, rows in (
+        (ClaimTopic, [{"claim_id": cid, "topic": t} for cid, ts in topics.items() for t in ts]),
+        (Attribution, [a for atts in attributions.values() for a in atts]),
+    ):
+        if rows:
+            bulk.insert_rows(conn, table.__table__, rows)  # type: ignore[attr-defined]
+    similarity.insert_bands(conn, bands)
+    shown, documents = _representations(session, new, topics, attributions)
+    lock_event_feed(session)
+    bulk.insert_rows(conn, _EVENT, [
+        {"actor": actors[index], "action": "claim.created", "entity_type": "claim",
+         "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
+         "changes": {"text": claim.text, **({"via": via} if via else {})},
+         "snapshot": snapshot}
+        for (index, claim), snapshot in zip(new.items(), shown, strict=True)
+    ])
+    search.index_documents(session, documents, fresh=True)
+    return shown
+
+
+def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
+                     attributions: dict[str, list[dict[str, Any]]]
+                     ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The new claims as the API shows them (JSON), and their search documents, built from the
+    rows just inserted (reading them back cost four queries): a new claim has no links and
+    no review yet. One query (on SQLite, per 5,000), for the sources they cite."""
+    source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
+    conn = session.connection()
+    cited = {}
+    if source_ids and conn.dialect.name == "postgresql":  # one array, however many ids
+        cited = {row.id: row for row in conn.execute(
+            _SOURCES_OF_PG, {"ids": bulk.pg_array(source_ids)})}
+    elif source_ids:  # drivers cap a statement's parameters
+        for start in range(0, len(source_ids), 5000):
+            cited.update({row.id: row for row in conn.execute(
+                _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
+    shown, documents = [], {}
+    for claim in new.values():
+        atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
+        shown.append(new_claim_json(vars(claim), topics=topics.get(claim.id, ()), attributions=[
+            {**a, "source": {"id": a["source_id"], "name": cited[a["source_id"]].name,
+                             "kind": cited[a["source_id"]].kind,
+                             "reliability": cited[a["source_id"]].reliability}}
+            for a in atts]))
+        documents[claim.id] = search.document(claim.text, [
+            (a["quote"], cited[a["source_id"]].name, cited[a["source_id"]].aliases or [])
+            for a in atts])
+    return shown, documents

@@ -50,28 +50,21 @@ def record_event(
 def record_claim_event(
     session: Session, claim: Claim, *, actor: str, action: str, changes: dict[str, Any],
     entity_type: str = "claim", entity_id: str | None = None,
-    public: ClaimPublic | None = None, document: str | None = None,
-) -> Event:
-    """An event about a claim, carrying the claim as it now stands (for `as_of`).
+) -> ClaimPublic:
+    """An event about a claim, carrying the claim as it now stands (for `as_of`); returns
+    that representation, which the caller's answer usually is.
 
     Every change to a claim passes here, so this is also where the search index follows.
-    A caller that already holds the claim's representation and search document passes
-    them, and nothing is read back.
     """
     session.flush()
-    if public is None or document is None:
-        search.index_claims(session, [claim.id])
-        public = claims_public(session, [claim])[0]
-    else:
-        search.index_documents(session, {claim.id: document})
-    # The route usually answers with this very representation: keep it for claim_public.
-    session.info.setdefault("claim_public", {})[claim.id] = public
-    snapshot = public.model_dump(mode="json")
-    return record_event(
+    search.index_claims(session, [claim.id])
+    public = claims_public(session, [claim])[0]
+    record_event(
         session, actor=actor, action=action, entity_type=entity_type,
         entity_id=entity_id or claim.id, claim_id=claim.id, changes=changes,
-        snapshot=snapshot, at=claim.updated_at,
+        snapshot=public.model_dump(mode="json"), at=claim.updated_at,
     )
+    return public
 
 
 def jsonable(value: Any) -> Any:

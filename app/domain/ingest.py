@@ -1,14 +1,12 @@
 """Batch ingestion: parse, resolve sources, fold duplicates, bulk insert, one transaction.
 
 Each item is a ClaimCreate. Items fail alone (a problem object in their result);
-the rest go in. New claims are written with bulk INSERTs (never `add_all`: see
-MEASURED.md), with their events, search documents and near-duplicate bands.
+the rest go in. New claims are made by `claims.create_claims`, as every claim is; exact
+duplicates fold into the stored claim, and a known origin + external_id updates it.
 """
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Literal
 
@@ -17,28 +15,23 @@ from pydantic import ValidationError
 from sqlmodel import Session, SQLModel, col, select
 
 from app.domain import claims as claim_writes
-from app.domain import origins, search, similarity, verdicts
+from app.domain import origins, search, verdicts
+from app.domain.claims import attribution_values, create_claims, existing_by_external_id
 from app.domain.events import record_claim_event, record_event
-from app.domain.locks import lock_claims, lock_event_feed, lock_source_keys
-from app.domain.rendering import claims_public, is_contested
-from app.domain.sources import create_sources_named, sources_keyed, survivors_of
-from app.domain.text import fingerprint, name_key
+from app.domain.locks import lock_claims, lock_event_feed
+from app.domain.rendering import claims_public
+from app.domain.sources import check_source_ids, resolve_source_names, source_of
+from app.domain.text import fingerprint
 from app.errors import AppError, BadRequest, Unprocessable, problem_dict
 from app.fastpath import bulk
 from app.models import (
     ApiKey,
     Attribution,
-    AttributionCreate,
     Claim,
     ClaimCreate,
-    ClaimPublic,
-    ClaimTopic,
     ClaimUpdate,
     Event,
-    Source,
-    Status,
     new_id,
-    utcnow,
 )
 
 NDJSON = "application/x-ndjson"
@@ -137,8 +130,9 @@ def _validate(item: Any) -> ClaimCreate | AppError:
 
 def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
            key: ApiKey | None = None) -> IngestResponse:
-    """Ingest a parsed batch in the caller's transaction; the caller commits. With the
-    caller's `key`, items of origins another key owns are refused (origins.check_batch)."""
+    """Ingest a parsed batch in the caller's transaction; the caller commits. If every item
+    fails, the whole batch is a 422 (its results in `results`) and nothing may be kept. With
+    the caller's `key`, items of origins another key owns are refused (origins.check_batch)."""
     results: list[IngestResult | None] = [None] * len(items)
     claims: dict[int, ClaimCreate] = {}
     for index, item in enumerate(items):
@@ -155,11 +149,11 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
     sources, failed = check_source_ids(session, claims)
     for index, error in failed.items():
         results[index] = _error(index, error)
-    sources.update(resolve_names(session, claims, lambda _: actor))
+    sources.update(resolve_source_names(session, claims, lambda _: actor))
     by_external = existing_by_external_id(session, claims.values())
     by_fingerprint = _existing_by_fingerprint(session, claims.values())
 
-    new: dict[int, NewClaim] = {}
+    new: dict[int, str] = {}  # the items that make a claim, and its id
     pending: dict[str, ClaimCreate] = {}  # created in this batch, not inserted yet
     folds: list[tuple[int, str, ClaimCreate]] = []  # exact duplicates of stored claims
     for index, claim_in in claims.items():
@@ -184,24 +178,31 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
         elif fp in by_fingerprint:
             folds.append((index, by_fingerprint[fp], claim_in))
         else:
-            claim = new_claim(claim_in, actor=actor)
-            new[index] = claim
-            pending[claim.id] = claim_in
-            by_fingerprint[fp] = claim.id
+            claim_id = new[index] = new_id("clm")
+            pending[claim_id] = claim_in
+            by_fingerprint[fp] = claim_id
             if claim_in.origin is not None:
-                by_external[external] = claim.id
-            results[index] = IngestResult(index=index, status="created", claim_id=claim.id,
+                by_external[external] = claim_id
+            results[index] = IngestResult(index=index, status="created", claim_id=claim_id,
                                           attributions_added=len(claim_in.attributions))
     _fold_duplicates(session, folds, sources, actor=actor, results=results)
-    near = _near_duplicates(session, new, threshold=threshold)
-    for index, similar in near.items():
-        results[index].similar = similar  # type: ignore[union-attr]
-    insert_new(session, new, claims, sources, actor=actor)
+    created = create_claims(session, [(claims[i], actor) for i in new], ids=list(new.values()),
+                            sources=sources, via="ingest", similar=5, threshold=threshold)
+    for index, outcome in zip(new, created, strict=True):
+        if isinstance(outcome, AppError):  # not expected: the checks above came first
+            results[index] = _error(index, outcome)
+        else:
+            results[index].similar = [  # type: ignore[union-attr]
+                SimilarRef(claim_id=m.claim_id, score=m.score) for m in outcome.similar]
     final = [r for r in results if r is not None]
     counts = defaultdict(int, {s: 0 for s in ("created", "duplicate", "updated", "unchanged",
                                               "error")})
     for result in final:
         counts[result.status] += 1
+    if counts["error"] == len(items):
+        first = final[0].error or {}
+        raise Unprocessable(f"every item failed; the first: {first.get('detail')}",
+                            results=[r.model_dump(mode="json") for r in final])
     return IngestResponse(summary=IngestSummary(received=len(items), **counts), items=final)
 
 
@@ -224,62 +225,6 @@ def _reject_repeated_external_ids(
             del claims[index]
         else:
             seen[key] = index  # type: ignore[index]
-
-
-def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
-                     ) -> tuple[dict[str, str], dict[int, AppError]]:
-    """The source ids the batch names that exist (as `source_of` keys), and the items
-    naming one that does not (422), which are taken out of `claims`."""
-    ids = {a.source_id for c in claims.values() for a in c.attributions
-           if a.source_id is not None}
-    known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
-    merged = survivors_of(session, ids - known)  # ids of sources merged away resolve
-    failed: dict[int, AppError] = {}
-    for index, claim_in in list(claims.items()):
-        missing = [a.source_id for a in claim_in.attributions
-                   if a.source_id is not None and a.source_id not in known
-                   and a.source_id not in merged]
-        if missing:
-            failed[index] = Unprocessable(f"source {missing[0]} does not exist")
-            del claims[index]
-    return {f"id:{i}": i for i in known} | {f"id:{i}": s for i, s in merged.items()}, failed
-
-
-def resolve_names(session: Session, claims: dict[int, ClaimCreate],
-                  actor_of: Callable[[int], str]) -> dict[str, str]:
-    """Sources named by name or alias (as `source_of` keys); unknown names create their
-    sources, in bulk, each once, on behalf of the first item naming it. Call it with the
-    items still standing: a failed item must not leave a new source behind."""
-    first: dict[str, int] = {}  # each name as spelled, and the first item naming it
-    for i, claim_in in claims.items():
-        for att in claim_in.attributions:
-            if att.source is not None:
-                first.setdefault(att.source, i)
-    keys = {name: name_key(name) for name in first}  # folding is the costly part: once
-    lock_source_keys(session, keys.values())
-    known = sources_keyed(session, set(keys.values()))
-    known.update(create_sources_named(session, [
-        (name, keys[name], actor_of(first[name])) for name in sorted(first)
-        if keys[name] not in known]))
-    return {f"name:{name}": known[key] for name, key in keys.items()}
-
-
-def source_of(att: AttributionCreate, sources: dict[str, str]) -> str:
-    """The id of the source an attribution names, from `check_source_ids` and
-    `resolve_names`."""
-    if att.source_id is not None:
-        return sources[f"id:{att.source_id}"]
-    return sources[f"name:{att.source}"]
-
-
-def existing_by_external_id(session: Session, claims) -> dict[tuple[str, str], str]:
-    """`{(origin, external_id): claim_id}` for those of these claims already stored."""
-    wanted = {(c.origin, c.external_id) for c in claims if c.origin is not None}
-    if not wanted:
-        return {}
-    rows = session.exec(select(Claim.origin, Claim.external_id, Claim.id).where(
-        col(Claim.external_id).in_([e for _, e in wanted])))
-    return {(o, e): i for o, e, i in rows if (o, e) in wanted}
 
 
 def _existing_by_fingerprint(session: Session, claims) -> dict[str, str]:
@@ -310,7 +255,7 @@ def _extend_pending(first: ClaimCreate, claim_id: str, claim_in: ClaimCreate,
     return len(extra)
 
 
-_ATTRIBUTION = Attribution.__table__  # type: ignore[attr-defined]
+_ATTRIBUTION, _EVENT = Attribution.__table__, Event.__table__  # type: ignore[attr-defined]
 _KEYS_OF = sa.select(_ATTRIBUTION.c.claim_id, _ATTRIBUTION.c.source_id, _ATTRIBUTION.c.stance,
                      _ATTRIBUTION.c.quote, _ATTRIBUTION.c.citation_url
                      ).where(_ATTRIBUTION.c.claim_id.in_(sa.bindparam("ids", expanding=True)))
@@ -321,8 +266,9 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
                      results: list[IngestResult | None]) -> None:
     """Attach to each stored claim the attributions its exact duplicates bring that it
     lacks, for the whole batch at once: one read of what they have, one insert, and one
-    event per claim that gained any (done one item at a time, with a read-back each, this
-    was a fifth of an ingest). An item that would take its claim past the cap fails alone.
+    event per claim that gained any (one item at a time, with a read-back each, was a
+    large share of an ingest: bench P4). An item that would take its claim past the cap
+    fails alone.
     They run after the batch's other items: an update (same origin + external_id) of the
     same claim that brings the same source is credited with it, whatever the items' order.
     """
@@ -342,7 +288,7 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
     for index, claim_id, claim_in in folds:
         mine: dict[tuple[Any, ...], dict[str, Any]] = {}
         for att in claim_in.attributions:
-            values = _attribution_values(att, claim_id, source_of(att, sources), actor)
+            values = attribution_values(att, claim_id, source_of(att, sources), actor)
             key = claim_writes.attribution_key(SimpleNamespace(**values))
             if key not in have[claim_id]:
                 mine.setdefault(key, values)
@@ -382,7 +328,7 @@ def _missing_rows(session: Session, claim_id: str, claim_in: ClaimCreate,
         select(Attribution).where(Attribution.claim_id == claim_id))}
     rows = []
     for att in claim_in.attributions:
-        row = Attribution(**_attribution_values(att, claim_id, source_of(att, sources), actor))
+        row = Attribution(**attribution_values(att, claim_id, source_of(att, sources), actor))
         if claim_writes.attribution_key(row) not in existing:
             existing.add(claim_writes.attribution_key(row))
             rows.append(row)
@@ -420,126 +366,8 @@ def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
     rows = _missing_rows(session, target.id, claim_in, sources, actor=actor)  # may 409 first
     version = claim.version
     if claim.duplicate_of is None:
-        claim_writes.update_claim(session, claim=claim, claim_in=update, expected_version=None,
-                                  actor=actor)
+        claim_writes.change_claim(session, claim=claim, claim_in=update, actor=actor)
     added = _attach(session, target, rows, actor=actor)
     changed = added or claim.version != version
     return IngestResult(index=index, status="updated" if changed else "unchanged",
                         claim_id=target.id, attributions_added=added)
-
-
-class NewClaim(SimpleNamespace):
-    """A claim about to be bulk-inserted: its column values, without the ORM's machinery
-    (validating a table model costs more than inserting its row)."""
-
-    id: str
-    text: str
-    updated_at: datetime
-
-
-def new_claim(claim_in: ClaimCreate, *, actor: str) -> NewClaim:
-    now = utcnow()
-    return NewClaim(
-        **claim_in.model_dump(exclude={"topics", "attributions"}),
-        id=new_id("clm"), fingerprint=fingerprint(claim_in.text), version=1,
-        status=Status.unverified, duplicate_of=None, created_by=actor,
-        created_at=now, updated_at=now)
-
-
-def _attribution_values(att: AttributionCreate, claim_id: str, source_id: str,
-                        actor: str) -> dict[str, Any]:
-    return {**att.model_dump(exclude={"source_id", "source"}), "id": new_id("att"),
-            "claim_id": claim_id, "source_id": source_id, "created_by": actor,
-            "created_at": utcnow()}
-
-
-def _near_duplicates(
-    session: Session, new: dict[int, NewClaim], *, threshold: float
-) -> dict[int, list[SimilarRef]]:
-    """Existing (or earlier in the batch) claims close to each new one, best five."""
-    found = similarity.similar_batch(
-        session, {i: (c.id, c.text) for i, c in new.items()}, threshold=threshold, limit=5)
-    return {i: [SimilarRef(claim_id=m.claim_id, score=m.score) for m in matches]
-            for i, matches in found.items()}
-
-
-_CLAIM, _EVENT, _SOURCE = Claim.__table__, Event.__table__, Source.__table__  # type: ignore[attr-defined]
-_SOURCE_COLUMNS = (_SOURCE.c.id, _SOURCE.c.name, _SOURCE.c.kind, _SOURCE.c.reliability,
-                   _SOURCE.c.aliases)
-_SOURCES_OF = sa.select(*_SOURCE_COLUMNS).where(
-    _SOURCE.c.id.in_(sa.bindparam("ids", expanding=True)))
-_SOURCES_OF_PG = sa.select(*_SOURCE_COLUMNS).where(
-    _SOURCE.c.id == sa.func.any(sa.cast(sa.bindparam("ids"), sa.ARRAY(sa.String))))
-
-
-def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
-                     attributions: dict[str, list[dict[str, Any]]]
-                     ) -> tuple[list[ClaimPublic], dict[str, str]]:
-    """The new claims as the API shows them, and their search documents, built from the
-    rows just inserted (reading them back cost four queries): a new claim has no links and
-    no review yet. One query (on SQLite, per 5,000), for the sources they cite."""
-    source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
-    conn = session.connection()
-    sources = {}
-    if source_ids and conn.dialect.name == "postgresql":  # one array, however many ids
-        sources = {row.id: row for row in conn.execute(
-            _SOURCES_OF_PG, {"ids": bulk.pg_array(source_ids)})}
-    elif source_ids:  # drivers cap a statement's parameters
-        for start in range(0, len(source_ids), 5000):
-            sources.update({row.id: row for row in conn.execute(
-                _SOURCES_OF, {"ids": source_ids[start:start + 5000]})})
-    publics, documents = [], {}
-    for claim in new.values():
-        atts = sorted(attributions.get(claim.id, ()), key=lambda a: (a["created_at"], a["id"]))
-        publics.append(ClaimPublic.model_validate({
-            **vars(claim), "topics": sorted(topics.get(claim.id, ())), "links": [],
-            "current_review": None,
-            "contested": is_contested({a["stance"] for a in atts}),
-            "attributions": [{**a, "source": {
-                "id": a["source_id"], "name": sources[a["source_id"]].name,
-                "kind": sources[a["source_id"]].kind,
-                "reliability": sources[a["source_id"]].reliability}} for a in atts],
-        }))
-        documents[claim.id] = search.document(claim.text, [
-            (a["quote"], sources[a["source_id"]].name, sources[a["source_id"]].aliases or [])
-            for a in atts])
-    return publics, documents
-
-
-def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
-               sources: dict[str, str], *, actor: str, via: str | None = "ingest"
-               ) -> list[ClaimPublic]:
-    """Bulk-insert new claims with topics, attributions, bands, events and search documents;
-    returns their representations."""
-    if not new:
-        return []
-    session.flush()
-    conn = session.connection()  # Core, not the ORM: its bulk path costs ~2x (MEASURED.md)
-    bulk.insert_rows(conn, _CLAIM, [vars(c) for c in new.values()])
-    topics: dict[str, list[str]] = {}
-    attributions: dict[str, list[dict[str, Any]]] = {}
-    bands = []
-    for index, claim in new.items():
-        claim_in = claims[index]
-        topics[claim.id] = list(dict.fromkeys(claim_in.topics))
-        attributions[claim.id] = [_attribution_values(a, claim.id, source_of(a, sources), actor)
-                                  for a in claim_in.attributions]
-        bands += similarity.band_rows(claim.id, claim.text)
-    for table, rows in (
-        (ClaimTopic, [{"claim_id": cid, "topic": t} for cid, ts in topics.items() for t in ts]),
-        (Attribution, [a for atts in attributions.values() for a in atts]),
-    ):
-        if rows:
-            bulk.insert_rows(conn, table.__table__, rows)  # type: ignore[attr-defined]
-    similarity.insert_bands(conn, bands)
-    snapshots, documents = _representations(session, new, topics, attributions)
-    lock_event_feed(session)
-    bulk.insert_rows(conn, _EVENT, [
-        {"actor": actor, "action": "claim.created", "entity_type": "claim",
-         "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
-         "changes": {"text": claim.text, **({"via": via} if via else {})},
-         "snapshot": snap.model_dump(mode="json")}
-        for claim, snap in zip(new.values(), snapshots, strict=True)
-    ])
-    search.index_documents(session, documents, fresh=True)
-    return snapshots

@@ -21,6 +21,7 @@ from app.models import (
     Attribution,
     Claim,
     ClaimLink,
+    ClaimPublic,
     ClaimTopic,
     LinkCreate,
 )
@@ -63,8 +64,9 @@ def create_link(
 def merge_claims(
     session: Session, *, claim: Claim, duplicate_id: str, expected_version: IfMatch | None,
     actor: str, note: str | None = None,
-) -> Claim:
-    """Fold a duplicate into this claim: its attributions, topics and links move here."""
+) -> ClaimPublic:
+    """Fold a duplicate into this claim: its attributions, topics and links move here.
+    Returns the claim as it now stands."""
     check_version(claim.version, expected_version, f"claim {claim.id}")
     if duplicate_id == claim.id:
         raise Unprocessable("a claim cannot be merged into itself")
@@ -96,9 +98,10 @@ def merge_claims(
                "note": note}
     record_claim_event(session, duplicate, actor=actor, action="claim.merged_into",
                        changes=changes)
-    record_claim_event(session, claim, actor=actor, action="claim.merged", changes=changes)
+    public = record_claim_event(session, claim, actor=actor, action="claim.merged",
+                                changes=changes)
     record_link_changes(session, relinked, actor=actor)
-    return claim
+    return public
 
 
 def _move_attributions(session: Session, duplicate: Claim, target: Claim) -> int:

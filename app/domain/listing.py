@@ -1,6 +1,7 @@
 """Listing and searching claims: the filters, the sort orders, cursors, relevance ranking."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlmodel import Session, col
 from app.domain import search
 from app.domain.pagination import Page, decode_cursor, encode_cursor
 from app.domain.rendering import claims_by_id
+from app.domain.sources import get_source
 from app.errors import BadRequest
 from app.models import (
     AGAINST_STANCES,
@@ -101,45 +103,56 @@ def not_merged() -> sa.ColumnElement[bool]:
     return _NOT_MERGED
 
 
-# Built once: constructing func.coalesce() was a tenth of a search that finds a few claims.
+# Built once: constructing func.coalesce() cost a search that finds a few claims dearly (P5).
 _NOT_MERGED = sa.func.coalesce(col(Claim.duplicate_of), "") == ""
 
 
 Render = Callable[[Session, Sequence[str]], list[Any]]
 
 
-def read_snapshot(session: Session) -> None:
+@dataclass(frozen=True)
+class Snapshot:
+    """A session's transaction that reads one snapshot of the database (`read_snapshot`)."""
+
+    transaction: Any
+
+
+def read_snapshot(session: Session) -> Snapshot:
     """Make this session's statements from here on read one snapshot of the database.
 
     A page is found in one statement and rendered in others: each reading the latest
     commit, a claim reviewed in between would show a status its filter excludes. SQLite
     (WAL) keeps one snapshot for a transaction that BEGIN opened; PostgreSQL does under
-    REPEATABLE READ. Call it before the session's first statement (a second call in the
-    same transaction does nothing): afterwards it is too late, and it says so.
+    REPEATABLE READ. Call it before the session's first statement: afterwards it is too
+    late, and it says so. Pass what it returns to `list_claims` to read the page in it.
     """
     if session.in_transaction():
-        if session.info.get("snapshot") is session.get_transaction():
-            return
         raise RuntimeError("read_snapshot() must come before the session's first statement")
     if session.get_bind().dialect.name == "postgresql":
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     else:
         session.connection().exec_driver_sql("BEGIN")
-    session.info["snapshot"] = session.get_transaction()
+    return Snapshot(session.get_transaction())
 
 
 def list_claims(
     session: Session, *, where: list[sa.ColumnElement[bool]], sort: str | None = None,
-    limit: int, cursor: str | None = None, q: str | None = None, filtered: bool = False,
-    render: Render = claims_by_id,
+    limit: int, cursor: str | None = None, q: str | None = None, filtered: bool | None = None,
+    render: Render = claims_by_id, snapshot: Snapshot | None = None,
 ) -> Page[Any]:
     """A page of claims in a stable order: by relevance for a search, else by time, then id.
 
-    `filtered`: `where` narrows more than the default (merged duplicates out) does.
-    `render` turns the page's claim ids into its items (app/fastpath/read_cache.py reuses copies).
-    The page itself is found reading ids (and the sort column) only.
+    `filtered`: `where` narrows more than the default (merged duplicates out) does; by
+    default, told from `where` itself. `render` turns the page's claim ids into its items
+    (app/fastpath/read_cache.py reuses copies). `snapshot`: the one the caller opened
+    (else the page opens its own). The page is found reading ids (and the sort column) only.
     """
-    read_snapshot(session)
+    if snapshot is None:
+        read_snapshot(session)
+    elif snapshot.transaction is not session.get_transaction():
+        raise RuntimeError("that snapshot belongs to another transaction")
+    if filtered is None:
+        filtered = any(clause is not _NOT_MERGED for clause in where)
     query = sa.select(_CLAIM_TABLE.c.id).where(*where)
     if q is not None:
         if sort is None or sort == "relevance":
@@ -175,6 +188,18 @@ def list_claims(
         last = page[-1]
         next_cursor = encode_cursor(getattr(last, column.key).isoformat(), last.id, sort)
     return Page(items=render(session, [row.id for row in page]), next_cursor=next_cursor)
+
+
+def list_source_claims(
+    session: Session, *, source_id: str, stance: Stance | None = None,
+    status: Sequence[str] | None = None, limit: int, cursor: str | None = None,
+) -> Page[Any]:
+    """Claims a source is attributed with, newest first; the source and the page are read
+    from one snapshot."""
+    snapshot = read_snapshot(session)  # before the source is read
+    source = get_source(session, source_id)
+    where = claim_filters(source_id=source.id, stance=stance, status=status)
+    return list_claims(session, where=where, limit=limit, cursor=cursor, snapshot=snapshot)
 
 
 def _list_by_relevance(

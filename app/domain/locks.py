@@ -10,12 +10,10 @@ from collections.abc import Iterable
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from app.db import WRITE_LOCK_ID
+from app.db import hold_write_lock
 from app.domain.text import fingerprint, name_key
 from app.fastpath.bulk import pg_array
-from app.models import (
-    ClaimCreate,
-)
+from app.models import ClaimCreate
 
 
 def lock_event_feed(session: Session) -> None:
@@ -25,9 +23,8 @@ def lock_event_feed(session: Session) -> None:
     lock until commit makes ids visible in order, so a feed reader that resumes after
     id N can never miss an N-1 that committed late.
     """
-    if session.get_bind().dialect.name == "postgresql" and not session.info.get("event_lock"):
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK_ID})
-        session.info["event_lock"] = True
+    if session.get_bind().dialect.name == "postgresql":
+        hold_write_lock(session)
 
 
 _SOURCE_NAME_LOCK_BUCKETS = 64  # as for claims: a batch may name 100,000 new sources

@@ -7,8 +7,7 @@ from datetime import UTC, date, datetime
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from app.domain import claims, listing, publishing, rendering
-from app.domain import reviews as verification
+from app.domain import claims, listing, publishing, rendering, reviews
 from app.domain.claimreview import RATINGS, page_name, status_for_rating
 from app.domain.text import fingerprint
 from app.errors import BadRequest, Conflict, NotFound
@@ -75,8 +74,8 @@ def _review_to(session: Session, claim: Claim, status: Status, markup: ClaimRevi
         return
     explanation = markup.rating.ratingExplanation if markup.rating else None
     rationale = explanation or f"Rated “{RATINGS[status][1]}” in the fact-check at {page_url}."
-    verification.set_status(session, claim=claim, expected_version=None, reviewer=actor,
-                            review_in=ReviewCreate(status=status, rationale=rationale))
+    reviews.create_review(session, claim=claim, expected_version=None, reviewer=actor,
+                          review_in=ReviewCreate(status=status, rationale=rationale))
 
 
 def _new_claim(session: Session, markup: ClaimReviewMarkup, actor: str) -> Claim:

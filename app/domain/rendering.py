@@ -1,21 +1,29 @@
 """Claims and sources as the API shows them, each claim in a handful of queries."""
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from enum import Enum
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 from sqlmodel import Session
 
+from app.domain.similarity import Match
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
     Attribution,
+    AttributionPublic,
     Claim,
+    ClaimCreated,
     ClaimLink,
     ClaimPublic,
     ClaimTopic,
+    OutputTime,
     Review,
+    SimilarClaim,
     Source,
     SourcePublic,
     SourceRef,
@@ -87,16 +95,23 @@ def claims_public(session: Session, claims: Sequence[Any]) -> list[ClaimPublic]:
     reviews: dict[str, Any] = {}
     for row in conn.execute(_REVIEWS_OF, {"ids": ids}):
         reviews[row.claim_id] = row._asdict()
-    out = []
-    for claim in claims:
-        atts = attributions[claim.id]
-        out.append(ClaimPublic.model_validate({
-            **{name: getattr(claim, name) for name in _CLAIM_FIELDS},
-            "topics": sorted(topics[claim.id]), "attributions": atts, "links": links[claim.id],
-            "current_review": reviews.get(claim.id),
-            "contested": is_contested({a["stance"] for a in atts}),
-        }))
-    return out
+    return [render_claim({name: getattr(claim, name) for name in _CLAIM_FIELDS},
+                         topics=topics[claim.id], attributions=attributions[claim.id],
+                         links=links[claim.id], review=reviews.get(claim.id))
+            for claim in claims]
+
+
+def render_claim(columns: dict[str, Any], *, topics: Iterable[str],
+                 attributions: list[dict[str, Any]], links: Sequence[dict[str, Any]] = (),
+                 review: dict[str, Any] | None = None) -> ClaimPublic:
+    """A claim as the API shows it, from its columns and what hangs off it: attributions
+    (each with its `source` as a dict), links and current review. The one place that
+    says what a claim's representation holds, `contested` included."""
+    return ClaimPublic.model_validate({
+        **columns, "topics": sorted(topics), "attributions": attributions,
+        "links": list(links), "current_review": review,
+        "contested": is_contested({a["stance"] for a in attributions}),
+    })
 
 
 _CLAIM_TABLE = Claim.__table__  # type: ignore[attr-defined]
@@ -105,10 +120,7 @@ _CLAIM_FIELDS = [name for name in ClaimPublic.model_fields if name in Claim.mode
 
 
 def claim_public(session: Session, claim: Claim) -> ClaimPublic:
-    """The claim as the API shows it (reusing the one just built for its event, if current)."""
-    known = session.info.get("claim_public", {}).get(claim.id)
-    if known is not None and known.version == claim.version:
-        return known
+    """The claim as the API shows it."""
     return claims_public(session, [claim])[0]
 
 
@@ -116,3 +128,42 @@ def claims_by_id(session: Session, ids: Sequence[str]) -> list[ClaimPublic]:
     """The claims with these ids, in this order (any since deleted left out)."""
     rows = {row.id: row for row in session.connection().execute(_CLAIMS_BY_ID, {"ids": ids})}
     return claims_public(session, [rows[i] for i in ids if i in rows])
+
+
+_ATTRIBUTION_FIELDS = [name for name in AttributionPublic.model_fields if name != "source"]
+_TIME = TypeAdapter(OutputTime)  # the API's time format, as ClaimPublic writes it
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, list)):
+        return value.value if isinstance(value, Enum) else value
+    if isinstance(value, datetime):
+        return _TIME.dump_python(value, mode="json")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"no JSON form for {type(value).__name__}")
+
+
+def new_claim_json(columns: dict[str, Any], *, topics: Iterable[str],
+                   attributions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A claim just created as the API shows it, in JSON: what `render_claim(...)
+    .model_dump(mode="json")` gives for a claim with no links and no review yet, built
+    from the values just written without validating them again (a batch may carry 100,000
+    attributions: bench P9). Each attribution carries its `source` as a dict of strings.
+    tests/test_write_path.py checks it, field by field, against the claim read back."""
+    return {
+        **{name: _json(columns[name]) for name in _CLAIM_FIELDS},
+        "topics": sorted(topics),
+        "attributions": [{**{name: _json(a[name]) for name in _ATTRIBUTION_FIELDS},
+                          "source": {k: _json(v) for k, v in a["source"].items()}}
+                         for a in attributions],
+        "links": [], "current_review": None,
+        "contested": is_contested({a["stance"] for a in attributions}),
+    }
+
+
+def claim_created(claim: dict[str, Any], similar: Sequence[Match]) -> ClaimCreated:
+    """POST /v1/claims's answer: the new claim (`new_claim_json`) and its likely duplicates."""
+    return ClaimCreated.model_validate({**claim, "likely_duplicates": [
+        SimilarClaim(claim_id=m.claim_id, text=m.text, status=m.status, score=m.score,
+                     exact=m.fingerprint == claim["fingerprint"]) for m in similar]})

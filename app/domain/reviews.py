@@ -9,11 +9,11 @@ from app.errors import Unprocessable
 from app.models import Claim, Review, ReviewCreate, Status
 
 
-def set_status(
+def create_review(
     session: Session, *, claim: Claim, review_in: ReviewCreate, expected_version: IfMatch | None,
     reviewer: str,
 ) -> Review:
-    """Move a claim to a new status; a verdict needs a rationale."""
+    """Review a claim: move it to a new status; a verdict needs a rationale."""
     # The request's own rules (which the OpenAPI document states) before the claim's state:
     # an invalid review is a 422 whatever the claim's version.
     new = Status(review_in.status)

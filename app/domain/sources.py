@@ -1,6 +1,6 @@
 """Sources: look up by name or alias, create (one or in bulk), edit, list."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -8,15 +8,17 @@ from sqlmodel import Session, col, select
 
 from app.domain import search
 from app.domain.events import jsonable, record_event
-from app.domain.locks import lock_event_feed, lock_source_names
+from app.domain.locks import lock_event_feed, lock_source_keys, lock_source_names
 from app.domain.pagination import Page, decode_cursor, encode_cursor
 from app.domain.preconditions import IfMatch, check_version
 from app.domain.rendering import source_public
 from app.domain.text import name_key
-from app.errors import Conflict, NotFound, Unprocessable
+from app.errors import AppError, Conflict, NotFound, Unprocessable
 from app.fastpath import bulk
 from app.models import (
     Attribution,
+    AttributionCreate,
+    ClaimCreate,
     Event,
     Source,
     SourceCreate,
@@ -126,14 +128,6 @@ def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
     lock_event_feed(session)
     bulk.insert_rows(conn, _EVENT, events)
     return created
-
-
-def _names_of(source_in: SourceCreate | SourceUpdate, source: Source | None) -> list[str]:
-    name = source_in.name or (source.name if source else None)
-    aliases = source_in.aliases if source_in.aliases is not None else (
-        source.aliases if source else []
-    )
-    return [name or "", *aliases]
 
 
 def _claim_names(session: Session, source: Source, names: list[str]) -> None:
@@ -279,3 +273,54 @@ def list_sources(
     next_cursor = encode_cursor(rows[limit - 1].name, rows[limit - 1].id) if len(rows) > limit \
         else None
     return Page(items=items, next_cursor=next_cursor)
+
+
+# --- the sources a batch of claims names ----------------------------------------
+
+# `{"id:<source id>" or "name:<name as spelled>": source id}`, for `source_of`.
+SourceIds = dict[str, str]
+
+
+def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
+                     ) -> tuple[SourceIds, dict[int, AppError]]:
+    """The source ids the claims name that exist, and the items naming one that does not
+    (422), which are taken out of `claims`."""
+    ids = {a.source_id for c in claims.values() for a in c.attributions
+           if a.source_id is not None}
+    known = set(session.exec(select(Source.id).where(col(Source.id).in_(ids)))) if ids else set()
+    merged = survivors_of(session, ids - known)  # ids of sources merged away resolve
+    failed: dict[int, AppError] = {}
+    for index, claim_in in list(claims.items()):
+        missing = [a.source_id for a in claim_in.attributions
+                   if a.source_id is not None and a.source_id not in known
+                   and a.source_id not in merged]
+        if missing:
+            failed[index] = Unprocessable(f"source {missing[0]} does not exist")
+            del claims[index]
+    return {f"id:{i}": i for i in known} | {f"id:{i}": s for i, s in merged.items()}, failed
+
+
+def resolve_source_names(session: Session, claims: dict[int, ClaimCreate],
+                         actor_of: Callable[[int], str]) -> SourceIds:
+    """Sources named by name or alias; unknown names create their sources, in bulk, each
+    once, on behalf of the first item naming it. Call it with the items still standing: a
+    failed item must not leave a new source behind."""
+    first: dict[str, int] = {}  # each name as spelled, and the first item naming it
+    for i, claim_in in claims.items():
+        for att in claim_in.attributions:
+            if att.source is not None:
+                first.setdefault(att.source, i)
+    keys = {name: name_key(name) for name in first}  # folding is the costly part: once
+    lock_source_keys(session, keys.values())
+    known = sources_keyed(session, set(keys.values()))
+    known.update(create_sources_named(session, [
+        (name, keys[name], actor_of(first[name])) for name in sorted(first)
+        if keys[name] not in known]))
+    return {f"name:{name}": known[key] for name, key in keys.items()}
+
+
+def source_of(att: AttributionCreate, sources: SourceIds) -> str:
+    """The id of the source an attribution names."""
+    if att.source_id is not None:
+        return sources[f"id:{att.source_id}"]
+    return sources[f"name:{att.source}"]

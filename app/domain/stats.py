@@ -11,6 +11,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from app.domain.listing import not_merged
 from app.domain.rendering import source_ref
+from app.errors import Unprocessable
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
@@ -194,3 +195,17 @@ def ledger_stats(session: Session, *, since: date, until: date, top: int = 20) -
                         reviews=reviews_per_day.get(str(d), 0)) for d in days]
     return Stats(claims=total, contested=contested, by_status=by_status, by_source=by_source,
                  by_source_kind=by_kind, by_topic=by_topic, per_day=per_day)
+
+
+def cached_stats(session: Session, *, cache: StatsCache, since: date | None,
+                 until: date | None, top: int = 20) -> Stats:
+    """The ledger's statistics, from `cache` while nothing changed. `per_day` covers
+    since..until: by default the 30 days up to today (UTC), at most five years."""
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=29)
+    if since > until:
+        raise Unprocessable("since is after until")
+    if (until - since).days > 366 * 5:
+        raise Unprocessable("per_day covers at most five years; narrow since/until")
+    return cache.get(session, (since, until, top), lambda: ledger_stats(
+        session, since=since, until=until, top=top))

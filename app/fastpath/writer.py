@@ -3,9 +3,10 @@
 One request at a time per transaction spends most of its time in per-statement overhead
 (a dozen ORM round trips, then a commit), and writers are serialised anyway (SQLite has
 one writer; PostgreSQL write transactions take one lock). So requests queue here and a
-single writer takes everything queued, checks each request on its own (a bad one fails
-alone), inserts the rest with bulk statements and commits once. Each request is answered
-only after the commit that holds its claim, so an acknowledged write is durable.
+single writer (`GroupCommit`) takes everything queued, checks each request on its own (a
+bad one fails alone), inserts the rest with bulk statements and commits once. Each
+request is answered only after the commit that holds its claim, so an acknowledged write
+is durable.
 
 If a batch fails as a whole (an error no check foresaw), its requests are retried one by
 one, so one request's problem never becomes another's.
@@ -32,19 +33,19 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
-from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from app import errors
 from app.config import Settings
 from app.db import Database
-from app.domain import ingest, locks, similarity
+from app.domain import claims
 from app.domain.idempotency import Idempotency
-from app.domain.text import fingerprint
-from app.errors import AppError, Conflict, Unavailable
-from app.models import ClaimCreate, ClaimCreated, SimilarClaim
+from app.domain.rendering import claim_created
+from app.errors import AppError, Unavailable
+from app.models import ClaimCreate, ClaimCreated
 from app.server.heap import settle_heap
 
+LIKELY_DUPLICATES = 10  # listed in each created claim's answer, at most
 MERGED_MAX = 256  # the most claims a writer process writes in one transaction
 STARTUP_SECONDS = 60.0
 # The writer process's name in ps and top (Linux: /proc/PID/comm, at most 15 characters).
@@ -69,8 +70,9 @@ class _Job:
     future: asyncio.Future = field(repr=False)
 
 
-class ClaimWriter:
-    """Queues claim creations and writes whatever is queued together, one batch at a time.
+class GroupCommit:
+    """Queues claim creations and writes whatever is queued together, one batch at a time
+    (in the writer process, or in a thread without one).
 
     With a writer process, the next batch is sent while the last is being written (up
     to `PIPELINE` batches outstanding), so neither side waits for the other; the process
@@ -160,15 +162,17 @@ def write_batch(db: Database, items: list[Item], *,
     """Write a batch in one transaction; on a batch-wide failure, each item alone."""
     try:
         with db.write_session() as session:
-            outcomes = create_claims(session, [(claim_in, actor) for claim_in, actor, _ in items],
-                                     threshold=threshold)
+            outcomes = claims.create_claims(
+                session, [(claim_in, actor) for claim_in, actor, _ in items],
+                similar=LIKELY_DUPLICATES, threshold=threshold)
             written: list[Written | BaseException] = []
             for (_, _, idem), outcome in zip(items, outcomes, strict=True):
-                if isinstance(outcome, ClaimCreated):
-                    headers = headers_of(outcome)
-                    idem.save(session, status=201, body=outcome, headers=headers)
+                if isinstance(outcome, claims.Created):
+                    created = claim_created(outcome.claim, outcome.similar)
+                    headers = headers_of(created)
+                    idem.save(session, status=201, body=created, headers=headers)
                     written.append(Written(
-                        outcome.__pydantic_serializer__.to_json(outcome), headers))
+                        created.__pydantic_serializer__.to_json(created), headers))
                 else:
                     written.append(outcome)
             session.commit()
@@ -215,8 +219,8 @@ class WriterProcess:
         """Start the process and wait until it has connected (raises if it could not).
 
         A plain `python -c` over a socket pair, not multiprocessing's spawn: spawn would
-        import the parent's main module again (the CLI: Typer, Rich, uvicorn, ~15 MB of a
-        process that needs none of it) and start a resource tracker process as well.
+        import the parent's main module again (the CLI: Typer, Rich, uvicorn: memory, bench
+        P6, in a process that needs none of it) and start a resource tracker process as well.
         """
         try:
             ours, theirs = socket.socketpair()
@@ -450,53 +454,3 @@ def _rebuilt(outcome: Any) -> Written | AppError:
     name, detail, headers, extra = outcome
     error_class = getattr(errors, name, AppError)
     return error_class(detail, headers=headers, **extra)
-
-
-def create_claims(
-    session: Session, items: list[tuple[ClaimCreate, str]], *, threshold: float,
-) -> list[ClaimCreated | AppError]:
-    """Create each claim as `claims.create_claim` would, in bulk; a failing item fails alone.
-
-    Items are taken in order: an item sees the claims of the items before it (as likely
-    duplicates, and for origin + external_id conflicts), as if they had committed first.
-    """
-    outcomes: list[ClaimCreated | AppError | None] = [None] * len(items)
-    claims = dict(enumerate(claim_in for claim_in, _ in items))
-    locks.lock_claims(session, claims.values())
-    sources, failed = ingest.check_source_ids(session, claims)
-    for i, error in failed.items():
-        outcomes[i] = error
-    new = {i: ingest.new_claim(claim_in, actor=items[i][1]) for i, claim_in in claims.items()}
-    _reject_taken_external_ids(session, claims, new, outcomes)
-    sources.update(ingest.resolve_names(session, claims, lambda i: items[i][1]))
-    near = similarity.similar_batch(session, {i: (c.id, c.text) for i, c in new.items()},
-                                    threshold=threshold, limit=10)
-    by_actor: dict[str, dict[int, Any]] = {}
-    for i in new:
-        by_actor.setdefault(items[i][1], {})[i] = new[i]
-    for actor, group in by_actor.items():
-        publics = ingest.insert_new(session, group, claims, sources, actor=actor, via=None)
-        for i, public in zip(group, publics, strict=True):
-            fp = fingerprint(claims[i].text)
-            outcomes[i] = ClaimCreated.model_validate({**dict(public), "likely_duplicates": [
-                    SimilarClaim(claim_id=m.claim_id, text=m.text, status=m.status,
-                                 score=m.score, exact=m.fingerprint == fp)
-                for m in near.get(i, [])]})
-    return outcomes  # type: ignore[return-value]
-
-
-def _reject_taken_external_ids(session: Session, claims: dict[int, ClaimCreate],
-                               new: dict[int, ingest.NewClaim], outcomes: list[Any]) -> None:
-    """origin + external_id must be new: taken ones (or repeated in the batch) are 409."""
-    taken = ingest.existing_by_external_id(session, claims.values())
-    for i, claim_in in list(claims.items()):
-        if claim_in.origin is None:
-            continue
-        key = (claim_in.origin, claim_in.external_id)
-        if key in taken:
-            outcomes[i] = Conflict(
-                f"a claim from {claim_in.origin} with external_id {claim_in.external_id} "
-                f"already exists: {taken[key]}", claim_id=taken[key])
-            del claims[i], new[i]
-        else:
-            taken[key] = new[i].id
