@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 
-from app.api import claims, events, health, ingest, keys, sources, stats
+from app.api import claims, events, export, health, ingest, keys, sources, stats
 from app.api.openapi import openapi_schema
 from app.api.problems import install_error_handlers
 from app.config import Settings, get_settings
@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
-    for module in (health, claims, sources, ingest, events, stats, keys):
+    for module in (health, claims, export, sources, ingest, events, stats, keys):
         app.include_router(module.router)
     app.openapi = lambda: openapi_schema(app)  # type: ignore[method-assign]
     return app
