@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request
 from app.api import WRITE_ERRORS
 from app.config import MIB
 from app.deps import IdempotencyDep, IngesterKey, SettingsDep, WriteSessionDep
-from app.domain import ingest
+from app.domain import claimreview_in, ingest
 from app.domain.ingest import IngestResponse
 from app.errors import Unprocessable
 
@@ -34,14 +34,27 @@ async def ingest_claims(
     duplicates are created and listed in `similar`. Sources are named by id, name or
     alias; unknown names are created once. Items fail alone; if every item fails the
     whole request is 422 and nothing is written.
+
+    The body may instead be schema.org ClaimReview JSON-LD (an object, an array, a
+    `@graph`, NDJSON of them, or the microdata-derived form) or Google Fact Check Tools
+    `claims:search` responses: each review becomes a claim (its `url` identifies it, so
+    sending it again changes nothing), its claimant sources and attributions, and its verdict.
     """
     body = await request.body()
-    items = ingest.parse_batch(body, request.headers.get("content-type", ""),
-                               max_items=settings.max_batch_items)
+    reviews = claimreview_in.detect(body)  # schema.org ClaimReview or claims:search data
+    if reviews is None:
+        items = ingest.parse_batch(body, request.headers.get("content-type", ""),
+                                   max_items=settings.max_batch_items)
+    else:
+        claimreview_in.check_count(reviews, settings.max_batch_items)
 
     def run() -> IngestResponse:
-        result = ingest.ingest(session, items=items, actor=key.name,
-                               threshold=settings.similarity_threshold)
+        if reviews is not None:
+            result = claimreview_in.import_reviews(session, reviews, actor=key.name,
+                                                   threshold=settings.similarity_threshold)
+        else:
+            result = ingest.ingest(session, items=items, actor=key.name,
+                                   threshold=settings.similarity_threshold)
         if result.summary.error == result.summary.received:
             session.rollback()
             first = result.items[0].error or {}
