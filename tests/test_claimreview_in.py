@@ -278,3 +278,20 @@ def test_import_cli_claimreview_not_utf8(run_cli, tmp_path):
 def test_detect_raises_app_errors_only():
     with pytest.raises(AppError):
         claimreview_in.detect(b'{"@graph": ' * 5000 + b"{}" + b"}" * 5000)
+
+
+def test_ingest_claimreview_of_a_claim_already_there(client, auth):
+    admin = auth("admin")
+    mine = client.post("/v1/claims", headers=admin, json={"text": "The world is flat"}).json()
+    response = post(client, admin, load("schemaorg-claimreview.json"))
+    assert response.json()["items"][0]["status"] == "duplicate"
+    assert response.json()["items"][0]["claim_id"] == mine["id"]
+    claim = claim_by_text(client, admin, "The world is flat")
+    assert claim["status"] == "false"  # it had no verdict yet: it takes the review's
+    assert claim["attributions"][0]["source"]["name"] == "Square World Society"
+    # A claim the desk has given a verdict keeps it.
+    other = load("schemaorg-claimreview.json")
+    other["url"] = "https://example.org/another-check"
+    other["reviewRating"] = {"alternateName": "True"}
+    assert post(client, admin, other).status_code == 200
+    assert claim_by_text(client, admin, "The world is flat")["status"] == "false"

@@ -439,11 +439,14 @@ def import_reviews(session: Session, records: list[Any], *, actor: str, threshol
             raise Unprocessable(f"record {outcome.index + 1}: "
                                 f"{(outcome.error or {}).get('detail')}")
         record = items[outcome.index]
-        # A duplicate folded into a claim reviewed under another url keeps that verdict.
-        if outcome.status not in ("created", "updated") or not isinstance(record, Reviewed):
+        if outcome.status == "error" or not isinstance(record, Reviewed):
             continue
         claim = crud.get_claim(session, outcome.claim_id or "")
-        if claim.duplicate_of is None and claim.status != record.verdict:
+        # The claim this review's url made carries its verdict; a claim already there with
+        # the same words takes it only if nobody has given it a verdict yet.
+        owned = outcome.status in ("created", "updated")
+        if claim.duplicate_of is None and claim.status != record.verdict \
+                and (owned or not claim.status.is_verdict):
             verification.set_status(session, claim=claim, expected_version=None, reviewer=actor,
                                     review_in=ReviewCreate(status=record.verdict,
                                                            rationale=record.rationale,
