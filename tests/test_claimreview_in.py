@@ -284,6 +284,7 @@ def test_ingest_claimreview_of_a_claim_already_there(client, auth):
     admin = auth("admin")
     mine = client.post("/v1/claims", headers=admin, json={"text": "The world is flat"}).json()
     response = post(client, admin, load("schemaorg-claimreview.json"))
+    assert response.status_code == 200, response.text
     assert response.json()["items"][0]["status"] == "duplicate"
     assert response.json()["items"][0]["claim_id"] == mine["id"]
     claim = claim_by_text(client, admin, "The world is flat")

@@ -446,7 +446,7 @@ def import_reviews(session: Session, records: list[Any], *, actor: str, threshol
         # the same words takes it only if nobody has given it a verdict yet.
         owned = outcome.status in ("created", "updated")
         if claim.duplicate_of is None and claim.status != record.verdict \
-                and (owned or not claim.status.is_verdict):
+                and (owned or not Status(claim.status).is_verdict):
             verification.set_status(session, claim=claim, expected_version=None, reviewer=actor,
                                     review_in=ReviewCreate(status=record.verdict,
                                                            rationale=record.rationale,
