@@ -182,14 +182,14 @@ def import_cmd(
     Also takes a `claimledger export` (the whole ledger, into an empty database unless
     --merge), schema.org ClaimReview JSON-LD and Google Fact Check Tools claims:search JSON.
     """
+    if url and not key:
+        raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
     if _import_other_formats(file, url=url, key=key, merge=merge, keep_going=keep_going):
         return
     import httpx
 
     from app.client import ClaimledgerClient, ClaimledgerError, batches, count_items, read_items
 
-    if url and not key:
-        raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
     # replayed: items of batches an earlier run had sent (the server answered its first
     # answer again, Idempotent-Replayed: true); nothing was written for them this time.
     totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "error": 0,
@@ -279,29 +279,63 @@ def _import_other_formats(file: Path, *, url: str | None, key: str | None, merge
         raise typer.Exit(1) from None
     if reviews is None:
         return False
-    if url:
-        raise typer.BadParameter("ClaimReview data is imported into the local database, or "
-                                 "sent to a server with POST /v1/ingest")
+    summary, failed = (_send_reviews(url, key or "", body) if url
+                       else _import_reviews(reviews, keep_going=keep_going))
+    for index, detail in failed:
+        console.print(f"[yellow]record {index + 1}: {detail}[/yellow]")
+    console.print(", ".join(f"{n} {what}" for what, n in summary.items()))
+    if summary["error"]:
+        raise typer.Exit(2)
+    return True
+
+
+def _import_reviews(reviews: list, *, keep_going: bool) -> tuple[dict, list]:
+    from app.domain import claimreview_in
+
     migrate.upgrade(get_settings().database_url)
     db = _database()
     try:
         with db.write_session() as session:
-            result = claimreview_in.import_reviews(session, reviews, actor=ACTOR,
-                                                   keep_going=keep_going)
+            result = claimreview_in.import_reviews(
+                session, reviews, actor=ACTOR, keep_going=keep_going,
+                threshold=get_settings().similarity_threshold)
             session.commit()
     except AppError as exc:
-        console.print(f"[red]{exc.detail}[/red]")
+        console.print(f"[red]nothing was imported: {exc.detail}[/red]")
         raise typer.Exit(1) from None
     finally:
         db.dispose()
-    for item in result.items:
-        if item.status == "error":
-            console.print(f"[yellow]record {item.index + 1}: {item.error['detail']}[/yellow]")
-    console.print(", ".join(f"{n} {what}" for what, n in
-                            result.summary.model_dump().items()))
-    if result.summary.error:
-        raise typer.Exit(2)
-    return True
+    return result.summary.model_dump(), [(r.index, (r.error or {}).get("detail"))
+                                         for r in result.items if r.status == "error"]
+
+
+def _send_reviews(url: str, key: str, body: bytes) -> tuple[dict, list]:
+    """The whole file in one POST /v1/ingest; its content is its idempotency key."""
+    import hashlib
+
+    import httpx
+
+    from app.client import ClaimledgerClient, ClaimledgerError
+
+    idempotency_key = "claimreview-" + hashlib.sha256(body).hexdigest()
+    try:
+        with ClaimledgerClient(url, key) as client:
+            result = client.request("POST", "/v1/ingest", content=body,
+                                    idempotency_key=idempotency_key,
+                                    headers={"Content-Type": "application/json"}).json()
+    except ClaimledgerError as exc:
+        if exc.status == 422 and "results" in exc.problem:
+            items = exc.problem["results"]
+            return ({"received": len(items), "created": 0, "duplicate": 0, "updated": 0,
+                     "error": len(items)},
+                    [(r["index"], r["error"]["detail"]) for r in items])
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    return result["summary"], [(r["index"], r["error"]["detail"]) for r in result["items"]
+                               if r["status"] == "error"]
 
 
 def _import_export(file: Path, *, merge: bool, keep_going: bool) -> None:

@@ -6,6 +6,7 @@ import copy
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -15,6 +16,7 @@ from app.domain import claimreview_in
 from app.errors import AppError
 from app.models import Status
 from tests.factories import assert_problem, get_json
+from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
 
@@ -296,3 +298,20 @@ def test_ingest_claimreview_of_a_claim_already_there(client, auth):
     other["reviewRating"] = {"alternateName": "True"}
     assert post(client, admin, other).status_code == 200
     assert claim_by_text(client, admin, "The world is flat")["status"] == "false"
+
+
+def test_import_cli_claimreview_through_live_server(
+        live_server, live_secrets, live_auth, run_cli):  # noqa: F811
+    args = ("import", str(DATA / "google-claims-search.json"), "--url", live_server.url,
+            "--key", live_secrets["checker"])
+    result = run_cli(*args)
+    assert result.exit_code == 0, result.output
+    assert "2 created" in result.output
+    again = run_cli(*args)  # the same file: the server replays its first answer
+    assert again.exit_code == 0 and "2 created" in again.output
+    with httpx.Client(base_url=live_server.url, timeout=30) as http:
+        claims = http.get("/v1/claims", headers=live_auth("reader")).json()["items"]
+    assert sorted(c["status"] for c in claims) == ["false", "true"]
+    refused = run_cli("import", str(DATA / "schemaorg-claimreview.json"), "--url",
+                      live_server.url, "--key", live_secrets["reader"])
+    assert refused.exit_code == 1 and "403" in refused.output

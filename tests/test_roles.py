@@ -38,6 +38,8 @@ MINIMAL_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/keys"): "admin",
     ("GET", "/v1/keys"): "admin",
     ("DELETE", "/v1/keys/{key_id}"): "admin",
+    ("GET", "/v1/export"): "admin",
+    ("GET", "/v1/claims.csv"): "reader",
 }
 
 PUBLIC = [("GET", "/healthz"), ("GET", "/readyz")]
