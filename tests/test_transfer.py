@@ -371,3 +371,73 @@ def test_import_dangling_reference_refused_naming_line(databases, tmp_path):
     path.write_text(header + "\n" + line + json.dumps(
         {"kind": "end", "records": 1, "digest": digest}) + "\n")
     _refused(empty_database(databases), path, "line 2", "review record could not be stored")
+
+
+def _synthetic_export(path: Path, claims: int) -> None:
+    """An export of `claims` claims, each with a topic and an event (no database needed)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    count = 0
+    at = "2026-12-01T00:00:00.000000Z"
+    with path.open("w", encoding="utf-8") as out:
+        out.write(json.dumps({"kind": "header", "format": transfer.FORMAT,
+                              "schema_version": 1, "as_of": None}) + "\n")
+
+        def put(kind: str, data: dict) -> None:
+            nonlocal count
+            line, check = transfer.record_line(kind, data)
+            digest.update(check.encode())
+            count += 1
+            out.write(line)
+
+        ids = [f"clm_{n:020d}" for n in range(claims)]
+        for n, claim_id in enumerate(ids):
+            put("claim", {"id": claim_id, "text": f"Claim {n} about troops in region {n}.",
+                          "language": "en", "places": [], "period_start_date": None,
+                          "period_end_date": None, "first_stated_at": None, "origin": None,
+                          "external_id": None, "fingerprint": f"{n:064x}", "version": 1,
+                          "status": "unverified", "duplicate_of": None, "created_by": "t",
+                          "created_at": at, "updated_at": at})
+        for claim_id in ids:
+            put("claim_topic", {"claim_id": claim_id, "topic": "belarus"})
+        for n, claim_id in enumerate(ids, 1):
+            put("event", {"id": n, "at": at, "actor": "t", "action": "claim.created",
+                          "entity_type": "claim", "entity_id": claim_id, "claim_id": claim_id,
+                          "changes": {}, "snapshot": None})
+        out.write(json.dumps({"kind": "end", "records": count,
+                              "digest": digest.hexdigest()}) + "\n")
+
+
+def test_import_memory_does_not_grow_with_the_file(databases, tmp_path, monkeypatch):
+    import functools
+    import tracemalloc
+
+    from app.domain import similarity, text
+
+    # The process's own bounded caches (words, MinHash, fingerprints) hold thousands of
+    # entries: kept small here, so what is measured is the import's own memory.
+    for module, name in ((similarity, "words"), (similarity, "_permuted"),
+                         (similarity, "text_bands"), (text, "fingerprint")):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, functools.lru_cache(maxsize=8)(
+            getattr(original, "__wrapped__", original)))
+    peaks = {}
+    for claims in (1500, 6000):
+        path = tmp_path / f"{claims}.ndjson"
+        _synthetic_export(path, claims)
+        url = empty_database(databases)
+        database = Database(Settings(database_url=url))
+        try:
+            with database.write_session() as session, path.open("rb") as stream:
+                tracemalloc.start()
+                summary = transfer.import_lines(session, transfer.read_lines(stream))
+                peaks[claims] = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                session.commit()
+        finally:
+            database.dispose()
+        assert summary.imported == {"claim": claims, "claim_topic": claims, "event": claims}
+        assert _count(url, "claim_band") > claims  # derived rows rebuilt
+    # Four times the file, about the same memory (a chunk of records at a time).
+    assert peaks[6000] < 1.5 * peaks[1500], peaks
