@@ -261,6 +261,8 @@ def _import_other_formats(file: Path, *, url: str | None, key: str | None, merge
 
     with file.open("rb") as stream:
         first = stream.readline(1 << 20)
+        stream.seek(0)
+        head = stream.read(claimreview_in.SNIFF_BYTES)
     try:
         is_export = transfer.is_export(first.decode("utf-8"))
     except UnicodeDecodeError:
@@ -271,6 +273,8 @@ def _import_other_formats(file: Path, *, url: str | None, key: str | None, merge
                                      "(CLAIMLEDGER_DATABASE_URL), not through --url")
         _import_export(file, merge=merge, keep_going=keep_going)
         return True
+    if not claimreview_in.sniff(head):  # claims for the batch importer: not read here
+        return False
     try:
         body = file.read_bytes()
         reviews = claimreview_in.detect(body)

@@ -110,8 +110,10 @@ def test_export_needs_admin(client, auth):
     assert_problem(client.get("/v1/export"), 401)
 
 
+@pytest.mark.parametrize("chunk", [1000, 7])  # 7: every kind read and written in pages
 def test_export_import_export_same_bytes_and_same_ledger(client, auth, ledger, databases,
-                                                         tmp_path):
+                                                         tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(transfer, "CHUNK", chunk)
     exported = http_export(client, auth("admin"))
     path = tmp_path / "ledger.ndjson"
     path.write_bytes(exported)
@@ -207,7 +209,8 @@ def test_round_trip_sqlite_to_postgresql(tmp_path, databases):
     assert export_of(pg, tmp_path) == exported
 
 
-def test_export_as_of_before_changes(client, auth, ledger, databases, tmp_path):
+def test_export_as_of_before_changes(client, auth, ledger, databases, tmp_path, monkeypatch):
+    monkeypatch.setattr(transfer, "CHUNK", 5)  # claims' snapshots found a page at a time
     admin = auth("admin")
     first = ledger["first"]["id"]
     history = client.get(f"/v1/claims/{first}/history", headers=admin).json()

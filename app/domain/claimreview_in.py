@@ -84,7 +84,7 @@ def detect(body: bytes) -> list[Any] | None:
     """The records of ClaimReview or claims:search data in `body` (each a `Reviewed` or the
     AppError that refuses it), or None when the body is something else (claim items).
     Raises when it is ours but cannot be read at all (nested too deeply, say)."""
-    if not _SNIFF.search(body[:_SNIFF_BYTES]):  # a batch of claims is not parsed twice
+    if not sniff(body):  # a batch of claims is not parsed twice
         return None
     text = body.decode("utf-8-sig", errors="replace")
     try:
@@ -115,7 +115,12 @@ def detect(body: bytes) -> list[Any] | None:
 
 # The keys that start ClaimReview and claims:search data, looked for before parsing.
 _SNIFF = re.compile(rb'"(?:@context|@type|@graph|claims|json-ld|microdata|properties)"\s*:')
-_SNIFF_BYTES = 65536
+SNIFF_BYTES = 65536
+
+
+def sniff(head: bytes) -> bool:
+    """Whether data starting with `head` may be ClaimReview or claims:search data."""
+    return _SNIFF.search(head[:SNIFF_BYTES]) is not None
 
 
 def check_count(records: list[Any], max_items: int) -> None:

@@ -277,7 +277,8 @@ def _snapshots(session: Session, as_of: datetime) -> Iterator[dict[str, Any]]:
             ev.c.claim_id.is_not(None), ev.c.snapshot.is_not(None), ev.c.at <= as_of)
         if last is not None:
             ids_query = ids_query.where(ordered > last)
-        ids = [r[0] for r in conn.execute(ids_query.order_by(ordered).limit(CHUNK // 4))]
+        ids = [r[0] for r in conn.execute(ids_query.order_by(ordered).limit(
+            max(1, CHUNK // 4)))]
         if not ids:
             return
         rank = sa.func.row_number().over(partition_by=ev.c.claim_id,
@@ -623,7 +624,7 @@ def rebuild_derived(session: Session) -> None:
     while True:
         query = sa.select(claim.c.id, claim.c.text, claim.c.duplicate_of, claim.c.created_at) \
             .where(~sa.exists().where(indexed.c.claim_id == claim.c.id)) \
-            .order_by(claim.c.created_at, claim.c.id).limit(CHUNK // 2)
+            .order_by(claim.c.created_at, claim.c.id).limit(max(1, CHUNK // 2))
         if after is not None:
             query = query.where(sa.tuple_(claim.c.created_at, claim.c.id) > sa.tuple_(
                 sa.literal(after[0], claim.c.created_at.type), sa.literal(after[1])))
