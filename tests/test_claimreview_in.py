@@ -189,6 +189,15 @@ def test_ingest_bad_claimreview_refused(client, auth, body, fragment):
     assert get_json(client, "/v1/claims", auth("admin"))["items"] == []
 
 
+def test_ingest_claimreview_ndjson_bad_line_fails_alone(client, auth):
+    lines = json.dumps(load("schemaorg-claimreview.json")).encode() + b"\n{not json\n"
+    response = post(client, auth("admin"), lines, "application/x-ndjson")
+    assert response.status_code == 200, response.text
+    results = response.json()["items"]
+    assert [r["status"] for r in results] == ["created", "error"]
+    assert "line 2 is not valid JSON" in results[1]["error"]["detail"]
+
+
 def test_ingest_bad_claimreview_fails_alone(client, auth):
     good, bad = load("schemaorg-claimreview.json"), _review(claimReviewed=None)
     response = post(client, auth("admin"), [bad, good])

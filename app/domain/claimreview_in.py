@@ -86,7 +86,10 @@ def detect(body: bytes) -> list[Any] | None:
     Raises when it is ours but cannot be read at all (nested too deeply, say)."""
     if not sniff(body):  # a batch of claims is not parsed twice
         return None
-    text = body.decode("utf-8-sig", errors="replace")
+    try:
+        text, utf8 = body.decode("utf-8-sig"), True
+    except UnicodeDecodeError:  # refused below if it is ClaimReview data at all
+        text, utf8 = body.decode("utf-8-sig", errors="replace"), False
     try:
         data: Any = json.loads(text)
         values = [data]
@@ -94,22 +97,22 @@ def detect(body: bytes) -> list[Any] | None:
         raise BadRequest("the ClaimReview data is nested too deeply to read") from None
     except ValueError:  # NDJSON, one value a line?
         values = []
-        for line in text.splitlines():
+        for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
                     values.append(json.loads(line))
                 except RecursionError:
                     raise BadRequest("the ClaimReview data is nested too deeply to read"
                                      ) from None
-                except ValueError:
-                    return None
-    if not values or not any(_is_ours(v) for v in values):
+                except ValueError as exc:
+                    values.append(Unprocessable(f"line {number} is not valid JSON: {exc}"))
+    if not any(_is_ours(v) for v in values):
         return None
-    if "\ufffd" in text and b"\xef\xbf\xbd" not in body:
+    if not utf8:
         raise BadRequest("the ClaimReview data is not UTF-8")
     records: list[Any] = []
     for value in values:
-        records.extend(parse(value))
+        records.extend([value] if isinstance(value, AppError) else parse(value))
     return records
 
 
