@@ -108,6 +108,8 @@ def test_export_ledger_lines_kinds_in_order(client, auth, ledger):
 def test_export_needs_admin(client, auth):
     assert_problem(client.get("/v1/export", headers=auth("checker")), 403)
     assert_problem(client.get("/v1/export"), 401)
+    assert_problem(client.get("/v1/export", headers=auth("admin"),
+                              params={"as_of": "yesterday"}), 422)
 
 
 @pytest.mark.parametrize("chunk", [1000, 7])  # 7: every kind read and written in pages
