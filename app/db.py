@@ -337,7 +337,7 @@ class WriteGate:
             os.close(self._fd)
 
 
-# The PostgreSQL write gate; crud.lock_event_feed takes the same lock (one lock for both).
+# The PostgreSQL write gate; locks.lock_event_feed takes the same lock (one lock for both).
 WRITE_LOCK_ID = 72_620_001
 
 
@@ -381,7 +381,7 @@ def _take_gate(session: Session, _transaction: Any, connection: Any) -> None:
 def _release_gate(session: Session, transaction: Any) -> None:
     if transaction is not None and transaction.parent is not None:
         return  # a savepoint ended; the transaction goes on
-    # The feed's ordering lock (crud.lock_event_feed) ended with the transaction, however
+    # The feed's ordering lock (locks.lock_event_feed) ended with the transaction, however
     # it ended (close() rolls back without after_rollback): a session used again takes it
     # again.
     session.info.pop("event_lock", None)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from app.domain import crud
+from app.domain import claims, links, sources
 from app.domain import reviews as verification
 from app.models import (
     AttributionCreate,
@@ -39,8 +39,8 @@ def load_demo(session: Session) -> dict[str, int]:
             source_in = SourceCreate.model_validate(
                 fields | {"affiliation_id": source_ids.get(spec["affiliation"])}
             )
-            source_ids[spec["name"]] = crud.create_source(session, source_in=source_in,
-                                                          actor=ACTOR).id
+            source_ids[spec["name"]] = sources.create_source(session, source_in=source_in,
+                                                             actor=ACTOR).id
             pending.remove(spec)
     claim_ids: dict[str, str] = {}
     reviews = 0
@@ -57,17 +57,17 @@ def load_demo(session: Session) -> dict[str, int]:
         ]
         fields = {k: v for k, v in spec.items() if k not in ("ref", "reviews", "attributions")}
         claim_in = ClaimCreate.model_validate(fields | {"attributions": attributions})
-        claim = crud.create_claim(session, claim_in=claim_in, actor=ACTOR)
+        claim = claims.create_claim(session, claim_in=claim_in, actor=ACTOR)
         claim_ids[spec["ref"]] = claim.id
         for review in spec["reviews"]:
             verification.set_status(session, claim=claim, review_in=ReviewCreate(**review),
                                     expected_version=None, reviewer=ACTOR)
             reviews += 1
     for spec in data["links"]:
-        claim = crud.get_claim(session, claim_ids[spec["from"]])
-        crud.create_link(session, claim=claim, expected_version=None, actor=ACTOR,
-                         link_in=LinkCreate(target_id=claim_ids[spec["to"]], kind=spec["kind"],
-                                            note=spec["note"]))
+        claim = claims.get_claim(session, claim_ids[spec["from"]])
+        links.create_link(session, claim=claim, expected_version=None, actor=ACTOR,
+                          link_in=LinkCreate(target_id=claim_ids[spec["to"]], kind=spec["kind"],
+                                             note=spec["note"]))
     return {"sources": len(source_ids), "claims": len(claim_ids), "reviews": reviews,
             "links": len(data["links"])}
 

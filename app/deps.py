@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.db import Database
-from app.domain import crud, idempotency
+from app.domain import claims, idempotency, sources
 from app.domain.auth import hash_secret, role_allows
 from app.domain.idempotency import Idempotency
 from app.domain.preconditions import IF_MATCH_PATTERN, IfMatch, parse_if_match
@@ -183,11 +183,11 @@ AdminKey = Annotated[ApiKey, Depends(require(Role.admin))]
 # Both take the caller's key first, so a request without one is a 401 before any lookup
 # (a 404 would tell strangers which ids exist).
 def get_claim(_: ReaderKey, session: SessionDep, claim_id: str) -> Claim:
-    return crud.get_claim(session, claim_id)
+    return claims.get_claim(session, claim_id)
 
 
 def get_source(_: ReaderKey, session: SessionDep, source_id: str) -> Source:
-    return crud.get_source(session, source_id)
+    return sources.get_source(session, source_id)
 
 
 ClaimDep = Annotated[Claim, Depends(get_claim)]

@@ -286,7 +286,7 @@ class SourceCreate(SourceBase, Input):
 
 
 class SourceUpdate(Input):
-    # null removes a field; name, kind and reliability cannot be removed (crud.update_source).
+    # null removes a field; name, kind and reliability cannot be removed (sources.update_source).
     name: Label | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
     aliases: list[Label] | None = Field(default=None, max_length=50)
     kind: SourceKind | None = Field(default=None, schema_extra={"json_schema_extra": not_null})
@@ -359,7 +359,7 @@ class ClaimBand(SQLModel, table=True):
     candidates, found with one indexed lookup instead of a scan.
 
     No foreign key (migration 0009): it cost a check per row, 16 rows per new claim; the
-    rows are written with their claim and crud.delete_claim deletes them with it.
+    rows are written with their claim and claims.delete_claim deletes them with it.
 
     The primary key is the only index (migration 0010; on SQLite the table itself, WITHOUT
     ROWID): a claim's rows are found from its text (`similarity.text_bands`), not by an
@@ -459,7 +459,7 @@ def _check_period(start: date | None, end: date | None) -> None:
 
 
 class ClaimUpdate(Input):
-    # null removes a field; text and language cannot be removed (crud.update_claim).
+    # null removes a field; text and language cannot be removed (claims.update_claim).
     text: NewClaimText | None = Field(default=None,
                                       schema_extra={"json_schema_extra": not_null})
     language: Language | None = Field(default=None,

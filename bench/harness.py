@@ -708,7 +708,7 @@ def _layer(frame: str) -> str:
 
 
 def _function(frame: str) -> str:
-    """`create_claim (app/domain/crud.py:123)` -> `app/domain/crud.py:create_claim`."""
+    """`create_claim (app/domain/claims.py:123)` -> `app/domain/claims.py:create_claim`."""
     return f"{_path(frame)}:{frame.partition(' (')[0]}"
 
 

@@ -157,13 +157,13 @@ def _profile_searches(service: Service, queries: list[str], name: str) -> list[s
 
 def app_statements(url: str, queries: list[str]) -> dict[str, list[tuple[str, object]]]:
     """The SQL the service sends to answer GET /v1/claims?q=…&limit=20, per query: the
-    list route's own call (crud.list_claims with the route's default filters), run
+    list route's own call (listing.list_claims with the route's default filters), run
     in-process on the same database with every statement and its parameters recorded."""
     from sqlalchemy import event
 
     from app.config import Settings
     from app.db import Database
-    from app.domain import crud
+    from app.domain import listing
 
     db = Database(Settings(database_url=url))
     recorded: list[tuple[str, object]] = []
@@ -179,7 +179,7 @@ def app_statements(url: str, queries: list[str]) -> dict[str, list[tuple[str, ob
         for q in queries:
             recorded.clear()
             with db.session() as session:
-                crud.list_claims(session, where=crud.claim_filters(), limit=LIMIT, q=q)
+                listing.list_claims(session, where=listing.claim_filters(), limit=LIMIT, q=q)
             out[q] = list(recorded)
     finally:
         db.dispose()
@@ -212,7 +212,7 @@ def _p5(row: str, database: str, url: str, meta: dict, opts: Options,
         replay = _replay(execute)
         runners["service SQL"] = lambda q: replay(statements[q])
         notes.append("service SQL = the statements the service sends for each search "
-                     "(recorded from crud.list_claims), replayed on the bare driver: the "
+                     "(recorded from listing.list_claims), replayed on the bare driver: the "
                      "API's overhead over its own SQL (not a target)")
     except Exception as exc:  # the app's internals moved: report without that column
         notes.append(f"could not record the service's SQL ({type(exc).__name__}: {exc})")

@@ -1,11 +1,11 @@
 """One claim's representation stays bounded: attributions and links per claim are capped
-(crud.MAX_ATTRIBUTIONS, crud.MAX_LINKS) on every path that adds them. Past the cap: a 409
+(claims.MAX_ATTRIBUTIONS, claims.MAX_LINKS) on every path that adds them. Past the cap: a 409
 that leaves the claim as it was (in a batch, that item fails alone; sources it names are
 still created, as for any failing item)."""
 
 import pytest
 
-from app.domain import crud
+from app.domain import claims
 from tests.factories import (
     add_attribution,
     assert_problem,
@@ -19,8 +19,8 @@ from tests.factories import (
 
 @pytest.fixture
 def small_caps(monkeypatch):
-    monkeypatch.setattr(crud, "MAX_ATTRIBUTIONS", 2)
-    monkeypatch.setattr(crud, "MAX_LINKS", 1)
+    monkeypatch.setattr(claims, "MAX_ATTRIBUTIONS", 2)
+    monkeypatch.setattr(claims, "MAX_LINKS", 1)
 
 
 def test_attribution_past_the_cap_is_409_and_writes_nothing(client, auth, small_caps):

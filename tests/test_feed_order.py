@@ -1,7 +1,7 @@
 """The change feed under bench P7's load: two server processes on one PostgreSQL database,
 many concurrent `POST /v1/claims`, and feed readers resuming after their cursor. Every
 acknowledged claim's `claim.created` event must reach every reader: event ids come from a
-sequence before commit, and only the feed's lock (crud.lock_event_feed) makes them
+sequence before commit, and only the feed's lock (locks.lock_event_feed) makes them
 visible in id order, so a transaction that committed a lower id late would be skipped.
 
 Readers: one per server over HTTP (`/v1/events?action=claim.created`, polling without

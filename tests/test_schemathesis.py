@@ -39,7 +39,7 @@ from schemathesis.openapi.checks import RejectedPositiveData, UseAfterFree
 from sqlmodel import select
 
 from app.config import Settings
-from app.domain import crud
+from app.domain import claims, links, sources
 from app.domain import reviews as verification
 from app.main import create_app
 from app.models import Claim, ClaimCreate, LinkCreate, ReviewCreate, Source, SourceCreate
@@ -183,11 +183,11 @@ def seed_ledger(session) -> None:
     (The whole demo ledger costs ~0.6 s of CPU per test; this is enough for ids to exist.)
     """
     def source(name: str, **fields) -> str:
-        return crud.create_source(session, source_in=SourceCreate(name=name, **fields),
-                                  actor=ACTOR).id
+        return sources.create_source(session, source_in=SourceCreate(name=name, **fields),
+                                     actor=ACTOR).id
 
     def claim(text: str, attributions: list[dict], **fields) -> Claim:
-        return crud.create_claim(session, actor=ACTOR, claim_in=ClaimCreate.model_validate(
+        return claims.create_claim(session, actor=ACTOR, claim_in=ClaimCreate.model_validate(
             {"text": text, "attributions": attributions, **fields}))
 
     isw = source("Institute for the Study of War", kind="think_tank", country="US",
@@ -212,8 +212,8 @@ def seed_ledger(session) -> None:
                             review_in=ReviewCreate(status="in_review"))
     verification.set_status(session, claim=killed, expected_version=None, reviewer=ACTOR,
                             review_in=ReviewCreate(status="true", rationale="OHCHR report."))
-    crud.create_link(session, claim=denial, expected_version=None, actor=ACTOR,
-                     link_in=LinkCreate(target_id=killed.id, kind="contradicts"))
+    links.create_link(session, claim=denial, expected_version=None, actor=ACTOR,
+                      link_in=LinkCreate(target_id=killed.id, kind="contradicts"))
 
 
 @pytest.fixture

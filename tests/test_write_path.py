@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.domain import crud, ingest
+from app.domain import ingest, listing, rendering
 from app.errors import Conflict
 from app.fastpath.bulk import pg_array
 from app.fastpath.read_cache import ClaimCache
@@ -294,8 +294,8 @@ def test_a_page_is_read_from_one_snapshot(client, db, auth, q):
         return cache.render(session, ids)
 
     with db.session() as session:
-        page = crud.list_claims(session, where=crud.claim_filters(status=["unverified"]),
-                                limit=10, q=q, filtered=True, render=render_after_a_review)
+        page = listing.list_claims(session, where=listing.claim_filters(status=["unverified"]),
+                                   limit=10, q=q, filtered=True, render=render_after_a_review)
     shown = [json.loads(item) for item in page.items]
     assert [(c["id"], c["status"], c["version"]) for c in shown] == [
         (claim["id"], "unverified", 1)]
@@ -308,7 +308,7 @@ def test_a_source_page_is_read_from_one_snapshot(client, db, auth, monkeypatch):
     source = make_source(client, auth("checker"), "BelTA")
     claim = make_claim(client, auth("checker"), "Belarus hosts Russian bombers.",
                        attributions=[{"source_id": source["id"], "stance": "reports"}])
-    render = crud.claims_public
+    render = rendering.claims_public
 
     def render_after_a_change(session, claims):
         with db.engine.begin() as conn:  # another writer, between finding and rendering
@@ -316,7 +316,7 @@ def test_a_source_page_is_read_from_one_snapshot(client, db, auth, monkeypatch):
                                  "version = version + 1 WHERE id = :id"), {"id": claim["id"]})
         return render(session, claims)
 
-    monkeypatch.setattr(crud, "claims_public", render_after_a_change)
+    monkeypatch.setattr(rendering, "claims_public", render_after_a_change)
     page = client.get(f"/v1/sources/{source['id']}/claims", params={"status": "unverified"},
                       headers=auth("reader"))
     monkeypatch.undo()

@@ -276,8 +276,8 @@ def test_the_writer_process_and_the_domain_modules_load_without_fastapi():
     """Modules below api/ never import FastAPI (STYLE.md), and the writer process, which
     counts in a worker's memory (bench P6), loads only those: ~7 MB less resident
     (67.4 -> 60.4 MB after the import)."""
-    code = ("import sys, app.fastpath.writer, app.domain.crud, app.domain.ingest, "
-            "app.domain.search, app.domain.reviews, "
+    code = ("import sys, app.fastpath.writer, app.domain.claims, app.domain.links, "
+            "app.domain.listing, app.domain.ingest, app.domain.search, app.domain.reviews, "
             "app.domain.idempotency; print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'fastapi', 'sse_starlette', 'prometheus_client', 'typer', 'rich'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

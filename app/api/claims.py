@@ -25,7 +25,7 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import crud, similarity
+from app.domain import claims, events, links, listing, rendering, reviews, similarity, sources
 from app.domain import reviews as verification
 from app.domain.pagination import Page, decode_position, encode_cursor, page_json
 from app.models import (
@@ -97,19 +97,19 @@ async def list_claims(
     ))] = None,
 ) -> Response:
     """List or search claims with filters; follow `next_cursor` for the next page."""
-    where = crud.claim_filters(
+    where = listing.claim_filters(
         status=status, source_id=source_id, stance=stance, topic=topic, language=language,
         contested=contested, origin=origin, created_after=to_utc(created_after),
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    filtered = len(where) > len(crud.claim_filters(include_merged=include_merged))
+    filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
     db, cache = request.app.state.db, claim_cache(request.app.state)
 
     def find() -> bytes:
         with db.session() as session:
-            page = crud.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor,
-                                    q=q, filtered=filtered, render=cache.render)
+            page = listing.list_claims(session, where=where, sort=sort, limit=limit, cursor=cursor,
+                                       q=q, filtered=filtered, render=cache.render)
         # Items are the claims' JSON, reused from the render cache while current (as for
         # GET /v1/claims/{claim_id}); FastAPI's own pass would validate them all again.
         return page_json(page.items, page.next_cursor)
@@ -128,7 +128,7 @@ async def get_claim(
     if as_of is not None:
         def past() -> bytes:
             with db.session() as session:
-                public = crud.claim_as_of(session, claim_id=claim_id, as_of=to_utc(as_of))
+                public = events.claim_as_of(session, claim_id=claim_id, as_of=to_utc(as_of))
             return public.__pydantic_serializer__.to_json(public)
         return Response(await run_in_threadpool(past), media_type="application/json")
     hit = cache.current(claim_id)  # SQLite: checked right here, no thread hop
@@ -156,10 +156,10 @@ def update_claim(
     session: WriteSessionDep, response: Response,
 ) -> ClaimPublic:
     """Edit a claim. Send `If-Match` with the ETag you read; a stale one is refused (412)."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
-    crud.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
-                      actor=key.name)
-    public = crud.claim_public(session, claim)
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    claims.update_claim(session, claim=claim, claim_in=claim_in, expected_version=version,
+                        actor=key.name)
+    public = rendering.claim_public(session, claim)
     session.commit()
     set_etag(response, claim.version)
     return public
@@ -170,8 +170,8 @@ def delete_claim(
     claim_id: str, key: AdminKey, version: OptionalVersion, session: WriteSessionDep
 ) -> None:
     """Delete a claim; a tombstone event keeps its last state for the feed and history."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
-    crud.delete_claim(session, claim=claim, expected_version=version, actor=key.name)
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    claims.delete_claim(session, claim=claim, expected_version=version, actor=key.name)
     session.commit()
 
 
@@ -181,12 +181,12 @@ def create_attribution(
     idem: IdempotencyDep, session: WriteSessionDep,
 ) -> AttributionPublic:
     """Attach a source (by id, or by name or alias) with its stance and citation."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
-    attribution = crud.add_attribution(session, claim=claim, att_in=att_in,
-                                       expected_version=version, actor=key.name)
-    source = crud.get_source(session, attribution.source_id)
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    attribution = claims.add_attribution(session, claim=claim, att_in=att_in,
+                                         expected_version=version, actor=key.name)
+    source = sources.get_source(session, attribution.source_id)
     public = AttributionPublic.model_validate(attribution,
-                                              update={"source": crud.source_ref(source)})
+                                              update={"source": rendering.source_ref(source)})
     idem.save(session, status=201, body=public)
     session.commit()
     return public
@@ -199,9 +199,9 @@ def delete_attribution(
     session: WriteSessionDep,
 ) -> None:
     """Detach a source from a claim."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
-    crud.delete_attribution(session, claim=claim, attribution_id=attribution_id,
-                            expected_version=version, actor=key.name)
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    claims.delete_attribution(session, claim=claim, attribution_id=attribution_id,
+                              expected_version=version, actor=key.name)
     session.commit()
 
 
@@ -211,7 +211,7 @@ def create_review(
     idem: IdempotencyDep, session: WriteSessionDep,
 ) -> ReviewPublic:
     """Set the claim's status; verdicts need a rationale. Appends to the review history."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
+    claim = claims.get_claim(session, claim_id, for_update=True)
     review = verification.set_status(session, claim=claim, review_in=review_in,
                                      expected_version=version, reviewer=key.name)
     public = ReviewPublic.model_validate(review)
@@ -223,7 +223,7 @@ def create_review(
 @router.get("/{claim_id}/reviews")
 def list_reviews(claim: ClaimDep, _: ReaderKey, session: SessionDep) -> list[ReviewPublic]:
     """Every review of the claim, oldest first."""
-    return [ReviewPublic.model_validate(r) for r in crud.reviews_of(session, claim.id)]
+    return [ReviewPublic.model_validate(r) for r in reviews.reviews_of(session, claim.id)]
 
 
 @router.get("/{claim_id}/history")
@@ -232,11 +232,11 @@ def claim_history(
 ) -> Page[EventPublic]:
     """The whole story of a claim in order: created, edited, attributed, reviewed, linked…"""
     after = decode_position(cursor)
-    events = crud.list_events(session, after=after, limit=limit + 1, claim_id=claim_id)
-    if not events and after == 0:
-        crud.get_claim(session, claim_id)
-    page = events[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(events) > limit else None
+    found = events.list_events(session, after=after, limit=limit + 1, claim_id=claim_id)
+    if not found and after == 0:
+        claims.get_claim(session, claim_id)
+    page = found[:limit]
+    next_cursor = encode_cursor(page[-1].id) if len(found) > limit else None
     return Page(items=[EventPublic.model_validate(e) for e in page], next_cursor=next_cursor)
 
 
@@ -246,9 +246,9 @@ def create_link(
     idem: IdempotencyDep, session: WriteSessionDep,
 ) -> LinkPublic:
     """Relate this claim to another: supports, contradicts, duplicates, updates, related."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
-    link = crud.create_link(session, claim=claim, link_in=link_in, expected_version=version,
-                            actor=key.name)
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    link = links.create_link(session, claim=claim, link_in=link_in, expected_version=version,
+                             actor=key.name)
     public = LinkPublic.model_validate(link)
     idem.save(session, status=201, body=public)
     session.commit()
@@ -261,10 +261,10 @@ def merge_claim(
     idem: IdempotencyDep, session: WriteSessionDep, response: Response,
 ) -> ClaimPublic:
     """Fold the duplicate named in the body into this claim; the duplicate points here after."""
-    claim = crud.get_claim(session, claim_id, for_update=True)
-    crud.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
-                      expected_version=version, actor=key.name, note=merge_in.note)
-    public = crud.claim_public(session, claim)
+    claim = claims.get_claim(session, claim_id, for_update=True)
+    links.merge_claims(session, claim=claim, duplicate_id=merge_in.duplicate_id,
+                       expected_version=version, actor=key.name, note=merge_in.note)
+    public = rendering.claim_public(session, claim)
     idem.save(session, status=200, body=public, headers={"ETag": etag(claim.version)})
     session.commit()
     set_etag(response, claim.version)

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api import READ_ERRORS
 from app.deps import CursorDep, DatabaseDep, LimitDep, ReaderKey, SessionDep, SettingsDep
-from app.domain import crud
+from app.domain.events import list_events as read_events
 from app.domain.pagination import Page, decode_position, encode_cursor
 from app.models import EventPublic
 
@@ -28,8 +28,8 @@ def list_events(
 ) -> Page[EventPublic]:
     """Events in order after `cursor`. `next_cursor` is always set: poll again with it."""
     after = decode_position(cursor)
-    events = crud.list_events(session, after=after, limit=limit, claim_id=claim_id,
-                              action=action, entity_type=entity_type)
+    events = read_events(session, after=after, limit=limit, claim_id=claim_id,
+                         action=action, entity_type=entity_type)
     position = events[-1].id if events else after
     return Page(items=[EventPublic.model_validate(e) for e in events],
                 next_cursor=encode_cursor(position))
@@ -65,7 +65,7 @@ async def stream_events(
 
     def fetch(after: int) -> list[EventPublic]:
         with db.session() as session:
-            return [EventPublic.model_validate(e) for e in crud.list_events(
+            return [EventPublic.model_validate(e) for e in read_events(
                 session, after=after, limit=200, claim_id=claim_id, action=action)]
 
     async def events() -> AsyncIterator[dict[str, str]]:

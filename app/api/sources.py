@@ -19,7 +19,7 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import crud, stats
+from app.domain import listing, rendering, sources, stats
 from app.domain.pagination import Page
 from app.models import (
     ClaimPublic,
@@ -40,8 +40,8 @@ def create_source(
     response: Response,
 ) -> SourcePublic:
     """Register a source; its name and aliases must not match another's (409)."""
-    source = crud.create_source(session, source_in=source_in, actor=key.name)
-    public = crud.source_public(session, source)
+    source = sources.create_source(session, source_in=source_in, actor=key.name)
+    public = rendering.source_public(session, source)
     headers = {"ETag": etag(source.version), "Location": f"/v1/sources/{source.id}"}
     idem.save(session, status=201, body=public, headers=headers)
     session.commit()
@@ -63,8 +63,8 @@ def list_sources(
     country: Annotated[str | None, Query(pattern=r"^[A-Z]{2}$")] = None,
 ) -> Page[SourcePublic]:
     """List sources by name; `name=ISW` finds the Institute for the Study of War."""
-    return crud.list_sources(session, name=name, prefix=prefix, kind=kind, country=country,
-                             limit=limit, cursor=cursor)
+    return sources.list_sources(session, name=name, prefix=prefix, kind=kind, country=country,
+                                limit=limit, cursor=cursor)
 
 
 @router.get("/{source_id}", responses=with_headers(200, ETAG))
@@ -72,7 +72,7 @@ def get_source(source: SourceDep, _: ReaderKey, session: SessionDep,
                response: Response) -> SourcePublic:
     """One source."""
     set_etag(response, source.version)
-    return crud.source_public(session, source)
+    return rendering.source_public(session, source)
 
 
 @router.patch("/{source_id}", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
@@ -81,10 +81,10 @@ def update_source(
     session: WriteSessionDep, response: Response,
 ) -> SourcePublic:
     """Edit a source. Send `If-Match` with the ETag you read."""
-    source = crud.get_source(session, source_id)
-    crud.update_source(session, source=source, source_in=source_in, expected_version=version,
-                       actor=key.name)
-    public = crud.source_public(session, source)
+    source = sources.get_source(session, source_id)
+    sources.update_source(session, source=source, source_in=source_in, expected_version=version,
+                          actor=key.name)
+    public = rendering.source_public(session, source)
     session.commit()
     set_etag(response, source.version)
     return public
@@ -97,10 +97,10 @@ def list_source_claims(
     status: Annotated[list[Status] | None, Query(max_length=9)] = None,
 ) -> Page[ClaimPublic]:
     """Claims this source is attributed with, newest first; filter by stance."""
-    crud.read_snapshot(session)  # before the source is read: the page is read with it
-    source = crud.get_source(session, source_id)
-    where = crud.claim_filters(source_id=source.id, stance=stance, status=status)
-    return crud.list_claims(session, where=where, limit=limit, cursor=cursor)
+    listing.read_snapshot(session)  # before the source is read: the page is read with it
+    source = sources.get_source(session, source_id)
+    where = listing.claim_filters(source_id=source.id, stance=stance, status=status)
+    return listing.list_claims(session, where=where, limit=limit, cursor=cursor)
 
 
 @router.get("/{source_id}/record")

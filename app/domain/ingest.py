@@ -16,7 +16,12 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlmodel import Session, SQLModel, col, select
 
-from app.domain import crud, search, similarity
+from app.domain import claims as claim_writes
+from app.domain import search, similarity
+from app.domain.events import record_claim_event
+from app.domain.locks import lock_claims, lock_event_feed, lock_source_keys
+from app.domain.rendering import claims_public, is_contested
+from app.domain.sources import create_sources_named, sources_keyed
 from app.domain.text import fingerprint, name_key
 from app.errors import AppError, BadRequest, Unprocessable, problem_dict
 from app.fastpath import bulk
@@ -139,7 +144,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float) 
         else:
             claims[index] = checked
     _reject_repeated_external_ids(claims, results)
-    crud.lock_claims(session, claims.values())  # first: overlapping batches queue here
+    lock_claims(session, claims.values())  # first: overlapping batches queue here
     sources, failed = check_source_ids(session, claims)
     for index, error in failed.items():
         results[index] = _error(index, error)
@@ -239,9 +244,9 @@ def resolve_names(session: Session, claims: dict[int, ClaimCreate],
             if att.source is not None:
                 first.setdefault(att.source, i)
     keys = {name: name_key(name) for name in first}  # folding is the costly part: once
-    crud.lock_source_keys(session, keys.values())
-    known = crud.sources_keyed(session, set(keys.values()))
-    known.update(crud.create_sources_named(session, [
+    lock_source_keys(session, keys.values())
+    known = sources_keyed(session, set(keys.values()))
+    known.update(create_sources_named(session, [
         (name, keys[name], actor_of(first[name])) for name in sorted(first)
         if keys[name] not in known]))
     return {f"name:{name}": known[key] for name, key in keys.items()}
@@ -287,8 +292,8 @@ def _extend_pending(first: ClaimCreate, claim_id: str, claim_in: ClaimCreate,
             for a in first.attributions}
     extra = [a for a in claim_in.attributions
              if (source_of(a, sources), a.stance, a.quote, a.citation_url) not in have]
-    if len(first.attributions) + len(extra) > crud.MAX_ATTRIBUTIONS:
-        raise crud.too_many(claim_id, "attributions", crud.MAX_ATTRIBUTIONS)
+    if len(first.attributions) + len(extra) > claim_writes.MAX_ATTRIBUTIONS:
+        raise claim_writes.too_many(claim_id, "attributions", claim_writes.MAX_ATTRIBUTIONS)
     first.attributions.extend(extra)
     return len(extra)
 
@@ -318,7 +323,7 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
     count: Counter[str] = Counter()
     for start in range(0, len(ids), 500):
         for row in conn.execute(_KEYS_OF, {"ids": ids[start:start + 500]}):
-            have[row.claim_id].add(crud.attribution_key(row))
+            have[row.claim_id].add(claim_writes.attribution_key(row))
             count[row.claim_id] += 1
     rows: list[dict[str, Any]] = []
     added: Counter[str] = Counter()
@@ -326,12 +331,12 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
         mine: dict[tuple[Any, ...], dict[str, Any]] = {}
         for att in claim_in.attributions:
             values = _attribution_values(att, claim_id, source_of(att, sources), actor)
-            key = crud.attribution_key(SimpleNamespace(**values))
+            key = claim_writes.attribution_key(SimpleNamespace(**values))
             if key not in have[claim_id]:
                 mine.setdefault(key, values)
-        if mine and count[claim_id] + len(mine) > crud.MAX_ATTRIBUTIONS:
-            results[index] = _error(index, crud.too_many(
-                claim_id, "attributions", crud.MAX_ATTRIBUTIONS))
+        if mine and count[claim_id] + len(mine) > claim_writes.MAX_ATTRIBUTIONS:
+            results[index] = _error(index, claim_writes.too_many(
+                claim_id, "attributions", claim_writes.MAX_ATTRIBUTIONS))
             continue
         if mine:
             have[claim_id].update(mine)
@@ -345,32 +350,32 @@ def _fold_duplicates(session: Session, folds: list[tuple[int, str, ClaimCreate]]
     bulk.insert_rows(conn, _ATTRIBUTION, rows)
     claims = list(session.exec(select(Claim).where(col(Claim.id).in_(list(added)))))
     for claim in claims:
-        crud.touch(claim)
+        claim_writes.touch(claim)
     session.flush()
     search.index_claims(session, [claim.id for claim in claims])
-    crud.lock_event_feed(session)
+    lock_event_feed(session)
     bulk.insert_rows(conn, _EVENT, [
         {"actor": actor, "action": "attribution.created", "entity_type": "claim",
          "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,
          "changes": {"attributions_added": added[claim.id], "via": "ingest"},
          "snapshot": public.model_dump(mode="json")}
-        for claim, public in zip(claims, crud.claims_public(session, claims), strict=True)
+        for claim, public in zip(claims, claims_public(session, claims), strict=True)
     ])
 
 
 def _missing_rows(session: Session, claim_id: str, claim_in: ClaimCreate,
                   sources: dict[str, str], *, actor: str) -> list[Attribution]:
     """The item's attributions the stored claim lacks; 409 (before any write) past the cap."""
-    existing = {crud.attribution_key(a) for a in session.exec(
+    existing = {claim_writes.attribution_key(a) for a in session.exec(
         select(Attribution).where(Attribution.claim_id == claim_id))}
     rows = []
     for att in claim_in.attributions:
         row = Attribution(**_attribution_values(att, claim_id, source_of(att, sources), actor))
-        if crud.attribution_key(row) not in existing:
-            existing.add(crud.attribution_key(row))
+        if claim_writes.attribution_key(row) not in existing:
+            existing.add(claim_writes.attribution_key(row))
             rows.append(row)
     if rows:
-        crud.check_room(session, claim_id, attributions=len(rows))
+        claim_writes.check_room(session, claim_id, attributions=len(rows))
     return rows
 
 
@@ -378,10 +383,10 @@ def _attach(session: Session, claim: Claim, rows: list[Attribution], *, actor: s
     for row in rows:
         session.add(row)
     if rows:
-        crud.touch(claim)
+        claim_writes.touch(claim)
         session.add(claim)
-        crud.record_claim_event(session, claim, actor=actor, action="attribution.created",
-                                changes={"attributions_added": len(rows), "via": "ingest"})
+        record_claim_event(session, claim, actor=actor, action="attribution.created",
+                           changes={"attributions_added": len(rows), "via": "ingest"})
     return len(rows)
 
 
@@ -394,8 +399,8 @@ def _update(session: Session, index: int, claim: Claim, claim_in: ClaimCreate,
         target = session.get(Claim, target.duplicate_of)
     rows = _missing_rows(session, target.id, claim_in, sources, actor=actor)  # may 409 first
     if claim.duplicate_of is None:
-        crud.update_claim(session, claim=claim, claim_in=update, expected_version=None,
-                          actor=actor)
+        claim_writes.update_claim(session, claim=claim, claim_in=update, expected_version=None,
+                                  actor=actor)
     added = _attach(session, target, rows, actor=actor)
     return IngestResult(index=index, status="updated", claim_id=target.id,
                         attributions_added=added)
@@ -467,7 +472,7 @@ def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[st
         publics.append(ClaimPublic.model_validate({
             **vars(claim), "topics": sorted(topics.get(claim.id, ())), "links": [],
             "current_review": None,
-            "contested": crud.is_contested({a["stance"] for a in atts}),
+            "contested": is_contested({a["stance"] for a in atts}),
             "attributions": [{**a, "source": {
                 "id": a["source_id"], "name": sources[a["source_id"]].name,
                 "kind": sources[a["source_id"]].kind,
@@ -506,7 +511,7 @@ def insert_new(session: Session, new: dict[Any, NewClaim], claims: dict[Any, Cla
             bulk.insert_rows(conn, table.__table__, rows)  # type: ignore[attr-defined]
     similarity.insert_bands(conn, bands)
     snapshots, documents = _representations(session, new, topics, attributions)
-    crud.lock_event_feed(session)
+    lock_event_feed(session)
     bulk.insert_rows(conn, _EVENT, [
         {"actor": actor, "action": "claim.created", "entity_type": "claim",
          "entity_id": claim.id, "claim_id": claim.id, "at": claim.updated_at,

@@ -3,7 +3,7 @@
 from sqlmodel import Session, col, select
 
 from app.domain.auth import display_prefix, generate_secret, hash_secret
-from app.domain.crud import record_event
+from app.domain.events import record_event
 from app.errors import Conflict, NotFound
 from app.models import ApiKey, ApiKeyCreated, Role, utcnow
 

@@ -1,13 +1,13 @@
 """If-Match as RFC 9110 §13.1.1 has it: `*` or a list of entity tags, compared strongly.
 
 Parsed once per request (app/deps.py), evaluated by the logic that holds the row lock
-(crud.check_version), so that a missing claim is still a 404 and a race is still a 412.
+(check_version), so that a missing claim is still a 404 and a race is still a 412.
 """
 
 import re
 from dataclasses import dataclass
 
-from app.errors import BadRequest
+from app.errors import BadRequest, PreconditionFailed
 
 # entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc = %x21 / %x23-7E (obs-text left out: this
 # service never issues it). A list may hold empty elements (RFC 9110 §5.6.1).
@@ -54,3 +54,9 @@ def parse_if_match(value: str | None) -> IfMatch | None:
     tags = _TAGS.findall(text)
     versions = frozenset(int(tag) for weak, tag in tags if not weak and _VERSION.fullmatch(tag))
     return IfMatch(text, versions, weak=any(weak for weak, _ in tags))
+
+
+def check_version(current: int, expected: IfMatch | None, what: str) -> None:
+    """412 unless the If-Match condition (None: none sent) matches the current version."""
+    if expected is not None and not expected.matches(current):
+        raise PreconditionFailed(expected.refusal(current, what))

@@ -1,9 +1,10 @@
 """Status rules: every change of a claim's status is a review row and an event."""
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from app.domain.crud import check_version, ensure_not_merged, record_claim_event, touch
-from app.domain.preconditions import IfMatch
+from app.domain.claims import ensure_not_merged, touch
+from app.domain.events import record_claim_event
+from app.domain.preconditions import IfMatch, check_version
 from app.errors import Unprocessable
 from app.models import Claim, Review, ReviewCreate, Status
 
@@ -39,3 +40,8 @@ def set_status(
         changes={"status": {"from": review.from_status, "to": new}, "rationale": review.rationale},
     )
     return review
+
+
+def reviews_of(session: Session, claim_id: str) -> list[Review]:
+    return list(session.exec(select(Review).where(Review.claim_id == claim_id)
+                             .order_by(Review.created_at, Review.id)).all())

@@ -1,7 +1,7 @@
 """Full-text search over claim text, quotes and source names: SQLite FTS5 or PostgreSQL tsvector.
 
 The index (`claim_search`, created by migrations only) is refreshed by `index_claims`
-on every write path; crud.record_claim_event calls it, so no path can forget.
+on every write path; events.record_claim_event calls it, so no path can forget.
 User input never reaches the query syntax: SQLite gets quoted tokens, PostgreSQL
 `plainto_tsquery`. A search by relevance ranks a window of the newest RANK_WINDOW
 matches (`ranked_window`); `matches` (time sorts, and a filtered search over a full

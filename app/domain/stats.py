@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, SQLModel, col, select
 
-from app.domain.crud import not_merged, source_ref
+from app.domain.listing import not_merged
+from app.domain.rendering import source_ref
 from app.models import (
     AGAINST_STANCES,
     FOR_STANCES,
@@ -103,7 +104,7 @@ class Stats(SQLModel):
 
 def _contested_ids() -> sa.Select:
     """Claims with an against and a for attribution, starting from the against ones (the
-    fewer): the same set as crud.contested_clause, without two lookups per claim (9.6 s
+    fewer): the same set as listing.contested_clause, without two lookups per claim (9.6 s
     -> 1.6 s at 1,000,000 claims on SQLite)."""
     against, backing = (Attribution.__table__.alias(n)  # type: ignore[attr-defined]
                         for n in ("against", "backing"))

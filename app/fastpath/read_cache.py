@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from app.db import Database
-from app.domain import crud
+from app.domain import claims, rendering
 from app.errors import NotFound
 
 # A claim's stamp: its version and the sum of its sources' versions. One FROM for both
@@ -77,7 +77,7 @@ class ClaimCache:
         """The JSON of each of these claims (a page, in order), reusing current copies.
 
         One stamp query for the page; the claims without a current copy are rendered
-        together (crud.claims_by_id) and kept, filed under the stamp read before them.
+        together (rendering.claims_by_id) and kept, filed under the stamp read before them.
         """
         if not ids:
             return []
@@ -93,7 +93,7 @@ class ClaimCache:
         missing = [cid for cid in ids if cid not in bodies]
         self._count("hit", len(bodies))
         self._count("miss", len(missing))
-        for public in crud.claims_by_id(session, missing) if missing else ():
+        for public in rendering.claims_by_id(session, missing) if missing else ():
             body = bodies[public.id] = public.__pydantic_serializer__.to_json(public)
             if public.id in stamps:
                 self._store(public.id, stamps[public.id], body, public.version)
@@ -130,7 +130,7 @@ class ClaimCache:
         # Read after the stamp: the copy is at least as new as the stamp it is filed under,
         # so a stale copy can never match a later stamp.
         with self.db.session() as session:
-            public = crud.claim_public(session, crud.get_claim(session, claim_id))
+            public = rendering.claim_public(session, claims.get_claim(session, claim_id))
         body = public.__pydantic_serializer__.to_json(public)
         self._store(claim_id, stamp, body, public.version)
         return body, public.version

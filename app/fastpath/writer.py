@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from app import errors
 from app.config import Settings
 from app.db import Database
-from app.domain import crud, ingest, similarity
+from app.domain import ingest, locks, similarity
 from app.domain.idempotency import Idempotency
 from app.domain.text import fingerprint
 from app.errors import AppError, Conflict, Unavailable
@@ -455,14 +455,14 @@ def _rebuilt(outcome: Any) -> Written | AppError:
 def create_claims(
     session: Session, items: list[tuple[ClaimCreate, str]], *, threshold: float,
 ) -> list[ClaimCreated | AppError]:
-    """Create each claim as `crud.create_claim` would, in bulk; a failing item fails alone.
+    """Create each claim as `claims.create_claim` would, in bulk; a failing item fails alone.
 
     Items are taken in order: an item sees the claims of the items before it (as likely
     duplicates, and for origin + external_id conflicts), as if they had committed first.
     """
     outcomes: list[ClaimCreated | AppError | None] = [None] * len(items)
     claims = dict(enumerate(claim_in for claim_in, _ in items))
-    crud.lock_claims(session, claims.values())
+    locks.lock_claims(session, claims.values())
     sources, failed = ingest.check_source_ids(session, claims)
     for i, error in failed.items():
         outcomes[i] = error

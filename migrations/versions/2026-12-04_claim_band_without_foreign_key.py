@@ -7,7 +7,7 @@ Create Date: 2026-12-04 19:00:00
 Every new claim writes 16 band rows, and the foreign key checked each against `claim`:
 on PostgreSQL a trigger per row, 2.1 of 5.7 ms of a 32-claim batch's band insert. Band
 rows are written only with their claim (app/domain/ingest.py, app/domain/similarity.py), and
-crud.delete_claim deletes them with it, as the cascade did; a band row whose claim is
+claims.delete_claim deletes them with it, as the cascade did; a band row whose claim is
 gone would only be a candidate that similarity drops (its text is not found).
 SQLite recreates the table (a copy of every row: about a minute at 1,000,000 claims, with
 the server stopped, as for every migration).

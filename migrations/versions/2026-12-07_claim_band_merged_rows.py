@@ -4,7 +4,7 @@ Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-07 15:00:00
 
-A merge now deletes the duplicate's band rows (app/domain/crud.py `merge_claims`): a merged
+A merge now deletes the duplicate's band rows (app/domain/links.py `merge_claims`): a merged
 claim is never a near-duplicate candidate again and cannot be edited, yet its rows took
 candidate places (the first holders of a band) from live claims and were only dropped in
 Python afterwards. This removes the rows of claims merged before that. One pass over
