@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from app.api import READ_ERRORS
 from app.api.claims import Sort, Time
 from app.deps import AdminKey, DatabaseDep, ReaderKey
-from app.domain import claims_csv, crud, transfer
+from app.domain import claims_csv, listing, transfer
 from app.models import Stance, Status, to_utc
 
 router = APIRouter(tags=["export"], responses=READ_ERRORS)
@@ -88,13 +88,13 @@ def export_claims_csv(
     created_at, updated_at, published_url. A cell starting with `=`, `+`, `-` or `@` gets a
     leading apostrophe, so spreadsheets show it as text.
     """
-    where = crud.claim_filters(
+    where = listing.claim_filters(
         status=status, source_id=source_id, stance=stance, topic=topic, language=language,
         contested=contested, origin=origin, created_after=to_utc(created_after),
         created_before=to_utc(created_before), updated_after=to_utc(updated_after),
         updated_before=to_utc(updated_before), include_merged=include_merged,
     )
-    filtered = len(where) > len(crud.claim_filters(include_merged=include_merged))
+    filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
 
     def body() -> Iterator[bytes]:
         with db.session() as session:

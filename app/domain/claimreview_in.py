@@ -17,8 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.domain import crud, ingest
+from app.domain import ingest
 from app.domain import reviews as verification
+from app.domain.claims import get_claim
+from app.domain.sources import create_source, find_source
 from app.errors import AppError, BadRequest, Unprocessable
 from app.models import Claim, ClaimCreate, ReviewCreate, SourceCreate, SourceKind, Status
 
@@ -437,8 +439,8 @@ def import_reviews(session: Session, records: list[Any], *, actor: str, threshol
     for record in items:  # claimants that are new are created with their kind
         if isinstance(record, Reviewed):
             for name, kind in record.sources.items():
-                if crud.find_source(session, name) is None:
-                    crud.create_source(session, source_in=SourceCreate(name=name, kind=kind),
+                if find_source(session, name) is None:
+                    create_source(session, source_in=SourceCreate(name=name, kind=kind),
                                        actor=actor)
     result = ingest.ingest(session, items=[r.claim if isinstance(r, Reviewed) else r
                                            for r in items], actor=actor, threshold=threshold)
@@ -449,7 +451,7 @@ def import_reviews(session: Session, records: list[Any], *, actor: str, threshol
         record = items[outcome.index]
         if outcome.status == "error" or not isinstance(record, Reviewed):
             continue
-        claim = crud.get_claim(session, outcome.claim_id or "")
+        claim = get_claim(session, outcome.claim_id or "")
         # The claim this review's url made carries its verdict; a claim already there with
         # the same words takes it only if nobody has given it a verdict yet.
         owned = outcome.status in ("created", "updated")

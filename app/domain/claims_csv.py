@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from app.domain import crud
+from app.domain import listing
 from app.models import ClaimPublic
 from app.models import _rfc3339 as rfc3339
 
@@ -55,7 +55,7 @@ def claims_csv(session: Session, *, where: list[sa.ColumnElement[bool]], q: str 
     yield BOM + _text([COLUMNS])
     cursor = None
     while True:
-        page = crud.list_claims(session, where=where, sort=sort, limit=PAGE, cursor=cursor,
+        page = listing.list_claims(session, where=where, sort=sort, limit=PAGE, cursor=cursor,
                                 q=q, filtered=filtered)
         claims: list[Any] = page.items
         if claims:

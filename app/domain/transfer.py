@@ -23,7 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from app.domain import crud, search, similarity
+from app.domain import search, similarity
+from app.domain.listing import read_snapshot
+from app.domain.locks import lock_event_feed
 from app.errors import Conflict, Unprocessable
 from app.models import (
     Attribution,
@@ -196,7 +198,7 @@ def export_lines(session: Session, *, as_of: datetime | None = None,
     `as_of`: the ledger as it stood then (claims from their event snapshots; see
     `_as_of_rows`). `progress(kind, records_so_far)` is told after each record.
     """
-    crud.read_snapshot(session)
+    read_snapshot(session)
     header = {"kind": "header", "format": FORMAT, "schema_version": SCHEMA_VERSION,
               "as_of": _rfc3339(as_of) if as_of else None}
     yield _dumps(header) + "\n"
@@ -536,7 +538,7 @@ def import_lines(session: Session, lines: Iterable[tuple[int, str | bytes]], *, 
             raise Conflict(f"the database already holds a ledger ({held}): import into an "
                            "empty database, or merge (--merge) to skip the records already "
                            "there")
-    crud.lock_event_feed(session)
+    lock_event_feed(session)
     _begin(session)
     summary = ImportSummary()
     loader = _Loader(session, merge=merge, keep_going=keep_going, summary=summary)
