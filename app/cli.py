@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from app.config import get_settings
 from app.db import Database
 from app.domain import keys
 from app.errors import AppError
-from app.models import ApiKeyCreate, Role
+from app.models import ApiKeyCreate, Role, to_utc
 
 cli = typer.Typer(help="Claimledger: a ledger of factual claims.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -170,14 +171,25 @@ def import_cmd(
     key: Annotated[str | None, typer.Option(envvar="CLAIMLEDGER_KEY",
                                             help="API key (ingester) for --url.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
+    merge: Annotated[bool, typer.Option(help="An export into a database that is not empty: "
+                                        "skip the records already there.")] = False,
+    keep_going: Annotated[bool, typer.Option("--continue", help="An export or ClaimReview "
+                                             "data: report bad records, import the rest.")
+                          ] = False,
 ) -> None:
-    """Import claims in batches, locally or through a server's /v1/ingest (safe to rerun)."""
+    """Import claims in batches, locally or through a server's /v1/ingest (safe to rerun).
+
+    Also takes a `claimledger export` (the whole ledger, into an empty database unless
+    --merge), schema.org ClaimReview JSON-LD and Google Fact Check Tools claims:search JSON.
+    """
+    if url and not key:
+        raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
+    if _import_other_formats(file, url=url, key=key, merge=merge, keep_going=keep_going):
+        return
     import httpx
 
     from app.client import ClaimledgerClient, ClaimledgerError, batches, count_items, read_items
 
-    if url and not key:
-        raise typer.BadParameter("--url needs --key (or CLAIMLEDGER_KEY)")
     # replayed: items of batches an earlier run had sent (the server answered its first
     # answer again, Idempotent-Replayed: true); nothing was written for them this time.
     totals = {"received": 0, "created": 0, "duplicate": 0, "updated": 0, "unchanged": 0,
@@ -233,6 +245,145 @@ def import_cmd(
         raise typer.Exit(2)
 
 
+def _parse_time(value: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes an RFC 3339 time such as "
+                                 "2026-12-01T12:00:00Z") from None
+    return to_utc(moment)
+
+
+def _import_other_formats(file: Path, *, url: str | None, key: str | None, merge: bool,
+                          keep_going: bool) -> bool:
+    """Import `file` if it is an export or ClaimReview / Google data; False if it is neither
+    (claims as items, for the batch importer)."""
+    from app.domain import claimreview_in, transfer
+
+    with file.open("rb") as stream:
+        first = stream.readline(1 << 20)
+        stream.seek(0)
+        head = stream.read(claimreview_in.SNIFF_BYTES)
+    try:
+        is_export = transfer.is_export(first.decode("utf-8"))
+    except UnicodeDecodeError:
+        is_export = False
+    if is_export:
+        if url:
+            raise typer.BadParameter("an export is imported into the local database only "
+                                     "(CLAIMLEDGER_DATABASE_URL), not through --url")
+        _import_export(file, merge=merge, keep_going=keep_going)
+        return True
+    if not claimreview_in.sniff(head):  # claims for the batch importer: not read here
+        return False
+    try:
+        body = file.read_bytes()
+        reviews = claimreview_in.detect(body)
+    except AppError as exc:  # not UTF-8, say
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    if reviews is None:
+        return False
+    summary, failed = (_send_reviews(url, key or "", body) if url
+                       else _import_reviews(reviews, keep_going=keep_going))
+    for index, detail in failed:
+        console.print(f"[yellow]record {index + 1}: {detail}[/yellow]")
+    console.print(", ".join(f"{n} {what}" for what, n in summary.items()))
+    if summary["error"]:
+        raise typer.Exit(2)
+    return True
+
+
+def _import_reviews(reviews: list, *, keep_going: bool) -> tuple[dict, list]:
+    from app.domain import claimreview_in
+
+    migrate.upgrade(get_settings().database_url)
+    db = _database()
+    try:
+        with db.write_session() as session:
+            result = claimreview_in.import_reviews(
+                session, reviews, actor=ACTOR, keep_going=keep_going,
+                threshold=get_settings().similarity_threshold)
+            session.commit()
+    except AppError as exc:
+        console.print(f"[red]nothing was imported: {exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    return result.summary.model_dump(), [(r.index, (r.error or {}).get("detail"))
+                                         for r in result.items if r.status == "error"]
+
+
+def _send_reviews(url: str, key: str, body: bytes) -> tuple[dict, list]:
+    """The whole file in one POST /v1/ingest; its content is its idempotency key."""
+    import hashlib
+
+    import httpx
+
+    from app.client import ClaimledgerClient, ClaimledgerError
+
+    idempotency_key = "claimreview-" + hashlib.sha256(body).hexdigest()
+    try:
+        with ClaimledgerClient(url, key) as client:
+            result = client.request("POST", "/v1/ingest", content=body,
+                                    idempotency_key=idempotency_key,
+                                    headers={"Content-Type": "application/json"}).json()
+    except ClaimledgerError as exc:
+        if exc.status == 422 and "results" in exc.problem:
+            items = exc.problem["results"]
+            return ({"received": len(items), "created": 0, "duplicate": 0, "updated": 0,
+                     "error": len(items)},
+                    [(r["index"], r["error"]["detail"]) for r in items])
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except httpx.HTTPError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    return result["summary"], [(r["index"], r["error"]["detail"]) for r in result["items"]
+                               if r["status"] == "error"]
+
+
+def _import_export(file: Path, *, merge: bool, keep_going: bool) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from app.domain import transfer
+
+    migrate.upgrade(get_settings().database_url)
+    with file.open("rb") as stream:
+        total = sum(1 for _ in stream)
+    db = _database()
+    try:
+        with db.write_session() as session, file.open("rb") as stream, Progress(
+                TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=console,
+                disable=not console.is_terminal, transient=True) as progress:
+            task = progress.add_task("import", total=total)
+
+            def advance(line: int) -> None:
+                if line % 1000 == 0:
+                    progress.update(task, completed=line)
+
+            summary = transfer.import_lines(session, transfer.read_lines(stream), merge=merge,
+                                            keep_going=keep_going, progress=advance)
+            session.commit()
+    except AppError as exc:
+        console.print(f"[red]nothing was imported: {exc.detail}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    for error in summary.errors[:50]:
+        console.print(f"[yellow]left out: {error}[/yellow]")
+    if len(summary.errors) > 50:
+        console.print(f"[yellow]… and {len(summary.errors) - 50} more left out[/yellow]")
+    imported = ", ".join(f"{n} {kind}" for kind, n in summary.imported.items()) or "nothing"
+    console.print(f"imported {imported}")
+    if summary.skipped:
+        console.print("skipped, already there: " + ", ".join(
+            f"{n} {kind}" for kind, n in summary.skipped.items()))
+    if summary.errors:
+        console.print(f"{len(summary.errors)} records left out (--continue)")
+        raise typer.Exit(2)
+
+
 def _import_progress():
     """Items done of the file's items, their rate and the time left."""
     from rich.progress import (
@@ -263,6 +414,55 @@ def _ingest_locally(db: Database, batch: list) -> dict:
                                threshold=get_settings().similarity_threshold)
         session.commit()
     return result.model_dump(mode="json")
+
+
+@cli.command(name="export")
+def export_cmd(
+    output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False,
+                                                help="File to write; default: stdout.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="The ledger as it stood at this RFC 3339 "
+                                              "time (UTC if no offset).")] = None,
+) -> None:
+    """Export the whole ledger as NDJSON (lossless; API keys' secrets never leave)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from app.domain import transfer
+
+    moment = _parse_time(as_of, "--as-of") if as_of else None
+    err = Console(stderr=True)
+    db = _database()
+    partial = output.with_name(output.name + ".partial") if output else None
+    try:
+        with db.session() as session, Progress(
+                TextColumn("exporting {task.fields[kind]}"), BarColumn(), MofNCompleteColumn(),
+                console=err, disable=not err.is_terminal, transient=True) as progress:
+            task = progress.add_task("export", total=transfer.count_records(session), kind="")
+            session.rollback()  # the export reads its own snapshot, from its first statement
+
+            def advance(kind: str, done: int) -> None:
+                if done % 1000 == 0:
+                    progress.update(task, completed=done, kind=kind)
+
+            lines = transfer.export_lines(session, as_of=moment, progress=advance)
+            if partial is None:
+                out = sys.stdout.buffer
+                for line in lines:
+                    out.write(line.encode("utf-8"))
+                out.flush()
+            else:  # written whole, then renamed: a crash never leaves a cut file named FILE
+                with partial.open("wb") as out:
+                    for line in lines:
+                        out.write(line.encode("utf-8"))
+                partial.replace(output)
+    except OSError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        db.dispose()
+    if output:
+        err.print(f"exported the ledger to {output}")
 
 
 @keys_cli.command("create")

@@ -17,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 from app.api import (
     claims,
     events,
+    export,
     factcheck,
     health,
     ingest,
@@ -142,8 +143,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.build_middleware_stack = lambda: GoogleErrorsMiddleware(build())  # type: ignore[method-assign]
     install_observability(app, app.state.metrics)  # after: outside the error handlers
     app.add_exception_handler(Replay, _replay)
-    for module in (health, claims, publishing, sources, ingest, events, stats, keys, origins,
-                   webhooks, public, factcheck):
+    for module in (health, claims, publishing, export, sources, ingest, events, stats, keys,
+                   origins, webhooks, public, factcheck):
         # A batch's body may be larger than any other request's.
         limit = settings.max_ingest_body_bytes if module is ingest else None
         app.include_router(module.router, max_body_size=limit)

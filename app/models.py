@@ -948,8 +948,10 @@ class Webhook(SQLModel, table=True):
 # Every action the event log records; a subscription names some of them, `kind.*`, or `*`.
 EVENT_TYPES = (
     "claim.created", "claim.updated", "claim.deleted", "claim.merged", "claim.merged_into",
+    "claim.assigned", "claim.published", "claim.withdrawn", "claim.update_refused",
     "attribution.created", "attribution.deleted", "review.created",
     "link.created", "link.deleted", "link.moved", "source.created", "source.updated",
+    "source.merged", "source.merged_into", "origin.claimed", "origin.owner_set",
     "key.created", "key.revoked",
     "webhook.created", "webhook.updated", "webhook.deleted", "webhook.secret_rotated",
     "webhook.disabled",

@@ -54,6 +54,8 @@ MINIMAL_ROLE: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/{webhook_id}/test"): "admin",
     ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "admin",
     ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): "admin",
+    ("GET", "/v1/export"): "admin",
+    ("GET", "/v1/claims.csv"): "reader",
 }
 
 PUBLIC = [("GET", "/healthz"), ("GET", "/readyz")]

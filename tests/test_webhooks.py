@@ -476,3 +476,15 @@ def test_server_killed_mid_delivery_resumes_after_restart(settings, tmp_path, re
 
         assert len(wait_until(lambda: len(succeeded()) >= 5 and succeeded(),
                               what="five recorded deliveries")) >= 5
+
+
+def test_every_action_the_ledger_records_can_be_subscribed_to():
+    """An action missing from EVENT_TYPES could only be had with `*`: each one recorded in
+    app/ (action="kind.verb") is a type a subscription may name."""
+    import re
+    from pathlib import Path
+
+    from app.models import EVENT_TYPES
+    recorded = {m for path in Path(__file__).parent.parent.joinpath("app").rglob("*.py")
+                for m in re.findall(r'action(?:=|": )"([a-z_]+\.[a-z_]+)"', path.read_text())}
+    assert recorded and recorded <= set(EVENT_TYPES), sorted(recorded - set(EVENT_TYPES))

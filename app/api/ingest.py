@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from app.api import WRITE_ERRORS
 from app.deps import IdempotencyDep, IngesterKey, SettingsDep, WriteSessionDep
-from app.domain import ingest
+from app.domain import claimreview_in, ingest
 from app.domain.ingest import IngestResponse
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], responses=WRITE_ERRORS)
@@ -42,14 +42,27 @@ async def ingest_claims(
     An update that changes the text of a claim with a verdict puts it back to `in_review`
     (a review and an event say the text changed); one under a published verdict fails
     with 409. Refused updates are recorded in the claim's history.
+
+    The body may instead be schema.org ClaimReview JSON-LD (an object, an array, a
+    `@graph`, NDJSON of them, or the microdata-derived form) or Google Fact Check Tools
+    `claims:search` responses: each review becomes a claim (its `url` identifies it, so
+    sending it again changes nothing), its claimant sources and attributions, and its verdict.
     """
     body = await request.body()
-    items = ingest.parse_batch(body, request.headers.get("content-type", ""),
-                               max_items=settings.max_batch_items)
+    reviews = claimreview_in.detect(body)  # schema.org ClaimReview or claims:search data
+    if reviews is None:
+        items = ingest.parse_batch(body, request.headers.get("content-type", ""),
+                                   max_items=settings.max_batch_items)
+    else:
+        claimreview_in.check_count(reviews, settings.max_batch_items)
 
     def run() -> IngestResponse:
-        result = ingest.ingest(session, items=items, actor=key.name,
-                               threshold=settings.similarity_threshold, key=key)
+        if reviews is not None:
+            result = claimreview_in.import_reviews(session, reviews, actor=key.name,
+                                                   threshold=settings.similarity_threshold)
+        else:
+            result = ingest.ingest(session, items=items, actor=key.name,
+                                   threshold=settings.similarity_threshold, key=key)
         idem.save(session, status=200, body=result)
         session.commit()
         return result
