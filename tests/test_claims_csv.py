@@ -52,7 +52,7 @@ def test_claims_csv_same_filters_and_search_as_list(client, auth):
     review(client, admin, b["id"], "true")
     for params in ({"contested": "true"}, {"status": "true"}, {"language": "uk"},
                    {"q": "civilians"}, {"q": "civilians", "sort": "created_at"},
-                   {"stance": "disputes"}):
+                   {"stance": "disputes"}, {"published": "false"}, {"assignee": "nobody"}):
         listed = get_json(client, "/v1/claims", admin, **params)["items"]
         rows = rows_of(client.get("/v1/claims.csv", headers=admin, params=params))
         assert [r["id"] for r in rows] == [c["id"] for c in listed], params

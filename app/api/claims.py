@@ -2,7 +2,8 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api import ETAG, LOCATION, READ_ERRORS, WRITE_ERRORS, with_headers
@@ -69,6 +70,41 @@ Time = Annotated[InputTime | None, Query(description="RFC 3339 time with offset"
 Sort = Literal["relevance", "-created_at", "created_at", "-updated_at", "updated_at"]
 
 
+def claim_filters(
+    status: Annotated[list[Status] | None, Query(max_length=9)] = None,
+    source_id: Annotated[str | None, Query(max_length=100)] = None,
+    stance: Stance | None = None,
+    topic: Annotated[str | None, Query(max_length=64)] = None,
+    language: Annotated[str | None, Query(max_length=35)] = None,
+    contested: bool | None = None,
+    origin: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: Time = None,
+    created_before: Time = None,
+    updated_after: Time = None,
+    updated_before: Time = None,
+    include_merged: bool = False,
+    assignee: Annotated[str | None, Query(max_length=200, description=(
+        "Claims assigned to this checker (a key's name)."))] = None,
+    published: Annotated[bool | None, Query(description=(
+        "Only claims whose verdict is published (true) or not published (false)"))] = None,
+) -> list[sa.ColumnElement[bool]]:
+    """The filters of a claims listing, as `GET /v1/claims` and `GET /v1/claims.csv` take them."""
+    where = listing.claim_filters(
+        status=status, source_id=source_id, stance=stance, topic=topic, language=language,
+        contested=contested, origin=origin, created_after=to_utc(created_after),
+        created_before=to_utc(created_before), updated_after=to_utc(updated_after),
+        updated_before=to_utc(updated_before), include_merged=include_merged,
+    )
+    if assignee is not None:
+        where.append(assignment.assignee_filter(assignee))
+    if published is not None:
+        where.append(publishing.published_clause(published))
+    return where
+
+
+ClaimFilters = Annotated[list[sa.ColumnElement[bool]], Depends(claim_filters)]
+
+
 @router.post("", status_code=201, responses={**WRITE_ERRORS, **with_headers(201, ETAG, LOCATION)},
              response_model=ClaimCreated)
 async def create_claim(
@@ -105,23 +141,8 @@ async def list_claims(
     _: ReaderKey,
     request: Request,
     limit: LimitDep,
+    where: ClaimFilters,
     cursor: CursorDep = None,
-    status: Annotated[list[Status] | None, Query(max_length=9)] = None,
-    source_id: Annotated[str | None, Query(max_length=100)] = None,
-    stance: Stance | None = None,
-    topic: Annotated[str | None, Query(max_length=64)] = None,
-    language: Annotated[str | None, Query(max_length=35)] = None,
-    contested: bool | None = None,
-    origin: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: Time = None,
-    created_before: Time = None,
-    updated_after: Time = None,
-    updated_before: Time = None,
-    include_merged: bool = False,
-    assignee: Annotated[str | None, Query(max_length=200, description=(
-        "Claims assigned to this checker (a key's name)."))] = None,
-    published: Annotated[bool | None, Query(description=(
-        "Only claims whose verdict is published (true) or not published (false)"))] = None,
     q: Annotated[str | None, Query(max_length=1000, description=(
         "Full-text search over claim text, quotes and source names; every word must match."
     ))] = None,
@@ -130,16 +151,6 @@ async def list_claims(
     ))] = None,
 ) -> Response:
     """List or search claims with filters; follow `next_cursor` for the next page."""
-    where = listing.claim_filters(
-        status=status, source_id=source_id, stance=stance, topic=topic, language=language,
-        contested=contested, origin=origin, created_after=to_utc(created_after),
-        created_before=to_utc(created_before), updated_after=to_utc(updated_after),
-        updated_before=to_utc(updated_before), include_merged=include_merged,
-    )
-    if assignee is not None:
-        where.append(assignment.assignee_filter(assignee))
-    if published is not None:
-        where.append(publishing.published_clause(published))
     db, cache = request.app.state.db, request.app.state.claim_cache
 
     def find() -> bytes:

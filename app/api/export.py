@@ -7,10 +7,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from app.api import READ_ERRORS
-from app.api.claims import Sort, Time
+from app.api.claims import ClaimFilters, Sort, Time
 from app.deps import AdminKey, DatabaseDep, ReaderKey
-from app.domain import claims_csv, listing, transfer
-from app.models import Stance, Status, to_utc
+from app.domain import claims_csv, transfer
+from app.models import to_utc
 
 router = APIRouter(tags=["export"], responses=READ_ERRORS)
 
@@ -66,18 +66,7 @@ def export_ledger(_: AdminKey, db: DatabaseDep, as_of: Time = None) -> Streaming
 def export_claims_csv(
     _: ReaderKey,
     db: DatabaseDep,
-    status: Annotated[list[Status] | None, Query(max_length=9)] = None,
-    source_id: Annotated[str | None, Query(max_length=100)] = None,
-    stance: Stance | None = None,
-    topic: Annotated[str | None, Query(max_length=64)] = None,
-    language: Annotated[str | None, Query(max_length=35)] = None,
-    contested: bool | None = None,
-    origin: Annotated[str | None, Query(max_length=200)] = None,
-    created_after: Time = None,
-    created_before: Time = None,
-    updated_after: Time = None,
-    updated_before: Time = None,
-    include_merged: bool = False,
+    where: ClaimFilters,
     q: Annotated[str | None, Query(max_length=1000, description=(
         "Full-text search, as for GET /v1/claims"))] = None,
     sort: Sort | None = None,
@@ -88,18 +77,10 @@ def export_claims_csv(
     created_at, updated_at, published_url. A cell starting with `=`, `+`, `-` or `@` gets a
     leading apostrophe, so spreadsheets show it as text.
     """
-    where = listing.claim_filters(
-        status=status, source_id=source_id, stance=stance, topic=topic, language=language,
-        contested=contested, origin=origin, created_after=to_utc(created_after),
-        created_before=to_utc(created_before), updated_after=to_utc(updated_after),
-        updated_before=to_utc(updated_before), include_merged=include_merged,
-    )
-    filtered = len(where) > len(listing.claim_filters(include_merged=include_merged))
 
     def body() -> Iterator[bytes]:
         with db.session() as session:
-            for text in claims_csv.claims_csv(session, where=where, q=q, sort=sort,
-                                              filtered=filtered):
+            for text in claims_csv.claims_csv(session, where=where, q=q, sort=sort):
                 yield text.encode("utf-8")
 
     return StreamingResponse(_started(body()), media_type="text/csv; charset=utf-8", headers={

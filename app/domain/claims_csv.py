@@ -50,14 +50,14 @@ def _text(rows: list[list[str]]) -> str:
 
 
 def claims_csv(session: Session, *, where: list[sa.ColumnElement[bool]], q: str | None,
-               sort: str | None, filtered: bool) -> Iterator[str]:
+               sort: str | None) -> Iterator[str]:
     """The CSV text, a page of claims at a time, read from one snapshot (the header first)."""
     snapshot = listing.read_snapshot(session)
     yield BOM + _text([COLUMNS])
     cursor = None
     while True:
         page = listing.list_claims(session, where=where, sort=sort, limit=PAGE, cursor=cursor,
-                                   q=q, filtered=filtered, snapshot=snapshot)
+                                   q=q, snapshot=snapshot)
         claims: list[Any] = page.items
         if claims:
             published = published_urls(session, [c.id for c in claims])
