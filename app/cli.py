@@ -75,9 +75,9 @@ def serve(
         # lets in-flight requests finish (SIGTERM) for graceful_shutdown_seconds (then they
         # are answered 503: app/middleware/deadlines.py).
         # Request headers have a deadline too (app/server/header_deadline.py: uvicorn has
-        # none). With
-        # several workers, the supervisor kills one that misses a health ping: its answering
-        # thread needs the GIL, so a saturated but healthy worker gets 30 s, not the default 5.
+        # none). With several workers, the supervisor kills one that misses a health ping: its
+        # answering thread needs the GIL, so a saturated but healthy worker gets 30 s, not the
+        # default 5.
         uvicorn.run("app.server.asgi:app", host=host, port=port, workers=workers,
                     timeout_graceful_shutdown=settings.graceful_shutdown_seconds,
                     timeout_keep_alive=75, access_log=False,

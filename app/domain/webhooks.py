@@ -247,15 +247,20 @@ def get_webhook(session: Session, webhook_id: str, *, for_update: bool = False) 
     return webhook
 
 
+def _time_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (time, id) position a list's cursor holds; 400 if this service did not issue it."""
+    at, last_id = decode_cursor(cursor, length=2, types=(str, str))
+    try:
+        return datetime.fromisoformat(at), last_id
+    except ValueError:
+        raise BadRequest("the cursor is not one this service issued") from None
+
+
 def list_webhooks(session: Session, *, cursor: str | None, limit: int
                   ) -> tuple[list[Webhook], str | None]:
     query = select(Webhook).order_by(Webhook.created_at, Webhook.id).limit(limit + 1)
     if cursor:
-        at, last_id = decode_cursor(cursor, length=2, types=(str, str))
-        try:
-            after = datetime.fromisoformat(at)
-        except ValueError:
-            raise BadRequest("the cursor is not one this service issued") from None
+        after, last_id = _time_cursor(cursor)
         query = query.where((col(Webhook.created_at) > after) | (
             (col(Webhook.created_at) == after) & (col(Webhook.id) > last_id)))
     rows = list(session.exec(query).all())
@@ -366,11 +371,7 @@ def list_deliveries(session: Session, *, webhook: Webhook, cursor: str | None, l
              .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
              .limit(limit + 1))
     if cursor:
-        at, last_id = decode_cursor(cursor, length=2, types=(str, str))
-        try:
-            before = datetime.fromisoformat(at)
-        except ValueError:
-            raise BadRequest("the cursor is not one this service issued") from None
+        before, last_id = _time_cursor(cursor)
         query = query.where((col(WebhookDelivery.created_at) < before) | (
             (col(WebhookDelivery.created_at) == before) & (col(WebhookDelivery.id) < last_id)))
     rows = list(session.exec(query).all())
