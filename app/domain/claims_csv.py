@@ -10,7 +10,7 @@ from sqlmodel import Session, col
 
 from app.domain import listing
 from app.models import ClaimPublic, Publication
-from app.models import _rfc3339 as rfc3339
+from app.models.base import rfc3339
 
 COLUMNS = ["id", "text", "language", "status", "topics", "sources", "contested", "created_at",
            "updated_at", "published_url"]

@@ -38,9 +38,9 @@ from app.models import (
     Source,
     SourceMerge,
     SourceName,
-    _rfc3339,
     to_utc,
 )
+from app.models.base import rfc3339
 
 FORMAT = "claimledger-export"
 # Bump when a kind's columns change meaning or a kind is removed; adding a kind or a
@@ -110,7 +110,7 @@ def to_json(column: sa.Column, value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return _rfc3339(value)
+        return rfc3339(value)
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "value") and isinstance(value, str):  # a StrEnum
@@ -204,7 +204,7 @@ def export_lines(session: Session, *, as_of: datetime | None = None,
     """
     read_snapshot(session)
     header = {"kind": "header", "format": FORMAT, "schema_version": SCHEMA_VERSION,
-              "as_of": _rfc3339(as_of) if as_of else None}
+              "as_of": rfc3339(as_of) if as_of else None}
     yield _dumps(header) + "\n"
     digest = hashlib.blake2b(digest_size=16)
     count = 0
