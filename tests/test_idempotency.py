@@ -10,12 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app import models
 from app.db import Database
 from app.domain import idempotency
 from app.errors import Conflict
 from app.main import create_app
 from app.models import ApiKey, IdempotencyRecord, Instance, utcnow
+from app.models import base as models_base
 from tests.factories import (
     assert_problem,
     get_json,
@@ -286,7 +286,7 @@ def _skew_clock(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
         def now(cls, tz=None):
             return datetime.now(tz) + by
 
-    monkeypatch.setattr(models, "datetime", Skewed)
+    monkeypatch.setattr(models_base, "datetime", Skewed)
 
 
 @pytest.mark.parametrize("owner", ["live", "dead"])
