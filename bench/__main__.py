@@ -14,7 +14,15 @@ import sys
 import time
 import traceback
 
-from bench import http_rows, ingest_rows, scale_rows, source_rows, webhook_rows, worker_rows
+from bench import (
+    concurrency_rows,
+    http_rows,
+    ingest_rows,
+    scale_rows,
+    source_rows,
+    webhook_rows,
+    worker_rows,
+)
 from bench.harness import Options, Result, have_wrk, install_cleanup, say
 
 ROWS = {
@@ -35,6 +43,8 @@ ROWS = {
            "driver", "batch ≤ 10 s; ratio to executemany / COPY printed"),
     "P10": (webhook_rows.p10, "POST /v1/claims with a 5 s-slow and with a dead webhook "
             "subscriber vs none, SQLite", "≥ 0.90x of the rate with none, each; zero errors"),
+    "P12": (concurrency_rows.p12, "reads at 1,000,000 claims, 64 connections vs one",
+            "≥ 1.0x of one connection per class; ≥ Datasette's lean form at 64 (SQLite)"),
 }
 
 
