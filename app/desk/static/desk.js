@@ -56,14 +56,26 @@
   const errors = document.getElementById("import-errors");
   const imported = document.getElementById("import-claims");
   const links = document.getElementById("import-links");
+  const moreNote = document.getElementById("import-more");
   const BATCH = 100;
-  const SHOWN = 100;  // links to imported claims listed at most
+  const SHOWN = 20;  // links to imported claims listed at most
+  let more = 0;
+
+  function readable(line) {
+    try { return JSON.parse(line); } catch (_) { return null; }
+  }
+
+  // What a record says, for its link: a claim's text, a ClaimReview's claimReviewed.
+  function label(record, claimId) {
+    const said = record && typeof record === "object" && (record.text || record.claimReviewed);
+    return typeof said === "string" ? said : "Claim " + claimId;
+  }
 
   function chunks(list, encode, type) {
     const out = [];
     for (let start = 0; start < list.length; start += BATCH) {
       const part = list.slice(start, start + BATCH);
-      out.push({body: encode(part), type: type, count: part.length});
+      out.push({body: encode(part), type: type, count: part.length, records: part});
     }
     return out;
   }
@@ -76,14 +88,16 @@
     try { data = JSON.parse(text); } catch (_) { data = undefined; }
     if (data === undefined) {
       const lines = text.split(/\r?\n/).filter((line) => line.trim());
-      return chunks(lines, (part) => part.join("\n"), "application/x-ndjson");
+      return chunks(lines, (part) => part.join("\n"), "application/x-ndjson").map(
+        (b) => ({...b, records: b.records.map(readable)}));
     }
     if (Array.isArray(data)) return chunks(data, JSON.stringify, "application/json");
     if (data && Array.isArray(data.claims) && !data["@context"]) {
       return chunks(data.claims, (part) => JSON.stringify({...data, claims: part}),
         "application/json");
     }
-    return [{body: JSON.stringify(data), type: "application/x-ndjson", count: 1}];
+    return [{body: JSON.stringify(data), type: "application/x-ndjson", count: 1,
+      records: [data]}];
   }
 
   function problem(text) {
@@ -92,15 +106,20 @@
     errors.append(li);
   }
 
-  function link(item) {
-    if (!item.claim_id || links.children.length >= SHOWN) return;
+  function link(item, record) {
+    if (!item.claim_id) return;
+    imported.hidden = false;
+    if (links.children.length >= SHOWN) {
+      more += 1;
+      moreNote.textContent = "… and " + more + " more: find them in the claims list.";
+      return;
+    }
     const li = document.createElement("li");
     const a = document.createElement("a");
     a.href = "/claims/" + encodeURIComponent(item.claim_id);
-    a.textContent = "Claim " + item.claim_id;
+    a.textContent = label(record, item.claim_id);
     li.append(a, " (" + item.status + ")");
     links.append(li);
-    imported.hidden = false;
   }
 
   form.addEventListener("submit", async (event) => {
@@ -112,6 +131,8 @@
     const totals = {created: 0, duplicate: 0, updated: 0, unchanged: 0, error: 0, replayed: 0};
     errors.replaceChildren();
     links.replaceChildren();
+    moreNote.textContent = "";
+    more = 0;
     imported.hidden = true;
     progress.max = Math.max(total, 1);
     progress.value = 0;
@@ -135,11 +156,11 @@
         } else if (result.replayed) {
           // Sent from this page before: its first answer, not counted again.
           totals.replayed += result.items.length;
-          for (const item of result.items) link(item);
+          for (const item of result.items) link(item, part.records[item.index]);
         } else {
           for (const item of result.items) {
             totals[item.status] = (totals[item.status] || 0) + 1;
-            link(item);
+            link(item, part.records[item.index]);
             if (item.error) problem("Record " + (first + item.index) + ": " + item.error.detail);
           }
         }
