@@ -99,7 +99,7 @@ async def claim_page(request: Request, claim_id: str) -> Response:
 Apply = Callable[[Session, Claim, Any, Desk, IfMatch | None], object]
 
 
-def _claim_form(request: Request, claim_id: str, *, name: str, role: str,
+def _claim_form(claim_id: str, *, name: str, role: str,
                 fields: Mapping[str, str], build: Callable[[Values], Any],
                 apply: Apply) -> Form:
     """A form on the claim page: `apply` calls the domain on the claim, locked for update,
@@ -137,7 +137,7 @@ async def edit_claim(request: Request, claim_id: str) -> Response:
                             actor=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="edit", role="checker", build=build, apply=apply,
+        claim_id, name="edit", role="checker", build=build, apply=apply,
         fields={"text": "text", "language": "language", "topics": "topics"}))
 
 
@@ -159,7 +159,7 @@ async def set_verdict(request: Request, claim_id: str) -> Response:
                               expected_version=version, reviewer=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="verdict", role="checker", build=build, apply=apply,
+        claim_id, name="verdict", role="checker", build=build, apply=apply,
         fields={"status": "status", "rationale": "rationale",
                 "evidence_urls": "evidence_urls"}))
 
@@ -182,7 +182,7 @@ async def attach_source(request: Request, claim_id: str) -> Response:
                                actor=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="source", role="ingester", build=build, apply=apply,
+        claim_id, name="source", role="ingester", build=build, apply=apply,
         fields={"source": "source", "stance": "stance", "quote": "quote",
                 "citation_url": "citation_url", "_root": "source"}))
 
@@ -201,7 +201,7 @@ async def link_claim(request: Request, claim_id: str) -> Response:
                           actor=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="link", role="checker", build=build, apply=apply,
+        claim_id, name="link", role="checker", build=build, apply=apply,
         fields={"target_id": "target_id", "kind": "kind", "note": "note"}))
 
 
@@ -218,7 +218,7 @@ async def merge_claim(request: Request, claim_id: str) -> Response:
                            expected_version=version, actor=desk.key.name, note=model.note)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="merge", role="checker", build=build, apply=apply,
+        claim_id, name="merge", role="checker", build=build, apply=apply,
         fields={"duplicate_id": "duplicate_id", "note": "merge_note"}))
 
 
@@ -234,7 +234,7 @@ async def assign_claim(request: Request, claim_id: str) -> Response:
                                 expected_version=version, actor=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="assign", role="checker", build=build, apply=apply,
+        claim_id, name="assign", role="checker", build=build, apply=apply,
         fields={"assignee": "assignee"}))
 
 
@@ -254,7 +254,7 @@ async def publish_claim(request: Request, claim_id: str) -> Response:
                            actor=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="publish", role="checker", build=build, apply=apply,
+        claim_id, name="publish", role="checker", build=build, apply=apply,
         fields={"url": "url", "headline": "headline", "image_url": "image_url"}))
 
 
@@ -268,5 +268,5 @@ async def withdraw_claim(request: Request, claim_id: str) -> Response:
                             actor=desk.key.name)
 
     return await submit(request, _claim_form(
-        request, claim_id, name="withdraw", role="checker", build=lambda _values: None,
+        claim_id, name="withdraw", role="checker", build=lambda _values: None,
         apply=apply, fields={}))
