@@ -1,12 +1,16 @@
 """The desk over HTTP: sign-in cookie, CSRF and origin checks, security headers, roles, and
 bad input shown next to its field (the browser tests drive the same pages in Chromium)."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
 from app.desk import security
-from tests.factories import make_claim, make_key
+from tests.factories import get_json, make_claim, make_key, review
+
+DATA = Path(__file__).parent / "data"
 
 TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -233,3 +237,121 @@ def test_desk_markup_escaped_in_html(client, signed_in, auth):
     page = client.get(f"/claims/{claim['id']}").text
     assert "<script>alert" not in page
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; Minsk &amp; Moscow" in page
+
+
+def _version(client, auth, claim_id: str) -> str:
+    return str(get_json(client, f"/v1/claims/{claim_id}", auth("reader"))["version"])
+
+
+def test_desk_publish_and_withdraw_forms(client, signed_in, auth):
+    claim = make_claim(client, auth("ingester"), "Minsk has banned Russian troop trains.")
+    review(client, auth("checker"), claim["id"], "false")
+    token = signed_in()
+    page = client.get(f"/claims/{claim['id']}").text
+    assert "Publish the verdict" in page and ">Withdraw<" not in page
+    url = f"/claims/{claim['id']}/publish"
+    bad = client.post(url, data={"csrf_token": token, "version": _version(client, auth,
+                      claim["id"]), "url": "not a url", "headline": "Trains: false"})
+    assert bad.status_code == 200
+    assert 'id="publish-url-error"' in bad.text and "Trains: false" in bad.text  # kept
+    assert client.get(f"/c/{claim['id']}").status_code == 404  # nothing published
+    done = client.post(url, data={"csrf_token": token, "version": _version(
+        client, auth, claim["id"]), "url": "https://factcheck.example/trains",
+        "headline": "Trains: false"}, follow_redirects=False)
+    assert done.status_code == 303, done.text
+    public = client.get(f"/c/{claim['id']}")
+    assert public.status_code == 200 and "Trains: false" in public.text
+    page = client.get(done.headers["location"]).text
+    assert "The verdict is published." in page and f'href="/c/{claim["id"]}"' in page
+    assert ">Withdraw<" in page
+
+    withdraw = f"/claims/{claim['id']}/withdraw"
+    stale = client.post(withdraw, data={"csrf_token": token, "version": "1"})
+    assert stale.status_code == 200 and "Someone else changed this claim" in stale.text
+    assert client.get(f"/c/{claim['id']}").status_code == 200  # still published
+    gone = client.post(withdraw, data={"csrf_token": token, "version": _version(
+        client, auth, claim["id"])}, follow_redirects=False)
+    assert gone.status_code == 303, gone.text
+    assert client.get(f"/c/{claim['id']}").status_code == 410
+    history = get_json(client, f"/v1/claims/{claim['id']}/history", auth("reader"))["items"]
+    assert [e["action"] for e in history][-2:] == ["claim.published", "claim.withdrawn"]
+    again = client.post(withdraw, data={"csrf_token": token, "version": _version(
+        client, auth, claim["id"])})
+    assert again.status_code == 200 and "no published verdict to withdraw" in again.text
+
+
+def test_desk_publish_needs_a_verdict_and_a_checker(client, signed_in, auth):
+    claim = make_claim(client, auth("ingester"), "Minsk has closed its airspace.")
+    form = {"version": "1", "url": "https://factcheck.example/air", "headline": "Airspace"}
+    token = signed_in()
+    response = client.post(f"/claims/{claim['id']}/publish", data={**form, "csrf_token": token})
+    assert response.status_code == 200
+    assert "only a verdict can be published" in response.text
+    assert "https://factcheck.example/air" in response.text  # what was typed is kept
+    assert _version(client, auth, claim["id"]) == "1"
+    token = signed_in("ingester")
+    assert "Publish the verdict" not in client.get(f"/claims/{claim['id']}").text
+    for action in ("publish", "withdraw"):
+        refused = client.post(f"/claims/{claim['id']}/{action}",
+                              data={**form, "csrf_token": token})
+        assert refused.status_code == 403 and "checker role" in refused.text
+
+
+def test_desk_list_published_filter(client, signed_in, auth):
+    shown = make_claim(client, auth("ingester"), "Published: Minsk sold its tanks.")
+    hidden = make_claim(client, auth("ingester"), "Unpublished: Minsk bought new tanks.")
+    review(client, auth("checker"), shown["id"], "false")
+    response = client.post(f"/v1/claims/{shown['id']}/publish", headers=auth("checker"),
+                           json={"url": "https://factcheck.example/t", "headline": "Tanks"})
+    assert response.status_code == 200, response.text
+    signed_in("reader")
+    published = client.get("/", params={"published": "yes"}).text
+    assert shown["text"] in published and hidden["text"] not in published
+    assert '<option value="yes" selected>Published</option>' in published
+    unpublished = client.get("/", params={"published": "no"}).text
+    assert hidden["text"] in unpublished and shown["text"] not in unpublished
+    assert "Choose published, not published or either." in client.get(
+        "/", params={"published": "maybe"}).text
+
+
+def _batch(client, token, body: bytes, content_type="application/x-ndjson", **headers):
+    return client.post("/import/batch", content=body, headers={
+        "Content-Type": content_type, security.CSRF_HEADER: token, **headers})
+
+
+def test_desk_import_claimreview_file(client, signed_in, auth):
+    token = signed_in("ingester")
+    body = (DATA / "schemaorg-claimreview.json").read_bytes()
+    response = _batch(client, token, body, "application/json")
+    assert response.status_code == 200, response.text
+    assert response.json()["summary"]["created"] == 1 and response.json()["replayed"] is False
+    claim_id = response.json()["items"][0]["claim_id"]
+    claim = get_json(client, f"/v1/claims/{claim_id}", auth("reader"))
+    assert (claim["text"], claim["status"]) == ("The world is flat", "false")
+    assert client.get(f"/c/{claim_id}").status_code == 200  # its verdict, published
+    google = json.loads((DATA / "google-claims-search.json").read_text())
+    response = _batch(client, token, json.dumps(google).encode(), "application/json")
+    assert response.status_code == 200, response.text
+    assert response.json()["summary"]["created"] == 2
+
+
+def test_desk_import_batch_sent_twice_replays(client, signed_in, auth):
+    token = signed_in("ingester")
+    body = b'{"text": "Replayed: Belarus opened a second airbase."}\n{"text": ""}'
+    key = {"X-Import-Key": "page-1", "X-Import-Batch": "0"}
+    first = _batch(client, token, body, **key)
+    assert first.status_code == 200, first.text
+    assert first.json()["replayed"] is False
+    events = get_json(client, "/v1/events", auth("reader"), limit=200)["items"]
+    second = _batch(client, token, body, **key)
+    assert second.status_code == 200 and second.json()["replayed"] is True
+    assert second.json()["items"] == first.json()["items"]  # the first answer, again
+    assert get_json(client, "/v1/events", auth("reader"), limit=200)["items"] == events
+    found = get_json(client, "/v1/claims", auth("reader"), q="Replayed second airbase")
+    assert len(found["items"]) == 1
+    # Another file from the same page imports; so does the same file from a new page.
+    other = _batch(client, token, b'{"text": "Replayed: a third airbase."}', **key)
+    assert other.status_code == 200 and other.json()["summary"]["created"] == 1
+    fresh = _batch(client, token, body, **{**key, "X-Import-Key": "page-2"})
+    assert fresh.json()["replayed"] is False and fresh.json()["summary"]["duplicate"] == 1
+    assert _batch(client, token, body, **{**key, "X-Import-Batch": "x"}).status_code == 400

@@ -385,13 +385,17 @@ def test_desk_new_claim_and_import(pages, desk, tmp_path):
     file = tmp_path / "claims.ndjson"
     file.write_text("\n".join(lines) + "\n")
     page.get_by_role("link", name="Import").click()
-    page.get_by_label("File (.ndjson or .jsonl)").set_input_files(str(file))
+    page.get_by_label("File (NDJSON, JSON or ClaimReview JSON-LD)").set_input_files(str(file))
     page.get_by_role("button", name="Import").click()
     summary = page.get_by_role("status").filter(has_text="Done.")
-    expect(summary).to_contain_text("151 of 151 lines")
+    expect(summary).to_contain_text("151 of 151 records")
     expect(summary).to_contain_text("150 created")
     expect(summary).to_contain_text("1 failed")
-    expect(page.get_by_label("Lines sent")).to_have_attribute("value", "151")
+    expect(page.get_by_label("Records sent")).to_have_attribute("value", "151")
+    imported = page.get_by_role("region", name="Imported claims")
+    expect(imported.get_by_role("link")).to_have_count(20)
+    expect(imported.get_by_role("link", name=re.compile("number 0 about"))).to_be_visible()
+    expect(imported).to_contain_text("and 130 more")
     shot(page, desk, "import")
 
 
@@ -414,3 +418,185 @@ def test_desk_sign_out_and_revoked_key(pages, desk):
     page.goto("/queue")
     expect(page.get_by_role("alert")).to_contain_text("no longer valid")
     expect(page.get_by_label("API key")).to_be_visible()
+
+
+def test_desk_publish_withdraw_and_published_filter(pages, desk):
+    text = "Belarus has sold its S-300 batteries to Russia."
+    claim = desk.claim(text)
+    page = pages().page
+    sign_in(page, desk)
+    page.goto(f"/claims/{claim['id']}")
+    page.get_by_label("Status", exact=True).select_option(label="False")
+    page.get_by_label("Rationale").fill("Both ministries of defence deny any sale.")
+    page.get_by_role("button", name="Record status").click()
+    expect(page.get_by_text("The status is recorded.")).to_be_visible()
+
+    page.get_by_label("Fact-check URL").fill("javascript:alert(1)")  # the browser lets it by
+    page.get_by_label("Headline").fill("No, Belarus has not sold its S-300s")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_label("Fact-check URL")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Headline")).to_have_value("No, Belarus has not sold its S-300s")
+    page.get_by_label("Fact-check URL").fill("https://factcheck.example/s-300")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    expect(page.get_by_text("The verdict is published.")).to_be_visible()
+    shot(page, desk, "published")
+
+    # The public pages (app/templates, not the desk's) name no icon, so Chromium asks for
+    # /favicon.ico, a 404 logged as a console error that is not the desk's.
+    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
+    page.get_by_role("link", name="public page").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("No, Belarus has not sold")
+    expect(page.locator("body")).to_contain_text(text)
+    page.go_back()
+
+    results = page.get_by_role("region", name="Results")
+    for published, count in (("Published", 1), ("Not published", 0)):
+        page.goto("/")
+        page.get_by_label("Search").fill("sold batteries")
+        page.get_by_label("Published").select_option(label=published)
+        page.get_by_role("button", name="Search").click()
+        expect(results.get_by_role("link", name=text)).to_have_count(count)
+
+    page.goto(f"/claims/{claim['id']}")
+    page.get_by_role("button", name="Withdraw").click()
+    expect(page.get_by_text("The published verdict is withdrawn")).to_be_visible()
+    expect(page.get_by_role("button", name="Withdraw")).to_have_count(0)
+    assert desk.api.get(f"/c/{claim['id']}").status_code == 410
+    for published, count in (("yes", 0), ("no", 1)):
+        page.goto(f"/?published={published}&q=sold+batteries")
+        expect(results.get_by_role("link", name=text)).to_have_count(count)
+
+
+def test_desk_import_claimreview_file_and_the_same_file_twice(pages, desk, tmp_path):
+    review = json.loads((ROOT / "tests/data/schemaorg-claimreview.json").read_text())
+    text = "Belarus has built a wall along its whole border with Poland."
+    review.update(claimReviewed=text, url="https://factcheck.example/belarus-wall")
+    other = {**review, "claimReviewed": "Belarus has dug a canal to the Baltic Sea.",
+             "url": "https://factcheck.example/belarus-canal"}
+    file = tmp_path / "reviews.json"
+    file.write_text(json.dumps([review, other]))
+    page = pages().page
+    sign_in(page, desk)
+    page.goto("/import")
+    page.get_by_label("File (NDJSON, JSON or ClaimReview JSON-LD)").set_input_files(str(file))
+    page.get_by_role("button", name="Import").click()
+    summary = page.get_by_role("status").filter(has_text="Done.")
+    expect(summary).to_contain_text("2 of 2 records: 2 created")
+    imported = page.get_by_role("region", name="Imported claims")
+    expect(imported.get_by_role("link")).to_have_count(2)
+    expect(imported.get_by_role("link", name=other["claimReviewed"])).to_be_visible()
+
+    page.get_by_role("button", name="Import").click()  # the same file again, from this page
+    expect(summary).to_contain_text("0 created")
+    expect(summary).to_contain_text("2 replayed")
+    found = desk.api.get("/v1/claims", params={"q": "wall border Poland"},
+                         headers=desk.headers("reader")).json()["items"]
+    assert [c["text"] for c in found] == [text]  # imported once
+
+    imported.get_by_role("link", name=text).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(text)
+    details = page.get_by_role("region", name=text)
+    expect(details.get_by_text("False", exact=True)).to_be_visible()
+    expect(details).to_contain_text("https://factcheck.example/belarus-wall")  # published
+    expect(page.get_by_role("region", name="Sources")).to_contain_text("Square World Society")
+
+
+# Every visible text node's colour against the background it is drawn on (the first
+# opaque background among its ancestors, semi-transparent ones blended in), as WCAG 2
+# computes contrast; SVG text by its fill.
+CONTRAST_JS = """
+() => {
+  const parse = (value) => {
+    const m = value.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+  };
+  const over = (top, below) => ({
+    r: top.r * top.a + below.r * (1 - top.a), g: top.g * top.a + below.g * (1 - top.a),
+    b: top.b * top.a + below.b * (1 - top.a), a: 1});
+  const background = (el) => {
+    const layers = [];
+    for (let node = el; node && node.nodeType === 1; node = node.parentElement) {
+      const c = parse(getComputedStyle(node).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    let colour = {r: 255, g: 255, b: 255, a: 1};  // the canvas
+    for (const layer of layers.reverse()) colour = over(layer, colour);
+    return colour;
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const seen = new Set();
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    const el = text.parentElement;
+    if (!text.textContent.trim() || seen.has(el)
+        || el.closest("title, desc, script, style, option")) continue;
+    seen.add(el);
+    const style = getComputedStyle(el);
+    const box = el.getBoundingClientRect();
+    if (style.visibility !== "visible" || style.display === "none" || !box.width || !box.height
+        || el.closest("[hidden]")) continue;
+    const svg = el instanceof SVGElement;
+    const fg = parse(svg ? style.fill : style.color);
+    if (!fg) continue;
+    const bg = background(el);
+    const [a, b] = [lum(over(fg, bg)), lum(bg)];
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    out.push({text: text.textContent.trim().slice(0, 40), tag: el.tagName, ratio: ratio,
+              needed: large ? 3 : 4.5, colour: svg ? style.fill : style.color,
+              background: `rgb(${Math.round(bg.r)}, ${Math.round(bg.g)}, ${Math.round(bg.b)})`});
+  }
+  return out;
+}
+"""
+
+
+def test_desk_text_contrast_meets_wcag_aa(pages, desk):
+    claim = desk.claim("Belarus has ordered a census of its reservists.", attributions=[
+        {"source": "BelTA", "stance": "reports", "quote": "A census is ordered."}])
+    other = desk.claim("Belarus has ordered a second census of its reservists.")
+    tab = pages()
+    page = tab.page
+    sign_in(page, desk)
+    page.goto("/sources")
+    source_url = page.get_by_role("link", name=OHCHR).get_attribute("href")
+    checked: dict[str, int] = {}
+    failures: list[str] = []
+
+    def measure(name: str) -> None:
+        found = page.evaluate(CONTRAST_JS)
+        checked[name] = len(found)
+        failures.extend(f"{name}: {f['tag']} {f['text']!r} {f['colour']} on {f['background']}"
+                        f" is {f['ratio']:.2f}:1, needs {f['needed']}:1"
+                        for f in found if f["ratio"] < f["needed"])
+
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for url in ("/sign-in", "/", "/?status=bogus", "/queue", f"/claims/{claim['id']}",
+                    f"/claims/{claim['id']}?saved=edit", "/sources", source_url, "/overview",
+                    "/claims/new", "/import"):
+            page.goto(url)
+            measure(f"{scheme} {url}")
+        page.goto(f"/claims/{claim['id']}")  # a form's problem, a notice and a conflict
+        page.get_by_label("Status", exact=True).select_option(label="False")
+        page.get_by_role("button", name="Record status").click()
+        expect(page.get_by_text("needs a rationale")).to_be_visible()
+        measure(f"{scheme} claim with an error")
+        page.goto(f"/claims/{other['id']}")
+        version = desk.read(other["id"])["version"]
+        response = desk.api.patch(f"/v1/claims/{other['id']}", json={
+            "topics": [f"census-{scheme}"]}, headers={**desk.headers("checker"),
+                                                       "If-Match": f'"{version}"'})
+        assert response.status_code == 200, response.text
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.get_by_role("alert").filter(has_text="Someone else changed")).to_be_visible()
+        measure(f"{scheme} conflict")
+    assert all(checked.values()), checked  # text was found on every page
+    assert failures == [], "\n".join(failures)
