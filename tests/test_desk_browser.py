@@ -441,9 +441,6 @@ def test_desk_publish_withdraw_and_published_filter(pages, desk):
     expect(page.get_by_text("The verdict is published.")).to_be_visible()
     shot(page, desk, "published")
 
-    # The public pages (app/templates, not the desk's) name no icon, so Chromium asks for
-    # /favicon.ico, a 404 logged as a console error that is not the desk's.
-    page.route("**/favicon.ico", lambda route: route.fulfill(status=204))
     page.get_by_role("link", name="public page").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("No, Belarus has not sold")
     expect(page.locator("body")).to_contain_text(text)
