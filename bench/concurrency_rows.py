@@ -64,8 +64,8 @@ def _row(row: str, database: str, svc: Service, specs: dict[str, Spec], opts: Op
         if kind in lean:
             ds = lean[kind]
             ok = ok and many.rps >= ds.rps
-            line += f"; Datasette lean at {opts.connections}: {ds.rps:,.0f} req/s " \
-                    f"({many.rps / ds.rps:.2f}x)"
+            versus = f"{many.rps / ds.rps:.2f}x" if ds.rps else "it answered none in time"
+            line += f"; Datasette lean at {opts.connections}: {ds.rps:,.0f} req/s ({versus})"
         say(f"    {line}")
         lines.append(line)
         passed = passed and ok
