@@ -195,7 +195,7 @@ def ingest(service: Service, bodies: list[bytes], tag: str,
             if response.status_code != 200:
                 raise RuntimeError(f"batch {n}: {response.status_code} {response.text[:300]}")
             for name, value in response.json()["summary"].items():
-                totals[name] += value
+                totals[name] = totals.get(name, 0) + value  # counts added since are summed too
     return totals
 
 
