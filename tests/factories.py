@@ -4,14 +4,18 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+# Claims of the Belarus article that many tests write.
+SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
+SOLDIERS_EDITED = "Tens of thousands of Russian soldiers have been stationed in Belarus."
+NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
+
 
 def bearer(secret: str) -> dict[str, str]:
     """The Authorization header for this key's secret."""
     return {"Authorization": f"Bearer {secret}"}
 
 
-def claim_body(text: str = "Thousands of Russian soldiers have been stationed in Belarus since "
-               "October.", **fields: Any) -> dict[str, Any]:
+def claim_body(text: str = SOLDIERS, **fields: Any) -> dict[str, Any]:
     return {"text": text, **fields}
 
 
@@ -156,3 +160,16 @@ def merge(client: TestClient, auth: Any, target_id: str, duplicate_id: str):
     """Merge `duplicate_id` into `target_id` as a checker; the response."""
     return client.post(f"/v1/claims/{target_id}/merge", json={"duplicate_id": duplicate_id},
                        headers={**auth("checker"), "If-Match": "*"})
+
+
+def history(client: TestClient, auth: Any, claim_id: str) -> list[dict[str, Any]]:
+    """A claim's history, oldest first (its first 200 events)."""
+    return get_json(client, f"/v1/claims/{claim_id}/history", auth("reader"),
+                    limit=200)["items"]
+
+
+def event_count(client: Any, headers: dict[str, str]) -> int:
+    """How many events the feed's first page of 200 holds (TestClient or httpx.Client)."""
+    response = client.get("/v1/events", params={"limit": 200}, headers=headers)
+    assert response.status_code == 200, response.text
+    return len(response.json()["items"])

@@ -17,6 +17,9 @@ from app.errors import Conflict
 from app.main import create_app
 from app.models import ApiKey, IdempotencyRecord, Instance, utcnow
 from tests.factories import (
+    NDJSON,
+    NO_FORCES,
+    SOLDIERS,
     assert_problem,
     get_json,
     ledger_state,
@@ -25,8 +28,6 @@ from tests.factories import (
 )
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
-SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
-NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
 CIVILIANS = ("441 civilians were killed by Russian forces in the Kyiv, Sumy and Chernihiv regions "
              "early in the war.")
 NOT_TARGET = "Russia does not intentionally target civilians."
@@ -562,3 +563,35 @@ def test_create_claim_same_external_id_10_concurrent_one_wins(
     assert statuses == [201] + [409] * 9, [r.text for r in responses if r.status_code != 409]
     winner = next(r for r in responses if r.status_code == 201).json()["id"]
     assert {r.json()["claim_id"] for r in responses if r.status_code == 409} == {winner}
+
+
+def test_retry_with_reserialised_json_body_replays(client, auth):
+    headers = {**auth("ingester"), "Idempotency-Key": "reserialised",
+               "Content-Type": "application/json"}
+    body = {"text": SOLDIERS, "topics": ["belarus"], "language": "en"}
+    first = client.post("/v1/claims", content=json.dumps(body), headers=headers)
+    assert first.status_code == 201, first.text
+    shuffled = json.dumps(dict(reversed(body.items())), indent=2)
+    again = client.post("/v1/claims", content=shuffled, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = client.post("/v1/claims", content=json.dumps({**body, "language": "de"}),
+                        headers=headers)
+    assert_problem(other, 422, contains="different request")
+
+def test_retry_with_reserialised_ndjson_body_replays(client, auth):
+    headers = {**auth("ingester"), **NDJSON, "Idempotency-Key": "reserialised-feed"}
+    lines = [{"text": SOLDIERS, "origin": "nd", "external_id": "1"}, {"text": NO_FORCES}]
+    first = client.post("/v1/ingest", headers=headers,
+                        content="\n".join(json.dumps(x) for x in lines) + "\n")
+    assert first.status_code == 200, first.text
+    spaced = "\r\n".join(json.dumps(dict(reversed(x.items())), indent=None,
+                                    separators=(" , ", " : ")) for x in lines)
+    again = client.post("/v1/ingest", headers=headers, content=spaced)
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    swapped = client.post("/v1/ingest", headers=headers,
+                          content="\n".join(json.dumps(x) for x in reversed(lines)))
+    assert_problem(swapped, 422, contains="different request")
