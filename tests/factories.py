@@ -71,7 +71,7 @@ def with_version(headers: dict[str, str], version: int | str) -> dict[str, str]:
     return {**headers, "If-Match": value}
 
 
-def get_json(client: TestClient, url: str, headers: dict[str, str], **params: Any) -> Any:
+def get_json(client: Any, url: str, headers: dict[str, str], **params: Any) -> Any:
     response = client.get(url, params=params or None, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
@@ -100,7 +100,7 @@ def make_key(client: TestClient, headers: dict[str, str], name: str,
     return response.json()
 
 
-def all_pages(client: TestClient, url: str, headers: dict[str, str], *, limit: int = 200,
+def all_pages(client: Any, url: str, headers: dict[str, str], *, limit: int = 200,
               **params: Any) -> list[dict[str, Any]]:
     """Every item of a cursor-paged list (stops when `next_cursor` is null or a page is empty)."""
     items: list[dict[str, Any]] = []
@@ -112,6 +112,11 @@ def all_pages(client: TestClient, url: str, headers: dict[str, str], *, limit: i
         cursor = page["next_cursor"]
         if not cursor or not page["items"]:
             return items
+
+
+def all_claims(client: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every claim, merged ones too, read page by page (TestClient or httpx.Client)."""
+    return all_pages(client, "/v1/claims", headers, include_merged="true")
 
 
 def ledger_state(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from app.client import (
     count_items,
     read_items,
 )
-from tests.factories import event_count, get_json
+from tests.factories import all_claims, event_count, get_json
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
 SOURCES = ["Government of Ukraine", "ISW", "United Nations", "BelTA", "OHCHR"]
@@ -49,18 +49,6 @@ def write_ndjson(path: Path, items: list, *, bad_lines: dict[int, str] | None = 
         lines.insert(at, raw)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def all_claims(http, headers: dict[str, str]) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        params = {"limit": 200, "include_merged": "true", **({"cursor": cursor} if cursor else {})}
-        page = http.get("/v1/claims", params=params, headers=headers)
-        assert page.status_code == 200, page.text
-        out += page.json()["items"]
-        cursor = page.json()["next_cursor"]
-        if cursor is None:
-            return out
 
 
 # --- the client against a real server ---------------------------------------------------

@@ -10,16 +10,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app import models
 from app.db import Database
 from app.domain import idempotency
 from app.errors import Conflict
 from app.main import create_app
 from app.models import ApiKey, IdempotencyRecord, Instance, utcnow
+from app.models import base as model_base
 from tests.factories import (
     NDJSON,
     NO_FORCES,
     SOLDIERS,
+    all_claims,
     assert_problem,
     get_json,
     ledger_state,
@@ -287,7 +288,7 @@ def _skew_clock(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
         def now(cls, tz=None):
             return datetime.now(tz) + by
 
-    monkeypatch.setattr(models, "datetime", Skewed)
+    monkeypatch.setattr(model_base, "datetime", Skewed)  # utcnow() reads it there
 
 
 @pytest.mark.parametrize("owner", ["live", "dead"])
@@ -455,14 +456,6 @@ def _fire(url: str, count: int, make_request) -> list[httpx.Response]:
     return results  # type: ignore[return-value]
 
 
-def _all_claims(client: httpx.Client, headers: dict[str, str]) -> list[dict]:
-    page = client.get("/v1/claims", params={"limit": 200, "include_merged": "true"},
-                      headers=headers)
-    assert page.status_code == 200, page.text
-    assert page.json()["next_cursor"] is None
-    return page.json()["items"]
-
-
 def test_ingest_claims_same_batch_20_concurrent_one_copy(live_server, live_auth):  # noqa: F811
     batch = [{"text": text, "attributions": [{"source": "OHCHR", "stance": "asserts"}]}
              for text in (SOLDIERS, NO_FORCES, CIVILIANS, NOT_TARGET)]
@@ -483,7 +476,7 @@ def test_ingest_claims_same_batch_20_concurrent_one_copy(live_server, live_auth)
     for busy in (r for r in responses if r.status_code == 409):
         assert busy.headers["content-type"].startswith("application/problem+json")
     with httpx.Client(base_url=live_server.url, timeout=60.0) as client:
-        claims = _all_claims(client, live_auth("reader"))
+        claims = all_claims(client, live_auth("reader"))
         assert sorted(c["text"] for c in claims) == sorted(i["text"] for i in batch)
         assert sorted(c["id"] for c in claims) == sorted(r["claim_id"] for r in first["items"])
         sources = client.get("/v1/sources", headers=live_auth("reader")).json()["items"]
@@ -494,7 +487,7 @@ def test_ingest_claims_same_batch_20_concurrent_one_copy(live_server, live_auth)
             assert retry.status_code == 200, retry.text
             assert retry.headers["idempotent-replayed"] == "true"
             assert retry.json() == first
-        assert len(_all_claims(client, live_auth("reader"))) == 4
+        assert len(all_claims(client, live_auth("reader"))) == 4
     print(f"20 concurrent retries: {statuses.count(200)} replayed or first, "
           f"{statuses.count(409)} in flight")
 
@@ -525,7 +518,7 @@ def test_ingest_claims_50_concurrent_batches_create_new_source_once(
         every = client.get("/v1/sources", params={"limit": 200},
                            headers=live_auth("reader")).json()["items"]
         assert len(every) == 1
-        claims = _all_claims(client, live_auth("reader"))
+        claims = all_claims(client, live_auth("reader"))
         assert len(claims) == 100
         assert {a["source"]["id"] for c in claims for a in c["attributions"]} == {found[0]["id"]}
 
@@ -546,7 +539,7 @@ def test_ingest_claims_overlapping_batches_10_concurrent_one_copy(
     assert [r.status_code for r in responses] == [200] * 10, [
         r.text for r in responses if r.status_code != 200][:3]
     with httpx.Client(base_url=live_server.url, timeout=60.0) as client:
-        texts = [c["text"] for c in _all_claims(client, live_auth("reader"))]
+        texts = [c["text"] for c in all_claims(client, live_auth("reader"))]
     assert texts.count(SOLDIERS) == 1 and texts.count(NO_FORCES) == 1
     assert len(texts) == 12
 
