@@ -258,14 +258,14 @@ def _import_other_formats(file: Path, *, url: str | None, key: str | None, merge
                           keep_going: bool) -> bool:
     """Import `file` if it is an export or ClaimReview / Google data; False if it is neither
     (claims as items, for the batch importer)."""
-    from app.domain import claimreview_in, transfer
+    from app.domain import claimreview_in, transfer_format
 
     with file.open("rb") as stream:
         first = stream.readline(1 << 20)
         stream.seek(0)
         head = stream.read(claimreview_in.SNIFF_BYTES)
     try:
-        is_export = transfer.is_export(first.decode("utf-8"))
+        is_export = transfer_format.is_export(first.decode("utf-8"))
     except UnicodeDecodeError:
         is_export = False
     if is_export:
@@ -346,7 +346,7 @@ def _send_reviews(url: str, key: str, body: bytes) -> tuple[dict, list]:
 def _import_export(file: Path, *, merge: bool, keep_going: bool) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from app.domain import transfer
+    from app.domain import transfer_import
 
     migrate.upgrade(get_settings().database_url)
     with file.open("rb") as stream:
@@ -362,8 +362,9 @@ def _import_export(file: Path, *, merge: bool, keep_going: bool) -> None:
                 if line % 1000 == 0:
                     progress.update(task, completed=line)
 
-            summary = transfer.import_lines(session, transfer.read_lines(stream), merge=merge,
-                                            keep_going=keep_going, progress=advance)
+            summary = transfer_import.import_lines(
+                session, transfer_import.read_lines(stream), merge=merge,
+                keep_going=keep_going, progress=advance)
             session.commit()
     except AppError as exc:
         console.print(f"[red]nothing was imported: {exc.detail}[/red]")
@@ -426,7 +427,7 @@ def export_cmd(
     """Export the whole ledger as NDJSON (lossless; API keys' secrets never leave)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from app.domain import transfer
+    from app.domain import transfer_export
 
     moment = _parse_time(as_of, "--as-of") if as_of else None
     err = Console(stderr=True)
@@ -436,14 +437,15 @@ def export_cmd(
         with db.session() as session, Progress(
                 TextColumn("exporting {task.fields[kind]}"), BarColumn(), MofNCompleteColumn(),
                 console=err, disable=not err.is_terminal, transient=True) as progress:
-            task = progress.add_task("export", total=transfer.count_records(session), kind="")
+            total = transfer_export.count_records(session)
+            task = progress.add_task("export", total=total, kind="")
             session.rollback()  # the export reads its own snapshot, from its first statement
 
             def advance(kind: str, done: int) -> None:
                 if done % 1000 == 0:
                     progress.update(task, completed=done, kind=kind)
 
-            lines = transfer.export_lines(session, as_of=moment, progress=advance)
+            lines = transfer_export.export_lines(session, as_of=moment, progress=advance)
             if partial is None:
                 out = sys.stdout.buffer
                 for line in lines:

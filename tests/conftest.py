@@ -23,7 +23,7 @@ from app.db import Database
 from app.domain import keys
 from app.main import create_app
 from app.models import Role
-from tests.factories import bearer, make_claim, make_source, review
+from tests.factories import NO_FORCES, SOLDIERS, bearer, make_claim, make_source, review
 
 PG_URL = os.environ.get("CLAIMLEDGER_TEST_DATABASE_URL", "")
 
@@ -146,6 +146,25 @@ def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
+def run_cli(settings: Settings) -> Iterator:
+    """run_cli(*args) -> the CliRunner result, with the CLI on this test's database."""
+    from app.cli import cli
+
+    runner = CliRunner()
+    env = {"CLAIMLEDGER_DATABASE_URL": settings.database_url, "CLAIMLEDGER_KEY": ""}
+
+    def run(*args: str):
+        get_settings.cache_clear()
+        try:
+            return runner.invoke(cli, list(args), env=env)
+        finally:
+            get_settings.cache_clear()
+
+    yield run
+    get_settings.cache_clear()
+
+
+@pytest.fixture
 def auth(secrets: dict[str, str]):
     """auth("checker") -> the Authorization header for a key with that role."""
 
@@ -171,8 +190,6 @@ def ledger(client, auth):
     return {"isw": isw, "rochan": rochan, "first": first, "second": second}
 
 
-SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
-NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
 NOT_TARGET = "Russia does not intentionally target civilians."
 DEATHS = "At least 6,700 civilian deaths have been counted in the war."
 INFO_OP = ("Belarus is running an information operation aimed at fixing Ukrainian forces on the "

@@ -4,14 +4,18 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+# Claims of the Belarus article that many tests write.
+SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
+SOLDIERS_EDITED = "Tens of thousands of Russian soldiers have been stationed in Belarus."
+NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
+
 
 def bearer(secret: str) -> dict[str, str]:
     """The Authorization header for this key's secret."""
     return {"Authorization": f"Bearer {secret}"}
 
 
-def claim_body(text: str = "Thousands of Russian soldiers have been stationed in Belarus since "
-               "October.", **fields: Any) -> dict[str, Any]:
+def claim_body(text: str = SOLDIERS, **fields: Any) -> dict[str, Any]:
     return {"text": text, **fields}
 
 
@@ -67,7 +71,7 @@ def with_version(headers: dict[str, str], version: int | str) -> dict[str, str]:
     return {**headers, "If-Match": value}
 
 
-def get_json(client: TestClient, url: str, headers: dict[str, str], **params: Any) -> Any:
+def get_json(client: Any, url: str, headers: dict[str, str], **params: Any) -> Any:
     response = client.get(url, params=params or None, headers=headers)
     assert response.status_code == 200, response.text
     return response.json()
@@ -96,7 +100,7 @@ def make_key(client: TestClient, headers: dict[str, str], name: str,
     return response.json()
 
 
-def all_pages(client: TestClient, url: str, headers: dict[str, str], *, limit: int = 200,
+def all_pages(client: Any, url: str, headers: dict[str, str], *, limit: int = 200,
               **params: Any) -> list[dict[str, Any]]:
     """Every item of a cursor-paged list (stops when `next_cursor` is null or a page is empty)."""
     items: list[dict[str, Any]] = []
@@ -108,6 +112,11 @@ def all_pages(client: TestClient, url: str, headers: dict[str, str], *, limit: i
         cursor = page["next_cursor"]
         if not cursor or not page["items"]:
             return items
+
+
+def all_claims(client: Any, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every claim, merged ones too, read page by page (TestClient or httpx.Client)."""
+    return all_pages(client, "/v1/claims", headers, include_merged="true")
 
 
 def ledger_state(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -156,3 +165,16 @@ def merge(client: TestClient, auth: Any, target_id: str, duplicate_id: str):
     """Merge `duplicate_id` into `target_id` as a checker; the response."""
     return client.post(f"/v1/claims/{target_id}/merge", json={"duplicate_id": duplicate_id},
                        headers={**auth("checker"), "If-Match": "*"})
+
+
+def history(client: TestClient, auth: Any, claim_id: str) -> list[dict[str, Any]]:
+    """A claim's history, oldest first (its first 200 events)."""
+    return get_json(client, f"/v1/claims/{claim_id}/history", auth("reader"),
+                    limit=200)["items"]
+
+
+def event_count(client: Any, headers: dict[str, str]) -> int:
+    """How many events the feed's first page of 200 holds (TestClient or httpx.Client)."""
+    response = client.get("/v1/events", params={"limit": 200}, headers=headers)
+    assert response.status_code == 200, response.text
+    return len(response.json()["items"])

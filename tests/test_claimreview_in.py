@@ -8,14 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from app.cli import cli
-from app.config import get_settings
 from app.domain import claimreview_in
 from app.errors import AppError
 from app.models import Status
-from tests.factories import assert_problem, get_json
+from tests.factories import assert_problem, event_count, get_json
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
 DATA = Path(__file__).parent / "data"
@@ -36,10 +33,6 @@ def claim_by_text(client, headers, text: str) -> dict:
     found = [c for c in items if c["text"] == text]
     assert found, f"no claim {text!r}"
     return found[0]
-
-
-def event_count(client, headers) -> int:
-    return len(get_json(client, "/v1/events", headers, limit=200)["items"])
 
 
 # --- parsing, pure ------------------------------------------------------------------------
@@ -233,18 +226,6 @@ def test_ingest_claimreview_needs_ingester(client, auth):
 
 
 # --- through claimledger import ---------------------------------------------------------
-
-
-@pytest.fixture
-def run_cli(settings):
-    def run(*args: str):
-        get_settings.cache_clear()
-        try:
-            return CliRunner().invoke(cli, list(args), env={
-                "CLAIMLEDGER_DATABASE_URL": settings.database_url, "CLAIMLEDGER_KEY": ""})
-        finally:
-            get_settings.cache_clear()
-    return run
 
 
 def test_import_cli_claimreview_and_google_files_twice(client, auth, run_cli):

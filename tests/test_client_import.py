@@ -3,16 +3,13 @@
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner
 
 from app import cli as cli_module
-from app.cli import cli
 from app.client import (
     ClaimledgerClient,
     ClaimledgerError,
@@ -21,8 +18,7 @@ from app.client import (
     count_items,
     read_items,
 )
-from app.config import get_settings
-from tests.factories import get_json
+from tests.factories import all_claims, event_count, get_json
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
 SOURCES = ["Government of Ukraine", "ISW", "United Nations", "BelTA", "OHCHR"]
@@ -53,24 +49,6 @@ def write_ndjson(path: Path, items: list, *, bad_lines: dict[int, str] | None = 
         lines.insert(at, raw)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def all_claims(http, headers: dict[str, str]) -> list[dict]:
-    out, cursor = [], None
-    while True:
-        params = {"limit": 200, "include_merged": "true", **({"cursor": cursor} if cursor else {})}
-        page = http.get("/v1/claims", params=params, headers=headers)
-        assert page.status_code == 200, page.text
-        out += page.json()["items"]
-        cursor = page.json()["next_cursor"]
-        if cursor is None:
-            return out
-
-
-def event_count(http, headers: dict[str, str]) -> int:
-    page = http.get("/v1/events", params={"limit": 200}, headers=headers)
-    assert page.status_code == 200, page.text
-    return len(page.json()["items"])
 
 
 # --- the client against a real server ---------------------------------------------------
@@ -236,23 +214,6 @@ def test_read_items_json_array_and_ndjson(tmp_path):
 
 
 # --- claimledger import -------------------------------------------------------------------
-
-
-@pytest.fixture
-def run_cli(settings) -> Iterator:
-    """run_cli(*args) -> the CliRunner result, with the CLI on this test's database."""
-    runner = CliRunner()
-    env = {"CLAIMLEDGER_DATABASE_URL": settings.database_url, "CLAIMLEDGER_KEY": ""}
-
-    def run(*args: str):
-        get_settings.cache_clear()
-        try:
-            return runner.invoke(cli, list(args), env=env)
-        finally:
-            get_settings.cache_clear()
-
-    yield run
-    get_settings.cache_clear()
 
 
 def test_import_cli_local_file_and_rerun_creates_nothing(client, auth, run_cli, tmp_path):

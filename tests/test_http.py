@@ -8,7 +8,15 @@ import threading
 import httpx
 import pytest
 
-from tests.factories import assert_problem, ledger_state, make_claim, make_source
+from tests.factories import (
+    NO_FORCES,
+    SOLDIERS,
+    assert_problem,
+    ledger_state,
+    make_claim,
+    make_source,
+    with_version,
+)
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
 ID = re.compile(r"[0-9a-f]{32}")
@@ -322,3 +330,39 @@ def test_openapi_lists_415_with_accept_on_every_operation_with_a_body(client):
             assert ("415" in operation["responses"]) == has_body, f"{method} {path}"
             if has_body:
                 assert "Accept" in operation["responses"]["415"]["headers"]
+
+
+@pytest.mark.parametrize("action", ["review", "link", "merge", "delete", "detach"])
+def test_write_without_if_match_is_428(client, auth, action):
+    claim = make_claim(client, auth("ingester"), SOLDIERS, attributions=[
+        {"source": "Government of Ukraine", "stance": "asserts"}])
+    other = make_claim(client, auth("ingester"), NO_FORCES)
+    url = f"/v1/claims/{claim['id']}"
+    method, path, body = {
+        "review": ("POST", "/reviews", {"status": "in_review"}),
+        "link": ("POST", "/links", {"target_id": other["id"], "kind": "related"}),
+        "merge": ("POST", "/merge", {"duplicate_id": other["id"]}),
+        "delete": ("DELETE", "", None),
+        "detach": ("DELETE", f"/attributions/{claim['attributions'][0]['id']}", None),
+    }[action]
+    role = "admin" if action == "delete" else "checker"
+    assert_problem(client.request(method, url + path, json=body, headers=auth(role)), 428,
+                   contains="If-Match")
+    assert_problem(client.request(method, url + path, json=body,
+                                  headers=with_version(auth(role), 7)), 412)
+    done = client.request(method, url + path, json=body,
+                          headers=with_version(auth(role), claim["version"]))
+    assert done.status_code < 300, done.text
+
+def test_openapi_lists_428_on_the_guarded_writes_only(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    guarded = [("post", "/v1/claims/{claim_id}/reviews"), ("post", "/v1/claims/{claim_id}/links"),
+               ("post", "/v1/claims/{claim_id}/merge"), ("delete", "/v1/claims/{claim_id}"),
+               ("delete", "/v1/claims/{claim_id}/attributions/{attribution_id}"),
+               ("post", "/v1/sources/{source_id}/merge")]
+    for method, path in guarded:
+        assert {"412", "428"} <= set(paths[path][method]["responses"]), (method, path)
+        assert "If-Match" in paths[path][method]["description"]
+    assert "428" not in paths["/v1/claims/{claim_id}/attributions"]["post"]["responses"]
+    assert "428" not in paths["/v1/claims"]["post"]["responses"]
+    assert "412" not in paths["/v1/origins/{origin}/owner"]["put"]["responses"]

@@ -15,8 +15,12 @@ from app.domain import idempotency
 from app.errors import Conflict
 from app.main import create_app
 from app.models import ApiKey, IdempotencyRecord, Instance, utcnow
-from app.models import base as models_base
+from app.models import base as model_base
 from tests.factories import (
+    NDJSON,
+    NO_FORCES,
+    SOLDIERS,
+    all_claims,
     assert_problem,
     get_json,
     ledger_state,
@@ -25,8 +29,6 @@ from tests.factories import (
 )
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
-SOLDIERS = "Thousands of Russian soldiers have been stationed in Belarus since October."
-NO_FORCES = "Russia does not currently have enough forces in Belarus to launch an attack."
 CIVILIANS = ("441 civilians were killed by Russian forces in the Kyiv, Sumy and Chernihiv regions "
              "early in the war.")
 NOT_TARGET = "Russia does not intentionally target civilians."
@@ -286,7 +288,7 @@ def _skew_clock(monkeypatch: pytest.MonkeyPatch, by: timedelta) -> None:
         def now(cls, tz=None):
             return datetime.now(tz) + by
 
-    monkeypatch.setattr(models_base, "datetime", Skewed)
+    monkeypatch.setattr(model_base, "datetime", Skewed)  # utcnow() reads it there
 
 
 @pytest.mark.parametrize("owner", ["live", "dead"])
@@ -454,14 +456,6 @@ def _fire(url: str, count: int, make_request) -> list[httpx.Response]:
     return results  # type: ignore[return-value]
 
 
-def _all_claims(client: httpx.Client, headers: dict[str, str]) -> list[dict]:
-    page = client.get("/v1/claims", params={"limit": 200, "include_merged": "true"},
-                      headers=headers)
-    assert page.status_code == 200, page.text
-    assert page.json()["next_cursor"] is None
-    return page.json()["items"]
-
-
 def test_ingest_claims_same_batch_20_concurrent_one_copy(live_server, live_auth):  # noqa: F811
     batch = [{"text": text, "attributions": [{"source": "OHCHR", "stance": "asserts"}]}
              for text in (SOLDIERS, NO_FORCES, CIVILIANS, NOT_TARGET)]
@@ -482,7 +476,7 @@ def test_ingest_claims_same_batch_20_concurrent_one_copy(live_server, live_auth)
     for busy in (r for r in responses if r.status_code == 409):
         assert busy.headers["content-type"].startswith("application/problem+json")
     with httpx.Client(base_url=live_server.url, timeout=60.0) as client:
-        claims = _all_claims(client, live_auth("reader"))
+        claims = all_claims(client, live_auth("reader"))
         assert sorted(c["text"] for c in claims) == sorted(i["text"] for i in batch)
         assert sorted(c["id"] for c in claims) == sorted(r["claim_id"] for r in first["items"])
         sources = client.get("/v1/sources", headers=live_auth("reader")).json()["items"]
@@ -493,7 +487,7 @@ def test_ingest_claims_same_batch_20_concurrent_one_copy(live_server, live_auth)
             assert retry.status_code == 200, retry.text
             assert retry.headers["idempotent-replayed"] == "true"
             assert retry.json() == first
-        assert len(_all_claims(client, live_auth("reader"))) == 4
+        assert len(all_claims(client, live_auth("reader"))) == 4
     print(f"20 concurrent retries: {statuses.count(200)} replayed or first, "
           f"{statuses.count(409)} in flight")
 
@@ -524,7 +518,7 @@ def test_ingest_claims_50_concurrent_batches_create_new_source_once(
         every = client.get("/v1/sources", params={"limit": 200},
                            headers=live_auth("reader")).json()["items"]
         assert len(every) == 1
-        claims = _all_claims(client, live_auth("reader"))
+        claims = all_claims(client, live_auth("reader"))
         assert len(claims) == 100
         assert {a["source"]["id"] for c in claims for a in c["attributions"]} == {found[0]["id"]}
 
@@ -545,7 +539,7 @@ def test_ingest_claims_overlapping_batches_10_concurrent_one_copy(
     assert [r.status_code for r in responses] == [200] * 10, [
         r.text for r in responses if r.status_code != 200][:3]
     with httpx.Client(base_url=live_server.url, timeout=60.0) as client:
-        texts = [c["text"] for c in _all_claims(client, live_auth("reader"))]
+        texts = [c["text"] for c in all_claims(client, live_auth("reader"))]
     assert texts.count(SOLDIERS) == 1 and texts.count(NO_FORCES) == 1
     assert len(texts) == 12
 
@@ -562,3 +556,35 @@ def test_create_claim_same_external_id_10_concurrent_one_wins(
     assert statuses == [201] + [409] * 9, [r.text for r in responses if r.status_code != 409]
     winner = next(r for r in responses if r.status_code == 201).json()["id"]
     assert {r.json()["claim_id"] for r in responses if r.status_code == 409} == {winner}
+
+
+def test_retry_with_reserialised_json_body_replays(client, auth):
+    headers = {**auth("ingester"), "Idempotency-Key": "reserialised",
+               "Content-Type": "application/json"}
+    body = {"text": SOLDIERS, "topics": ["belarus"], "language": "en"}
+    first = client.post("/v1/claims", content=json.dumps(body), headers=headers)
+    assert first.status_code == 201, first.text
+    shuffled = json.dumps(dict(reversed(body.items())), indent=2)
+    again = client.post("/v1/claims", content=shuffled, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    other = client.post("/v1/claims", content=json.dumps({**body, "language": "de"}),
+                        headers=headers)
+    assert_problem(other, 422, contains="different request")
+
+def test_retry_with_reserialised_ndjson_body_replays(client, auth):
+    headers = {**auth("ingester"), **NDJSON, "Idempotency-Key": "reserialised-feed"}
+    lines = [{"text": SOLDIERS, "origin": "nd", "external_id": "1"}, {"text": NO_FORCES}]
+    first = client.post("/v1/ingest", headers=headers,
+                        content="\n".join(json.dumps(x) for x in lines) + "\n")
+    assert first.status_code == 200, first.text
+    spaced = "\r\n".join(json.dumps(dict(reversed(x.items())), indent=None,
+                                    separators=(" , ", " : ")) for x in lines)
+    again = client.post("/v1/ingest", headers=headers, content=spaced)
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    swapped = client.post("/v1/ingest", headers=headers,
+                          content="\n".join(json.dumps(x) for x in reversed(lines)))
+    assert_problem(swapped, 422, contains="different request")

@@ -233,3 +233,38 @@ def test_create_attribution_by_alias_reuses_source(client, auth):
     assert fresh["source"]["name"] == "Konrad Muzyka"
     assert lookup(client, auth, name="konrad muzyka") == ["Konrad Muzyka"]
     assert len(all_pages(client, "/v1/sources", auth("reader"))) == 2
+
+
+def test_get_source_record_says_who_proved_right_or_wrong(client, auth, reviewed_ledger):
+    reader = auth("reader")
+    ukraine = get_json(client, f"/v1/sources/{reviewed_ledger['ukraine']['id']}/record", reader)
+    assert ukraine["source"]["id"] == reviewed_ledger["ukraine"]["id"]
+    assert ukraine["asserted"] == {"true": 1, "false": 1}
+    assert ukraine["disputed"] == {"false": 1}
+    assert ukraine["reported"] == {}
+    assert (ukraine["asserted_total"], ukraine["disputed_total"],
+            ukraine["reported_total"]) == (2, 1, 0)
+    assert (ukraine["asserted_proved_true"], ukraine["asserted_proved_false"]) == (1, 1)
+    # It disputed a claim that proved false: right.
+    assert (ukraine["disputed_proved_true"], ukraine["disputed_proved_false"]) == (0, 1)
+    russia = get_json(client, f"/v1/sources/{reviewed_ledger['russia']['id']}/record", reader)
+    assert russia["asserted"] == {"false": 1} and russia["disputed"] == {"true": 1}
+    assert (russia["asserted_proved_true"], russia["asserted_proved_false"]) == (0, 1)
+    # It denied a claim that proved true: wrong.
+    assert (russia["disputed_proved_true"], russia["disputed_proved_false"]) == (1, 0)
+    un = get_json(client, f"/v1/sources/{reviewed_ledger['un']['id']}/record", reader)
+    assert un["asserted"] == {"mostly_true": 1} and un["asserted_proved_true"] == 1
+    belta = get_json(client, f"/v1/sources/{reviewed_ledger['belta']['id']}/record", reader)
+    assert belta["reported"] == {"in_review": 1} and belta["reported_total"] == 1
+    assert belta["asserted_total"] == belta["disputed_total"] == 0
+
+def test_get_source_record_follows_new_verdicts(client, auth, reviewed_ledger):
+    url = f"/v1/sources/{reviewed_ledger['isw']['id']}/record"
+    assert get_json(client, url, auth("reader"))["asserted"] == {"in_review": 1}
+    review(client, auth("checker"), reviewed_ledger["claims"]["info_op"]["id"], "mostly_false")
+    record = get_json(client, url, auth("reader"))
+    assert record["asserted"] == {"mostly_false": 1}
+    assert record["asserted_proved_false"] == 1 and record["asserted_proved_true"] == 0
+
+def test_get_source_record_unknown_source_is_404(client, auth):
+    assert_problem(client.get("/v1/sources/src_nope/record", headers=auth("reader")), 404)

@@ -1,4 +1,4 @@
-"""Ledger statistics (GET /v1/stats) and a source's track record (GET /v1/sources/…/record)."""
+"""Ledger statistics (GET /v1/stats) and the cache that answers them while nothing changes."""
 
 import threading
 import time
@@ -144,43 +144,6 @@ def test_stats_cache_computes_once_for_callers_asking_together(db):
     for t in [first, *others]:
         t.join(10)
     assert answers == ["answer 1"] * 4 and len(calls) == 1
-
-
-def test_get_source_record_counts_verdicts_by_stance(client, auth, reviewed_ledger):
-    reader = auth("reader")
-    ukraine = get_json(client, f"/v1/sources/{reviewed_ledger['ukraine']['id']}/record", reader)
-    assert ukraine["source"]["id"] == reviewed_ledger["ukraine"]["id"]
-    assert ukraine["asserted"] == {"true": 1, "false": 1}
-    assert ukraine["disputed"] == {"false": 1}
-    assert ukraine["reported"] == {}
-    assert (ukraine["asserted_total"], ukraine["disputed_total"],
-            ukraine["reported_total"]) == (2, 1, 0)
-    assert (ukraine["asserted_proved_true"], ukraine["asserted_proved_false"]) == (1, 1)
-    # It disputed a claim that proved false: right.
-    assert (ukraine["disputed_proved_true"], ukraine["disputed_proved_false"]) == (0, 1)
-    russia = get_json(client, f"/v1/sources/{reviewed_ledger['russia']['id']}/record", reader)
-    assert russia["asserted"] == {"false": 1} and russia["disputed"] == {"true": 1}
-    assert (russia["asserted_proved_true"], russia["asserted_proved_false"]) == (0, 1)
-    # It denied a claim that proved true: wrong.
-    assert (russia["disputed_proved_true"], russia["disputed_proved_false"]) == (1, 0)
-    un = get_json(client, f"/v1/sources/{reviewed_ledger['un']['id']}/record", reader)
-    assert un["asserted"] == {"mostly_true": 1} and un["asserted_proved_true"] == 1
-    belta = get_json(client, f"/v1/sources/{reviewed_ledger['belta']['id']}/record", reader)
-    assert belta["reported"] == {"in_review": 1} and belta["reported_total"] == 1
-    assert belta["asserted_total"] == belta["disputed_total"] == 0
-
-
-def test_get_source_record_follows_new_verdicts(client, auth, reviewed_ledger):
-    url = f"/v1/sources/{reviewed_ledger['isw']['id']}/record"
-    assert get_json(client, url, auth("reader"))["asserted"] == {"in_review": 1}
-    review(client, auth("checker"), reviewed_ledger["claims"]["info_op"]["id"], "mostly_false")
-    record = get_json(client, url, auth("reader"))
-    assert record["asserted"] == {"mostly_false": 1}
-    assert record["asserted_proved_false"] == 1 and record["asserted_proved_true"] == 0
-
-
-def test_get_source_record_unknown_source_is_404(client, auth):
-    assert_problem(client.get("/v1/sources/src_nope/record", headers=auth("reader")), 404)
 
 
 def test_stats_cache_keeps_its_newest_entries(db):

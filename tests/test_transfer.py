@@ -14,7 +14,7 @@ from app import demo, migrate
 from app.cli import cli
 from app.config import Settings, get_settings
 from app.db import Database
-from app.domain import transfer
+from app.domain import transfer_format, transfer_import
 from app.main import create_app
 from tests.conftest import PG_URL, mint_role_keys
 from tests.factories import assert_problem, make_claim, review, with_version
@@ -104,10 +104,10 @@ def test_export_ledger_lines_kinds_in_order(client, auth, ledger):
     body = http_export(client, auth("admin"))
     lines = [json.loads(line) for line in body.decode().splitlines()]
     assert lines[0] == {"kind": "header", "format": "claimledger-export",
-                        "schema_version": transfer.SCHEMA_VERSION, "as_of": None}
+                        "schema_version": transfer_format.SCHEMA_VERSION, "as_of": None}
     assert lines[-1]["kind"] == "end" and lines[-1]["records"] == len(lines) - 2
     kinds = [line["kind"] for line in lines[1:-1]]
-    order = [k.name for k in transfer.KINDS]
+    order = [k.name for k in transfer_format.KINDS]
     assert kinds == sorted(kinds, key=order.index)  # no forward references
     assert {"source", "source_name", "claim", "claim_topic", "attribution", "review",
             "claim_link", "event"} <= set(kinds)
@@ -128,7 +128,7 @@ def test_export_needs_admin(client, auth):
 @pytest.mark.parametrize("chunk", [1000, 7])  # 7: every kind read and written in pages
 def test_export_import_export_same_bytes_and_same_ledger(client, auth, ledger, databases,
                                                          tmp_path, monkeypatch, chunk):
-    monkeypatch.setattr(transfer, "CHUNK", chunk)
+    monkeypatch.setattr(transfer_format, "CHUNK", chunk)
     exported = http_export(client, auth("admin"))
     path = tmp_path / "ledger.ndjson"
     path.write_bytes(exported)
@@ -225,7 +225,7 @@ def test_round_trip_sqlite_to_postgresql(tmp_path, databases):
 
 
 def test_export_as_of_before_changes(client, auth, ledger, databases, tmp_path, monkeypatch):
-    monkeypatch.setattr(transfer, "CHUNK", 5)  # claims' snapshots found a page at a time
+    monkeypatch.setattr(transfer_format, "CHUNK", 5)  # claims' snapshots found a page at a time
     admin = auth("admin")
     first = ledger["first"]["id"]
     history = client.get(f"/v1/claims/{first}/history", headers=admin).json()
@@ -347,7 +347,7 @@ def test_import_line_removed_refused(exported, databases, tmp_path):
 def test_import_newer_schema_version_refused(exported, databases, tmp_path):
     lines = exported.read_bytes().splitlines(keepends=True)
     header = json.loads(lines[0])
-    header["schema_version"] = transfer.SCHEMA_VERSION + 1
+    header["schema_version"] = transfer_format.SCHEMA_VERSION + 1
     lines[0] = (json.dumps(header) + "\n").encode()
     newer = tmp_path / "newer.ndjson"
     newer.write_bytes(b"".join(lines))
@@ -379,12 +379,12 @@ def test_import_continue_reports_bad_records_imports_the_rest(exported, database
 
 
 def test_import_dangling_reference_refused_naming_line(databases, tmp_path):
-    header = json.dumps({"kind": "header", "format": transfer.FORMAT,
+    header = json.dumps({"kind": "header", "format": transfer_format.FORMAT,
                          "schema_version": 1, "as_of": None})
     row = {"id": "rev_1", "claim_id": "clm_missing", "from_status": "unverified",
            "to_status": "in_review", "rationale": None, "evidence_urls": [],
            "reviewer": "x", "created_at": "2026-12-01T00:00:00.000000Z"}
-    line, check = transfer.record_line("review", row)
+    line, check = transfer_format.record_line("review", row)
     import hashlib
     digest = hashlib.blake2b(check.encode(), digest_size=16).hexdigest()
     path = tmp_path / "dangling.ndjson"
@@ -401,12 +401,12 @@ def _synthetic_export(path: Path, claims: int) -> None:
     count = 0
     at = "2026-12-01T00:00:00.000000Z"
     with path.open("w", encoding="utf-8") as out:
-        out.write(json.dumps({"kind": "header", "format": transfer.FORMAT,
+        out.write(json.dumps({"kind": "header", "format": transfer_format.FORMAT,
                               "schema_version": 1, "as_of": None}) + "\n")
 
         def put(kind: str, data: dict) -> None:
             nonlocal count
-            line, check = transfer.record_line(kind, data)
+            line, check = transfer_format.record_line(kind, data)
             digest.update(check.encode())
             count += 1
             out.write(line)
@@ -451,7 +451,7 @@ def test_import_memory_does_not_grow_with_the_file(databases, tmp_path, monkeypa
         try:
             with database.write_session() as session, path.open("rb") as stream:
                 tracemalloc.start()
-                summary = transfer.import_lines(session, transfer.read_lines(stream))
+                summary = transfer_import.import_lines(session, transfer_import.read_lines(stream))
                 peaks[claims] = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
                 session.commit()

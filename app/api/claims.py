@@ -215,14 +215,14 @@ def update_claim(
 
 @router.put("/{claim_id}/assignee", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def assign_claim(
-    claim_id: str, assignee_in: AssigneeUpdate, key: CheckerKey, version: RequiredVersion,
-    session: WriteSessionDep, response: Response,
+    claim_id: str,  # ClaimForUpdate's; named first so the document lists it first
+    assignee_in: AssigneeUpdate, key: CheckerKey, version: RequiredVersion,
+    session: WriteSessionDep, response: Response, claim: ClaimForUpdate,
 ) -> ClaimPublic:
     """Assign the claim to a checker (a key's name), or to nobody with `null`; If-Match needed.
 
     The change is an event (`claim.assigned`) in the claim's history and the live feed.
     """
-    claim = claims.get_claim(session, claim_id, for_update=True)
     assignment.assign_claim(session, claim=claim, assignee=assignee_in.assignee,
                             expected_version=version, actor=key.name)
     public = rendering.claim_public(session, claim)

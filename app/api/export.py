@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 from app.api import READ_ERRORS
 from app.api.claims import ClaimFilters, Sort, Time
 from app.deps import AdminKey, DatabaseDep, ReaderKey
-from app.domain import claims_csv, transfer
+from app.domain import claims_csv, transfer_export
 from app.models import to_utc
 
 router = APIRouter(tags=["export"], responses=READ_ERRORS)
@@ -54,7 +54,7 @@ def export_ledger(_: AdminKey, db: DatabaseDep, as_of: Time = None) -> Streaming
 
     def body() -> Iterator[bytes]:
         with db.session() as session:
-            yield from _chunks(transfer.export_lines(session, as_of=moment))
+            yield from _chunks(transfer_export.export_lines(session, as_of=moment))
 
     return StreamingResponse(_started(body()), media_type="application/x-ndjson", headers={
         "Content-Disposition": 'attachment; filename="claimledger-export.ndjson"'})

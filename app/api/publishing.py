@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from app.api import ETAG, READ_ERRORS, WRITE_ERRORS, errors, with_headers
 from app.deps import (
     CheckerKey,
+    ClaimForUpdate,
     IdempotencyDep,
     OptionalVersion,
     ReaderKey,
@@ -16,7 +17,7 @@ from app.deps import (
     etag,
     set_etag,
 )
-from app.domain import claimreview, claims, publishing
+from app.domain import claimreview, publishing
 from app.models import PublicationCreate, PublicationPublic
 
 router = APIRouter(prefix="/v1/claims", tags=["publishing"], responses=READ_ERRORS)
@@ -54,12 +55,12 @@ CLAIM_REVIEW_SCHEMA = {
 
 @router.post("/{claim_id}/publish", responses={**WRITE_ERRORS, **with_headers(200, ETAG)})
 def publish_claim(
-    claim_id: str, pub_in: PublicationCreate, key: CheckerKey, version: OptionalVersion,
-    idem: IdempotencyDep, session: WriteSessionDep, response: Response,
+    claim_id: str,  # ClaimForUpdate's; named first so the document lists it first
+    pub_in: PublicationCreate, key: CheckerKey, version: OptionalVersion,
+    idem: IdempotencyDep, session: WriteSessionDep, response: Response, claim: ClaimForUpdate,
 ) -> PublicationPublic:
     """Publish the claim's current verdict as a fact-check at `url` (again: it replaces the
     published copy and moves `dateModified`). Only a verdict can be published (409)."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     pub = publishing.publish(session, claim=claim, pub_in=pub_in, expected_version=version,
                              actor=key.name)
     public = PublicationPublic.model_validate(pub)
@@ -71,11 +72,11 @@ def publish_claim(
 
 @router.delete("/{claim_id}/publish", status_code=204, responses=WRITE_ERRORS)
 def withdraw_claim(
-    claim_id: str, key: CheckerKey, version: OptionalVersion, session: WriteSessionDep,
+    claim_id: str,  # ClaimForUpdate's; named first so the document lists it first
+    key: CheckerKey, version: OptionalVersion, session: WriteSessionDep, claim: ClaimForUpdate,
 ) -> None:
     """Withdraw the published verdict: it disappears from the ClaimReview, the public pages,
     the feeds and the Fact Check Tools API."""
-    claim = claims.get_claim(session, claim_id, for_update=True)
     publishing.withdraw(session, claim=claim, expected_version=version, actor=key.name)
     session.commit()
 

@@ -11,7 +11,14 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from app.domain import search
-from app.domain.pagination import Page, decode_cursor, encode_cursor
+from app.domain.pagination import (
+    Page,
+    after_position,
+    decode_cursor,
+    decode_time_cursor,
+    encode_cursor,
+    encode_time_cursor,
+)
 from app.domain.rendering import claims_by_id
 from app.domain.sources import get_source
 from app.errors import BadRequest
@@ -165,20 +172,11 @@ def list_claims(
     sort = sort if sort in SORTS else "-created_at"
     column, descending = SORTS[sort]
     if cursor:
-        after_value, after_id, cursor_sort = decode_cursor(cursor, length=3,
-                                                           types=(str, str, str))
-        try:
-            after = datetime.fromisoformat(after_value)
-        except (TypeError, ValueError):
-            raise BadRequest("the cursor is not one this service issued") from None
+        after, after_id, cursor_sort = decode_time_cursor(cursor, str)
         if cursor_sort != sort:
             raise BadRequest("this cursor belongs to another sort order")
-        if descending:
-            query = query.where(sa.or_(column < after, sa.and_(column == after,
-                                                                col(Claim.id) < after_id)))
-        else:
-            query = query.where(sa.or_(column > after, sa.and_(column == after,
-                                                                col(Claim.id) > after_id)))
+        query = query.where(after_position(column, col(Claim.id), after, after_id,
+                                           descending=descending))
     order = (column.desc(), col(Claim.id).desc()) if descending else (column, Claim.id)
     rows = session.connection().execute(
         query.add_columns(column).order_by(*order).limit(limit + 1)).all()
@@ -186,7 +184,7 @@ def list_claims(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = encode_cursor(getattr(last, column.key).isoformat(), last.id, sort)
+        next_cursor = encode_time_cursor(getattr(last, column.key), last.id, sort)
     return Page(items=render(session, [row.id for row in page]), next_cursor=next_cursor)
 
 

@@ -3,11 +3,14 @@
 import base64
 import binascii
 import json
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 from pydantic import BaseModel
 
 from app.errors import BadRequest
+from app.models.base import to_utc
 
 T = TypeVar("T")
 
@@ -50,3 +53,30 @@ def decode_position(cursor: str | None) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**62:
         raise BadRequest("the cursor is not one this service issued")
     return value
+
+
+# --- (time, id) keyset pages: lists ordered by a time column, ties broken by id ---------
+
+
+def encode_time_cursor(at: datetime, row_id: str, *tail: Any) -> str:
+    """The cursor of a page ending at the row (`at`, `row_id`); `tail`: what else the list
+    pins (its sort order)."""
+    return encode_cursor(to_utc(at).isoformat(), row_id, *tail)
+
+
+def decode_time_cursor(cursor: str, *tail: type) -> tuple[Any, ...]:
+    """(time, id, *tail) from a cursor `encode_time_cursor` made; `tail` the types of the
+    parts after them. 400 if this service did not issue it."""
+    at, row_id, *rest = decode_cursor(cursor, length=2 + len(tail), types=(str, str, *tail))
+    try:
+        return (datetime.fromisoformat(at), row_id, *rest)
+    except ValueError:
+        raise BadRequest("the cursor is not one this service issued") from None
+
+
+def after_position(time_column: Any, id_column: Any, at: datetime, row_id: str, *,
+                   descending: bool) -> sa.ColumnElement[bool]:
+    """The rows after (`at`, `row_id`) in (time, id) order, newest first if `descending`."""
+    if descending:
+        return sa.or_(time_column < at, sa.and_(time_column == at, id_column < row_id))
+    return sa.or_(time_column > at, sa.and_(time_column == at, id_column > row_id))

@@ -16,7 +16,13 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.domain import claims, events, preconditions, rendering, search
 from app.domain.claimreview import Publisher
-from app.domain.pagination import decode_cursor, encode_cursor
+from app.domain.pagination import (
+    after_position,
+    decode_cursor,
+    decode_time_cursor,
+    encode_cursor,
+    encode_time_cursor,
+)
 from app.domain.preconditions import IfMatch
 from app.errors import BadRequest, Conflict, Gone, NotFound
 from app.models import Claim, ClaimPublic, Publication, PublicationCreate, Review, Status, utcnow
@@ -120,13 +126,10 @@ def list_published(session: Session, *, limit: int, cursor: str | None = None,
     if url is not None:
         query = query.where(Publication.url == url)
     if cursor:
-        after, after_id = decode_cursor(cursor, length=2, types=(str, str))
-        try:
-            when = datetime.fromisoformat(after)
-        except ValueError:
-            raise BadRequest("the cursor is not one this service issued") from None
-        query = query.where(sa.or_(col(Publication.published_at) < when, sa.and_(
-            col(Publication.published_at) == when, col(Publication.claim_id) < after_id)))
+        when, after_id = decode_time_cursor(cursor)
+        query = query.where(after_position(col(Publication.published_at),
+                                           col(Publication.claim_id), when, after_id,
+                                           descending=True))
     elif offset:
         query = query.offset(offset)
     rows = session.exec(query.order_by(col(Publication.published_at).desc(),
@@ -134,7 +137,7 @@ def list_published(session: Session, *, limit: int, cursor: str | None = None,
     page = rows[:limit]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = encode_cursor(page[-1].published_at.isoformat(), page[-1].claim_id)
+        next_cursor = encode_time_cursor(page[-1].published_at, page[-1].claim_id)
     return _with_claims(session, page), next_cursor
 
 
@@ -214,8 +217,8 @@ def search_published(
         stmt = stmt.where(col(Publication.claim_id).in_(sa.select(found.c.claim_id)))
     if after is not None:
         when, claim_id = after
-        stmt = stmt.where(sa.or_(col(Publication.modified_at) < when, sa.and_(
-            col(Publication.modified_at) == when, col(Publication.claim_id) < claim_id)))
+        stmt = stmt.where(after_position(col(Publication.modified_at), col(Publication.claim_id),
+                                         when, claim_id, descending=True))
     stmt = stmt.order_by(col(Publication.modified_at).desc(), col(Publication.claim_id).desc())
     if after is None and offset:
         stmt = stmt.offset(offset)

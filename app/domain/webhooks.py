@@ -20,9 +20,9 @@ from sqlmodel import Session, col, delete, select
 from standardwebhooks import Webhook as Signer
 
 from app.domain.events import record_event
-from app.domain.pagination import decode_cursor, encode_cursor
+from app.domain.pagination import after_position, decode_time_cursor, encode_time_cursor
 from app.domain.preconditions import IfMatch, check_version
-from app.errors import BadRequest, Conflict, NotFound, Unprocessable
+from app.errors import Conflict, NotFound, Unprocessable
 from app.models import (
     EVENT_TYPES,
     ClaimTopic,
@@ -247,27 +247,17 @@ def get_webhook(session: Session, webhook_id: str, *, for_update: bool = False) 
     return webhook
 
 
-def _time_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (time, id) position a list's cursor holds; 400 if this service did not issue it."""
-    at, last_id = decode_cursor(cursor, length=2, types=(str, str))
-    try:
-        return datetime.fromisoformat(at), last_id
-    except ValueError:
-        raise BadRequest("the cursor is not one this service issued") from None
-
-
 def list_webhooks(session: Session, *, cursor: str | None, limit: int
                   ) -> tuple[list[Webhook], str | None]:
     query = select(Webhook).order_by(Webhook.created_at, Webhook.id).limit(limit + 1)
     if cursor:
-        after, last_id = _time_cursor(cursor)
-        query = query.where((col(Webhook.created_at) > after) | (
-            (col(Webhook.created_at) == after) & (col(Webhook.id) > last_id)))
+        after, last_id = decode_time_cursor(cursor)
+        query = query.where(after_position(col(Webhook.created_at), col(Webhook.id), after,
+                                           last_id, descending=False))
     rows = list(session.exec(query).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(to_utc(rows[-1].created_at).isoformat(), rows[-1].id) \
-        if more else None
+    next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
     return rows, next_cursor
 
 
@@ -371,12 +361,12 @@ def list_deliveries(session: Session, *, webhook: Webhook, cursor: str | None, l
              .order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
              .limit(limit + 1))
     if cursor:
-        before, last_id = _time_cursor(cursor)
-        query = query.where((col(WebhookDelivery.created_at) < before) | (
-            (col(WebhookDelivery.created_at) == before) & (col(WebhookDelivery.id) < last_id)))
+        before, last_id = decode_time_cursor(cursor)
+        query = query.where(after_position(col(WebhookDelivery.created_at),
+                                           col(WebhookDelivery.id), before, last_id,
+                                           descending=True))
     rows = list(session.exec(query).all())
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor(to_utc(rows[-1].created_at).isoformat(), rows[-1].id) \
-        if more else None
+    next_cursor = encode_time_cursor(rows[-1].created_at, rows[-1].id) if more else None
     return rows, next_cursor

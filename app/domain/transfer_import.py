@@ -1,22 +1,11 @@
-"""Moving a ledger: the lossless NDJSON export and its import, driven by one list of record kinds.
-
-An export is a header line (format and schema version), one line per record, then an end
-line. A record line is `{"kind": …, "data": {column: value}, "check": …}`: every column of
-its table, serialised generically, and a checksum of kind and data, so an edited line is
-named on import. The end line counts the records and carries a digest of every check in
-order, so a file cut short or with lines lost is refused. Lines are written in the order
-of `KINDS`, which imports without forward references, and within a kind by key.
-
-Derived data is not exported but rebuilt on import: the search index and the near-duplicate
-bands. API keys are not exported at all (a key without its secret authenticates nobody; the
-new ledger's operator mints its own); their events stay in the event log.
-"""
+"""Importing a ledger: an export's lines checked (format, version, checks, order, the end
+record's count and digest), its records written a chunk at a time in the caller's
+transaction, then the derived data (search index, near-duplicate bands) rebuilt."""
 
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from functools import cache
 from typing import Any
 
@@ -24,287 +13,11 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from app.domain import search, similarity
-from app.domain.listing import read_snapshot
+from app.domain import transfer_format as fmt
 from app.domain.locks import lock_event_feed
+from app.domain.transfer_format import BY_NAME, KINDS, ORDER, Kind, check_of, dumps, from_json
 from app.errors import Conflict, Unprocessable
-from app.models import (
-    Attribution,
-    Claim,
-    ClaimLink,
-    ClaimTopic,
-    Event,
-    Publication,
-    Review,
-    Source,
-    SourceMerge,
-    SourceName,
-    to_utc,
-)
-from app.models.base import rfc3339
-
-FORMAT = "claimledger-export"
-# Bump when a kind's columns change meaning or a kind is removed; adding a kind or a
-# nullable column keeps older exports importable.
-SCHEMA_VERSION = 1
-CHUNK = 1000  # rows read (keyset pages) or written (one INSERT) at a time
-
-
-@dataclass(frozen=True)
-class Kind:
-    """One kind of exported record: its name in the file and the table it comes from."""
-
-    name: str
-    table: sa.Table
-    omit: tuple[str, ...] = ()  # columns never exported
-
-    @property
-    def columns(self) -> list[sa.Column]:
-        return [c for c in self.table.columns if c.name not in self.omit]
-
-    @property
-    def key(self) -> list[sa.Column]:
-        return list(self.table.primary_key.columns)
-
-    @property
-    def self_references(self) -> list[str]:
-        """Columns pointing at the same table: set once all of the kind's rows are in."""
-        return [fk.parent.name for fk in self.table.foreign_keys if fk.column.table is self.table]
-
-
-def _table(model: Any) -> sa.Table:
-    return model.__table__
-
-
-# The whole ledger, in import order: each kind refers only to kinds above it (or to itself).
-KINDS: list[Kind] = [
-    Kind("source", _table(Source)),
-    Kind("source_name", _table(SourceName)),
-    Kind("claim", _table(Claim)),
-    Kind("claim_topic", _table(ClaimTopic)),
-    Kind("attribution", _table(Attribution)),
-    Kind("review", _table(Review)),
-    Kind("claim_link", _table(ClaimLink)),
-    Kind("publication", _table(Publication)),
-    Kind("source_merge", _table(SourceMerge)),
-    Kind("event", _table(Event)),
-]
-BY_NAME = {kind.name: kind for kind in KINDS}
-ORDER = {kind.name: n for n, kind in enumerate(KINDS)}
-
-
-# --- values -------------------------------------------------------------------
-
-
-def _python_type(column: sa.Column) -> type | None:
-    kind = column.type
-    if isinstance(kind, sa.TypeDecorator):  # sqlmodel's UTCDateTime says `object`
-        kind = kind.impl_instance
-    try:
-        return kind.python_type
-    except NotImplementedError:
-        return None
-
-
-def to_json(column: sa.Column, value: Any) -> Any:
-    """A column's value as the file holds it: times RFC 3339 UTC with microseconds."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return rfc3339(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if hasattr(value, "value") and isinstance(value, str):  # a StrEnum
-        return str(value.value)
-    return value
-
-
-def from_json(column: sa.Column, value: Any) -> Any:
-    """The file's value back as the column's Python value; ValueError when it cannot be."""
-    if value is None:
-        if not column.nullable and not isinstance(column.type, sa.JSON):
-            raise ValueError(f"{column.name} must not be null")
-        return None
-    kind = _python_type(column)
-    if isinstance(column.type, sa.JSON) or kind is dict:
-        return value
-    if kind is datetime:
-        if not isinstance(value, str):
-            raise ValueError(f"{column.name} must be an RFC 3339 time")
-        return to_utc(datetime.fromisoformat(value))
-    if kind is date:
-        if not isinstance(value, str):
-            raise ValueError(f"{column.name} must be an ISO date")
-        return date.fromisoformat(value)
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"{column.name} must be true or false")
-        return value
-    if kind is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(f"{column.name} must be an integer")
-        return value
-    if kind is str and not isinstance(value, str):
-        raise ValueError(f"{column.name} must be a string")
-    return value
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def check_of(kind: str, data_json: str) -> str:
-    return hashlib.blake2b(f"{kind}\n{data_json}".encode(), digest_size=8).hexdigest()
-
-
-def record_line(kind: str, data: dict[str, Any]) -> tuple[str, str]:
-    """One record's line (with its newline) and its check."""
-    data_json = _dumps(data)
-    check = check_of(kind, data_json)
-    return f'{{"kind":{_dumps(kind)},"data":{data_json},"check":"{check}"}}\n', check
-
-
-# --- export -------------------------------------------------------------------
-
-
-def _ordered(column: sa.Column, dialect: str) -> sa.ColumnElement[Any]:
-    """Byte order on both databases (PostgreSQL's default collation is not)."""
-    if dialect == "postgresql" and _python_type(column) is str:
-        return column.collate("C")
-    return column
-
-
-def _keyset(session: Session, kind: Kind, where: Iterable[sa.ColumnElement[bool]] = ()
-            ) -> Iterator[sa.Row]:
-    """Every row of the kind's table, in key order, a page at a time: each page is a
-    statement of its own (within the caller's snapshot), so no statement runs for long
-    and no more than a page is held."""
-    dialect = session.get_bind().dialect.name
-    key = [_ordered(c, dialect) for c in kind.key]
-    query = sa.select(*kind.columns).where(*where).order_by(*key).limit(CHUNK)
-    after: tuple[Any, ...] | None = None
-    conn = session.connection()
-    while True:
-        page = query
-        if after is not None:
-            page = query.where(sa.tuple_(*key) > sa.tuple_(*[sa.literal(v) for v in after]))
-        rows = conn.execute(page).all()
-        yield from rows
-        if len(rows) < CHUNK:
-            return
-        last = rows[-1]._mapping
-        after = tuple(last[c.name] for c in kind.key)
-
-
-def export_lines(session: Session, *, as_of: datetime | None = None,
-                 progress: Callable[[str, int], None] | None = None) -> Iterator[str]:
-    """The whole ledger as export lines (each ending in a newline), read from one snapshot.
-
-    `as_of`: the ledger as it stood then (claims from their event snapshots; see
-    `_as_of_rows`). `progress(kind, records_so_far)` is told after each record.
-    """
-    read_snapshot(session)
-    header = {"kind": "header", "format": FORMAT, "schema_version": SCHEMA_VERSION,
-              "as_of": rfc3339(as_of) if as_of else None}
-    yield _dumps(header) + "\n"
-    digest = hashlib.blake2b(digest_size=16)
-    count = 0
-    for kind in KINDS:
-        rows = _as_of_rows(session, kind, as_of) if as_of else (
-            r._mapping for r in _keyset(session, kind))
-        for row in rows:
-            data = {c.name: to_json(c, row[c.name]) for c in kind.columns}
-            line, check = record_line(kind.name, data)
-            digest.update(check.encode())
-            count += 1
-            yield line
-            if progress is not None:
-                progress(kind.name, count)
-    yield _dumps({"kind": "end", "records": count, "digest": digest.hexdigest()}) + "\n"
-
-
-def count_records(session: Session) -> int:
-    """How many records an export of the current ledger holds (for a progress bar)."""
-    return sum(session.connection().execute(
-        sa.select(sa.func.count()).select_from(kind.table)).scalar_one() for kind in KINDS)
-
-
-# As of a past moment: claims, their topics, attributions and links are their state in the
-# newest event snapshot at or before it; reviews and events are those made by then; sources
-# (and their names) those created by then, as they are now (source edits carry no snapshot).
-_SNAPSHOT_KINDS = {"claim", "claim_topic", "attribution", "claim_link"}
-
-
-def _as_of_rows(session: Session, kind: Kind, as_of: datetime) -> Iterator[dict[str, Any]]:
-    if kind.name in _SNAPSHOT_KINDS:
-        yield from _snapshot_rows(session, kind, as_of)
-        return
-    t = kind.table.c
-    if kind.name == "source":
-        where = [t.created_at <= as_of]
-    elif kind.name == "source_name":
-        src = _table(Source)
-        where = [t.source_id.in_(sa.select(src.c.id).where(src.c.created_at <= as_of))]
-    elif kind.name == "review":
-        where = [t.created_at <= as_of]
-    elif kind.name == "event":
-        where = [t.at <= as_of]
-    elif kind.name == "publication":  # live then, as it stands now (its copy is not dated)
-        where = [t.published_at <= as_of, sa.or_(t.withdrawn_at.is_(None), t.withdrawn_at > as_of)]
-    elif kind.name == "source_merge":
-        where = [t.merged_at <= as_of]
-    else:  # a kind added later: its rows made by then, if it says when
-        stamp = next((c for c in ("created_at", "at") if c in t), None)
-        where = [t[stamp] <= as_of] if stamp else []
-    for row in _keyset(session, kind, where):
-        yield dict(row._mapping)
-
-
-def _snapshot_rows(session: Session, kind: Kind, as_of: datetime) -> Iterator[dict[str, Any]]:
-    for snapshot in _snapshots(session, as_of):
-        if kind.name == "claim":
-            yield {c.name: from_json(c, snapshot.get(c.name)) for c in kind.columns}
-        elif kind.name == "claim_topic":
-            for topic in snapshot["topics"]:
-                yield {"claim_id": snapshot["id"], "topic": topic}
-        elif kind.name == "attribution":
-            for att in snapshot["attributions"]:
-                att = {**att, "source_id": att["source"]["id"]}
-                yield {c.name: from_json(c, att.get(c.name)) for c in kind.columns}
-        else:  # links: from the snapshot of the claim they start from
-            for link in snapshot["links"]:
-                if link["claim_id"] == snapshot["id"]:
-                    yield {c.name: from_json(c, link.get(c.name)) for c in kind.columns}
-
-
-def _snapshots(session: Session, as_of: datetime) -> Iterator[dict[str, Any]]:
-    """Each claim's newest snapshot at `as_of` (claims deleted by then left out), by id."""
-    ev = _table(Event)
-    conn = session.connection()
-    ordered = _ordered(ev.c.claim_id, session.get_bind().dialect.name)
-    last = None
-    while True:
-        ids_query = sa.select(ordered.label("claim_id")).distinct().where(
-            ev.c.claim_id.is_not(None), ev.c.snapshot.is_not(None), ev.c.at <= as_of)
-        if last is not None:
-            ids_query = ids_query.where(ordered > last)
-        ids = [r[0] for r in conn.execute(ids_query.order_by(ordered).limit(
-            max(1, CHUNK // 4)))]
-        if not ids:
-            return
-        rank = sa.func.row_number().over(partition_by=ev.c.claim_id,
-                                         order_by=(ev.c.at.desc(), ev.c.id.desc()))
-        newest = sa.select(ev.c.claim_id, ev.c.action, ev.c.snapshot, rank.label("rank")).where(
-            ev.c.claim_id.in_(ids), ev.c.snapshot.is_not(None), ev.c.at <= as_of).subquery()
-        found = {r.claim_id: r for r in conn.execute(
-            sa.select(newest).where(newest.c.rank == 1))}
-        for claim_id in ids:
-            row = found[claim_id]
-            if row.action != "claim.deleted":
-                yield row.snapshot
-        last = ids[-1]
-
-
-# --- import -------------------------------------------------------------------
+from app.models import Claim
 
 
 class ImportFailed(Unprocessable):
@@ -330,15 +43,6 @@ class ImportSummary:
     @property
     def total(self) -> int:
         return sum(self.imported.values())
-
-
-def is_export(first_line: str) -> bool:
-    """Whether a file's first line is an export's header."""
-    try:
-        header = json.loads(first_line)
-    except ValueError:
-        return False
-    return isinstance(header, dict) and header.get("format") == FORMAT
 
 
 def ledger_counts(session: Session) -> dict[str, int]:
@@ -379,7 +83,7 @@ class _Loader:
             self.deferred.append((number, {c.name: row[c.name] for c in kind.key}, later))
             row = {**row, **dict.fromkeys(later)}
         self.rows.append((number, row))
-        if len(self.rows) >= CHUNK:
+        if len(self.rows) >= fmt.CHUNK:
             self.flush()
 
     def flush(self) -> None:
@@ -482,16 +186,16 @@ class LineErrorSignal(Exception):
 
 def _read_header(number: int, text: str) -> dict[str, Any]:
     header = _parse(number, text)
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
+    if not isinstance(header, dict) or header.get("format") != fmt.FORMAT:
         raise ImportFailed(f"line {number}: this is not a Claimledger export (its first line "
                            "is not an export header)")
     version = header.get("schema_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ImportFailed(f"line {number}: the export header has no valid schema_version")
-    if version > SCHEMA_VERSION:
+    if version > fmt.SCHEMA_VERSION:
         raise ImportFailed(
             f"line {number}: the export is of schema version {version}, newer than this "
-            f"Claimledger reads ({SCHEMA_VERSION}); import it with a newer Claimledger")
+            f"Claimledger reads ({fmt.SCHEMA_VERSION}); import it with a newer Claimledger")
     return header
 
 
@@ -503,7 +207,7 @@ def _record(number: int, item: Any, current: int) -> tuple[Kind, dict[str, Any],
     if kind is None:
         raise LineErrorSignal(number, f"an unknown kind of record: {item['kind']!r}")
     data = item["data"]
-    if not isinstance(data, dict) or check_of(kind.name, _dumps(data)) != item["check"]:
+    if not isinstance(data, dict) or check_of(kind.name, dumps(data)) != item["check"]:
         raise LineErrorSignal(number, f"the {kind.name} record does not match its check: "
                               "the line was edited or damaged")
     if ORDER[kind.name] < current:
@@ -624,7 +328,7 @@ def _check_end(number: int, item: dict[str, Any], count: int, digest: str, keep_
 def rebuild_derived(session: Session) -> None:
     """Index the claims the search index lacks, and store their bands (unless merged),
     oldest first as they were first indexed."""
-    claim = _table(Claim)
+    claim = fmt.table_of(Claim)
     if session.get_bind().dialect.name == "postgresql":
         indexed = sa.table("claim_search", sa.column("claim_id"))
     else:
@@ -634,7 +338,7 @@ def rebuild_derived(session: Session) -> None:
     while True:
         query = sa.select(claim.c.id, claim.c.text, claim.c.duplicate_of, claim.c.created_at) \
             .where(~sa.exists().where(indexed.c.claim_id == claim.c.id)) \
-            .order_by(claim.c.created_at, claim.c.id).limit(max(1, CHUNK // 2))
+            .order_by(claim.c.created_at, claim.c.id).limit(max(1, fmt.CHUNK // 2))
         if after is not None:
             query = query.where(sa.tuple_(claim.c.created_at, claim.c.id) > sa.tuple_(
                 sa.literal(after[0], claim.c.created_at.type), sa.literal(after[1])))
@@ -653,7 +357,7 @@ def advance_sequences(session: Session) -> None:
         return  # SQLite's next rowid is the largest plus one
     for kind in KINDS:
         key = kind.key
-        if len(key) == 1 and _python_type(key[0]) is int and key[0].autoincrement in (True,
+        if len(key) == 1 and fmt.python_type(key[0]) is int and key[0].autoincrement in (True,
                                                                                        "auto"):
             name, column = kind.table.name, key[0].name
             session.execute(sa.text(
