@@ -23,7 +23,7 @@ from bench import (
     webhook_rows,
     worker_rows,
 )
-from bench.harness import Options, Result, have_wrk, install_cleanup, say
+from bench.harness import SERVICE_ENV, Options, Result, have_wrk, install_cleanup, say
 
 ROWS = {
     "P1": (http_rows.p1, "POST /v1/claims on SQLite vs /healthz",
@@ -69,7 +69,15 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options]:
                         help="skip the py-spy profile taken when a row fails")
     parser.add_argument("--python-load", action="store_true",
                         help="use the Python load generator even if wrk is installed")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a setting for every server the rows start, as in app/config.py "
+                             "(e.g. --set writer_process=false: a fast path switched off)")
     args = parser.parse_args(argv)
+    for pair in args.set:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            parser.error(f"--set takes NAME=VALUE, not {pair!r}")
+        SERVICE_ENV["CLAIMLEDGER_" + name.upper()] = value
     rows = [r.upper() for r in args.rows] or list(ROWS)
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
@@ -116,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"{opts.runs} x {opts.duration:.0f} s load runs, {opts.connections} connections; "
         f"{opts.claims:,}-claim ledger; {opts.ingest_claims:,} claims per ingest run; "
         f"{_load()}")
+    say("servers' settings: " + ", ".join(f"{k}={v}" for k, v in SERVICE_ENV.items()))
     if opts.python_load or not have_wrk():
         say("warning: the Python load generator saturates its own core near 500-1,000 req/s, "
             "so ratios to /healthz are compressed toward 1; install wrk for real figures")
