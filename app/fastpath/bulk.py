@@ -150,8 +150,10 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         if isinstance(plain, sa.JSON):
             values = [json.dumps(row[name]) for row in rows]
         elif isinstance(plain, sa.LargeBinary):  # e.g. the event log's packed JSON
-            process = table.c[name].type.bind_processor(conn.dialect)
-            values = [_bytea(process(row[name]) if process else row[name]) for row in rows]
+            kind = table.c[name].type
+            values = [_bytea(kind.process_bind_param(row[name], conn.dialect)
+                             if isinstance(kind, sa.TypeDecorator) else row[name])
+                      for row in rows]
         else:  # most values are strings already: only the others go through _text
             values = [v if type(v) is str else _text(v, False)
                       for v in (row[name] for row in rows)]
