@@ -194,12 +194,10 @@ def test_migration_0016_packs_event_json_and_its_downgrade_restores_it(databases
         assert [(i, unpack_json(c), unpack_json(s)) for i, c, s in rows] == events
         assert rows[1][2] is None
         migrate.downgrade(url, "0015")
-        rows = stored()
-        texts = [(i, c if isinstance(c, str) else bytes(c).decode(),
-                  s if s is None or isinstance(s, str) else bytes(s).decode())
-                 for i, c, s in rows]
-        assert [(i, json.loads(c), None if s is None else json.loads(s))
-                for i, c, s in texts] == events
+        def parsed(value):  # JSON text on SQLite; PostgreSQL's json type comes parsed
+            return value if value is None or isinstance(value, dict) else json.loads(value)
+
+        assert [(i, parsed(c), parsed(s)) for i, c, s in stored()] == events
         migrate.upgrade(url)
         assert [(i, unpack_json(c), unpack_json(s)) for i, c, s in stored()] == events
     finally:
