@@ -9,7 +9,7 @@ keeps 10 bands (app/domain/similarity.py: 97% of generated claim pairs with word
 0.5-0.55 still share one, against 99% with 16), each key cut to 31 bits: 4 bytes on SQLite,
 PostgreSQL's `integer`. Keys are a fixed function of a claim's text, so every row is
 computed again, for each claim not merged into another (a merge drops its rows), a chunk
-of claims at a time (some 40 s a million claims). SQLite recreates the table; PostgreSQL
+of claims at a time (1.4 s for 9,689 claims on SQLite, so some 2-3 minutes a million). SQLite recreates the table; PostgreSQL
 empties it and changes the column's type. The downgrade computes the 16 keys of 63 bits
 again. The schemes are written out here, not read from similarity.BANDS, so that this
 migration computes the same keys whatever the module says later.
