@@ -2,10 +2,10 @@
 
 Each claim stores BANDS band keys; two claims whose word sets have Jaccard similarity J
 share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.94 at J = 0.5,
-0.995 at J = 0.625), and the candidates are then scored exactly. Over pairs of generated
-claims (bench/corpus.py) with J from 0.5 to 0.55, 97% share a band (`band_recall`;
-tests/test_similar.py holds it at 0.9 and over); 16 bands gave 99% at 1.7 times the rows,
-which were a sixth of a ledger's bytes (bench P11).
+0.995 at J = 0.625), and the candidates are then scored exactly. Ten bands, not the 16
+there were: the rows were a large share of a ledger's bytes (bench P11), and pairs of
+generated claims (bench/corpus.py) with J from 0.5 to 0.55 still share a band nine times
+in ten and more (tests/test_similar.py; by band count in bench/RESULTS.md, "P11").
 """
 
 import hashlib

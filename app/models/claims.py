@@ -89,7 +89,7 @@ class ClaimBand(SQLModel, table=True):
     index on claim_id, which cost every band row two more random B-tree inserts.
 
     Ten bands of 31-bit keys a claim (migration 0016b), where there were 16 of 63 bits:
-    the rows were a sixth of a ledger's bytes (bench P11)."""
+    the rows were a large share of a ledger's bytes (bench P11)."""
 
     __tablename__ = "claim_band"
     __table_args__ = {"sqlite_with_rowid": False}

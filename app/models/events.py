@@ -99,8 +99,8 @@ class PackedJSON(sa.TypeDecorator):
 class Event(SQLModel, table=True):
     """The append-only change log: audit trail, live feed and source of `as_of` history.
 
-    `changes` and `snapshot` are stored packed (migration 0016): the snapshot was most of a
-    claim's bytes on disk (bench P11)."""
+    `changes` and `snapshot` are stored packed (migration 0016): the snapshots were the
+    largest part of a ledger's bytes on disk (bench P11)."""
 
     __table_args__ = (sa.Index("ix_event_claim_id_id", "claim_id", "id"),)
     id: int | None = Field(

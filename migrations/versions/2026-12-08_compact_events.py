@@ -5,7 +5,7 @@ Revises: 0015
 Create Date: 2026-12-08 04:00:00
 
 Every claim event carries the whole claim as it then stood (`snapshot`, for `as_of`), and
-that was half of a ledger's bytes (bench P11). Both JSON columns become binary, each value
+that was the largest part of a ledger's bytes (bench P11). Both JSON columns become binary, each value
 `app.models.events.pack_json` of the same JSON: a version byte, then the compact JSON
 deflated against a fixed dictionary of the keys and values claim events repeat. Readers
 get the same values back (the column type unpacks them), so the feed, history, `as_of`,

@@ -4,10 +4,10 @@ Revision ID: 0016b_narrow_bands
 Revises: 0016_compact_events
 Create Date: 2026-12-08 04:10:00
 
-The near-duplicate band rows were a sixth of a ledger's bytes (bench P11). A claim now
-keeps 10 bands (app/domain/similarity.py: 97% of generated claim pairs with word overlap
-0.5-0.55 still share one, against 99% with 16), each key cut to 31 bits: 4 bytes on SQLite,
-PostgreSQL's `integer`. Keys are a fixed function of a claim's text, so every row is
+The near-duplicate band rows were a large share of a ledger's bytes (bench P11). A claim now
+keeps 10 bands (app/domain/similarity.py: near duplicates at word overlap 0.5 still share
+one nine times in ten and more; bench/RESULTS.md, "P11"), each key cut to 31 bits: 4 bytes
+on SQLite, PostgreSQL's `integer`. Keys are a fixed function of a claim's text, so every row is
 computed again, for each claim not merged into another (a merge drops its rows), a chunk
 of claims at a time (1.4 s for 9,689 claims on SQLite, so some 2-3 minutes a million). SQLite recreates the table; PostgreSQL
 empties it and changes the column's type. The downgrade computes the 16 keys of 63 bits
