@@ -146,10 +146,107 @@ def test_migration_0011_drops_only_the_band_rows_of_merged_claims(databases):
                     {"id": claim_id, "dup": merged_into, "now": now})
                 conn.execute(sa.text("INSERT INTO claim_band (band, claim_id) VALUES "
                                      "(1, :id), (2, :id)"), {"id": claim_id})
-        migrate.upgrade(url)
+        migrate.upgrade(url, "0011")  # later, 0016b computes every row again from the text
         with engine.connect() as conn:
             rows = conn.execute(sa.text(
                 "SELECT claim_id, band FROM claim_band ORDER BY claim_id, band")).all()
         assert [tuple(r) for r in rows] == [("clm_live", 1), ("clm_live", 2)]
+    finally:
+        engine.dispose()
+
+
+def test_migration_0016_packs_event_json_and_its_downgrade_restores_it(databases):
+    """Events written as JSON text before migration 0016 read back the same after it (packed)
+    and after its downgrade (JSON text again), null snapshots staying SQL NULL."""
+    import json
+
+    from app.models.events import unpack_json
+
+    url = databases.empty_url()
+    migrate.upgrade(url, "0015")
+    engine = sa.create_engine(url)
+    snapshot = {"text": "Зеленський: «9 000»", "version": 1, "topics": ["belarus"],
+                "attributions": [{"source": {"id": "src_1", "name": "ISW"}, "quote": None}],
+                "current_review": None, "contested": False}
+    events = [  # id -> (changes, snapshot)
+        (1, {"text": snapshot["text"], "via": "ingest"}, snapshot),
+        (2, {"name": "ISW", "aliases": []}, None),
+        (3, {}, {**snapshot, "version": 2}),
+    ]
+    try:
+        with engine.begin() as conn:
+            for event_id, changes, snap in events:
+                conn.execute(sa.text(
+                    "INSERT INTO event (id, at, actor, action, entity_type, entity_id, "
+                    "claim_id, changes, snapshot) VALUES (:id, '2026-12-01 10:00:00', 'test', "
+                    "'claim.created', 'claim', 'clm_1', 'clm_1', :changes, :snapshot)"),
+                    {"id": event_id, "changes": json.dumps(changes),
+                     "snapshot": None if snap is None else json.dumps(snap)})
+
+        def stored() -> list[tuple]:
+            with engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(sa.text(
+                    "SELECT id, changes, snapshot FROM event ORDER BY id")).all()]
+
+        migrate.upgrade(url)
+        rows = stored()
+        assert all(bytes(r[1])[:1] == b"\x01" for r in rows)
+        assert [(i, unpack_json(c), unpack_json(s)) for i, c, s in rows] == events
+        assert rows[1][2] is None
+        migrate.downgrade(url, "0015")
+        def parsed(value):  # JSON text on SQLite; PostgreSQL's json type comes parsed
+            return value if value is None or isinstance(value, dict) else json.loads(value)
+
+        assert [(i, parsed(c), parsed(s)) for i, c, s in stored()] == events
+        migrate.upgrade(url)
+        assert [(i, unpack_json(c), unpack_json(s)) for i, c, s in stored()] == events
+    finally:
+        engine.dispose()
+
+
+def test_migration_0016b_computes_every_band_row_again(databases):
+    """Band rows of the 16-band, 63-bit scheme become the 10-band, 31-bit rows
+    similarity.text_bands gives now (none for a merged claim), and back on downgrade."""
+    from app.domain import similarity
+
+    url = databases.empty_url()
+    migrate.upgrade(url, "0016_compact_events")
+    engine = sa.create_engine(url)
+    texts = {"clm_a": "Thousands of Russian soldiers have been stationed in Belarus.",
+             "clm_b": "Зеленський: війська РФ у Білорусі",  # noqa: RUF001
+             "clm_c": "the of and",  # no comparable words: no bands
+             "clm_merged": "Thousands of Russian soldiers are in Belarus."}
+
+    def old(text: str) -> set[int]:
+        return set(similarity.bands(similarity.words(text), count=16, mask=(1 << 63) - 1))
+
+    def rows() -> dict[str, set[int]]:
+        with engine.connect() as conn:
+            found: dict[str, set[int]] = {}
+            for band, claim_id in conn.execute(sa.text("SELECT band, claim_id FROM claim_band")):
+                found.setdefault(claim_id, set()).add(band)
+            return found
+
+    try:
+        with engine.begin() as conn:
+            for claim_id, text in texts.items():
+                conn.execute(sa.text(
+                    "INSERT INTO claim (id, text, language, places, fingerprint, version, "
+                    "status, duplicate_of, created_by, created_at, updated_at) VALUES (:id, "
+                    ":text, 'en', '[]', :id, 1, 'unverified', :dup, 'test', "
+                    "'2026-12-01 10:00:00', '2026-12-01 10:00:00')"),
+                    {"id": claim_id, "text": text,
+                     "dup": "clm_a" if claim_id == "clm_merged" else None})
+                if claim_id != "clm_merged":
+                    for band in old(text):
+                        conn.execute(sa.text("INSERT INTO claim_band (band, claim_id) "
+                                             "VALUES (:b, :c)"), {"b": band, "c": claim_id})
+        before = rows()
+        assert set(before) == {"clm_a", "clm_b"} and len(before["clm_a"]) == 16
+        migrate.upgrade(url)
+        assert rows() == {c: set(similarity.text_bands(texts[c])) for c in ("clm_a", "clm_b")}
+        assert all(len(bands) == 10 for bands in rows().values())
+        migrate.downgrade(url, "0016_compact_events")
+        assert rows() == before
     finally:
         engine.dispose()

@@ -1,8 +1,11 @@
 """Near-duplicate claims: word-set Jaccard similarity, with MinHash LSH bands as the index.
 
 Each claim stores BANDS band keys; two claims whose word sets have Jaccard similarity J
-share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.99 at J = 0.5,
-0.9999 at J = 0.625), and the candidates are then scored exactly.
+share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.94 at J = 0.5,
+0.995 at J = 0.625), and the candidates are then scored exactly. Ten bands, not the 16
+there were: the rows were a large share of a ledger's bytes (bench P11), and pairs of
+generated claims (bench/corpus.py) with J from 0.5 to 0.55 still share a band nine times
+in ten and more (tests/test_similar.py; by band count in bench/RESULTS.md, "P11").
 """
 
 import hashlib
@@ -21,11 +24,18 @@ from app.domain.text import fingerprint, fold
 from app.fastpath.bulk import pg_array
 from app.models import ClaimBand, SimilarClaim
 
-BANDS, ROWS = 16, 2
+BANDS, ROWS = 10, 2
 _PRIME = (1 << 61) - 1
 _rng = random.Random(20221207)  # fixed: stored band keys must not change between runs
-_PERMS = [(_rng.randrange(1, _PRIME), _rng.randrange(0, _PRIME)) for _ in range(BANDS * ROWS)]
-_MASK = (1 << 63) - 1
+# 16 bands' worth, the first BANDS used: migration 0016b_narrow_bands computes the keys
+# stored before it from all of them.
+_ALL_PERMS = [(_rng.randrange(1, _PRIME), _rng.randrange(0, _PRIME)) for _ in range(16 * ROWS)]
+_PERMS = _ALL_PERMS[:BANDS * ROWS]
+# 31 bits: a 4-byte integer on SQLite and in PostgreSQL's `integer` (8 bytes less a row and
+# its index entry than `bigint`), where 63 bits took 8. Keys of unrelated bands collide
+# once in 2**31: at 10,000,000 stored keys a bucket holds a stranger once in 200 lookups,
+# and a candidate is scored exactly anyway.
+_MASK = (1 << 31) - 1
 
 STOPWORDS = frozenset((  # noqa: SIM905  (a word list reads better as prose)
     "a an and are as at be been being but by for from had has have having he her his i in "
@@ -67,15 +77,20 @@ def _permuted(word: str) -> tuple[int, ...]:
     return tuple((a * h + b) % _PRIME for a, b in _PERMS)
 
 
-def bands(word_set: Iterable[str]) -> list[int]:
-    """The claim's band keys (none for a claim without comparable words)."""
-    permuted = [_permuted(w) for w in word_set]
+def bands(word_set: Iterable[str], *, count: int = BANDS, mask: int = _MASK) -> list[int]:
+    """The claim's band keys (none for a claim without comparable words). `count` and
+    `mask`: those of an earlier scheme (16 bands of 63 bits before migration 0016b)."""
+    if count * ROWS <= len(_PERMS):
+        permuted = [_permuted(w) for w in word_set]
+    else:  # an earlier scheme's (a migration): not worth the cache
+        permuted = [tuple((a * h + b) % _PRIME for a, b in _ALL_PERMS)
+                    for h in map(_token_hash, word_set)]
     if not permuted:
         return []
     mins = list(map(min, zip(*permuted, strict=True)))
     return [
-        ((mins[i * ROWS] * 0x9E3779B97F4A7C15 + mins[i * ROWS + 1]) * 31 + i) & _MASK
-        for i in range(BANDS)
+        ((mins[i * ROWS] * 0x9E3779B97F4A7C15 + mins[i * ROWS + 1]) * 31 + i) & mask
+        for i in range(count)
     ]
 
 
@@ -112,7 +127,7 @@ def delete_bands(session: Session, claim_id: str, text: str) -> None:
 # was an execution of its own (bench/RESULTS.md, "Band rows in one statement").
 _INSERT_BANDS_PG = sa.text(
     "INSERT INTO claim_band (band, claim_id) "
-    "SELECT * FROM unnest(CAST(:bands AS bigint[]), CAST(:ids AS varchar[]))")
+    "SELECT * FROM unnest(CAST(:bands AS integer[]), CAST(:ids AS varchar[]))")
 
 
 _INSERT_BANDS_SQLITE = "INSERT INTO claim_band (band, claim_id) VALUES (?, ?)"
@@ -163,7 +178,7 @@ _HOLDERS = {
         "SELECT k.value, (SELECT group_concat(claim_id) FROM (SELECT claim_id "
         "FROM claim_band WHERE band = k.value LIMIT :per_band)) FROM json_each(:bands) AS k"),
     "postgresql": sa.text(
-        "SELECT k.band, h.ids FROM unnest(CAST(:bands AS bigint[])) AS k(band) "
+        "SELECT k.band, h.ids FROM unnest(CAST(:bands AS integer[])) AS k(band) "
         "CROSS JOIN LATERAL (SELECT array_agg(claim_id) AS ids FROM (SELECT claim_id "
         "FROM claim_band WHERE band = k.band ORDER BY claim_id LIMIT :per_band) AS f) AS h"),
 }

@@ -78,8 +78,15 @@ _KNOWN_DECORATORS = (UTCDateTime, AutoString)
 def _plain(column: sa.Column) -> sa.types.TypeEngine | None:
     kind = column.type
     if isinstance(kind, sa.TypeDecorator):
+        if isinstance(kind.impl_instance, sa.LargeBinary):  # bytes from its own processor
+            return kind.impl_instance
         return kind.impl_instance if isinstance(kind, _KNOWN_DECORATORS) else None
     return kind
+
+
+def _bytea(value: bytes | None) -> str | None:
+    """bytea's hex input form; in an array literal its backslash is escaped again."""
+    return None if value is None else "\\x" + value.hex()
 
 
 def _element_type(kind: sa.types.TypeEngine, dialect: Any) -> str:
@@ -139,8 +146,14 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
         return
     params = {}
     for n, name in enumerate(names):
-        if isinstance(_plain(table.c[name]), sa.JSON):
+        plain = _plain(table.c[name])
+        if isinstance(plain, sa.JSON):
             values = [json.dumps(row[name]) for row in rows]
+        elif isinstance(plain, sa.LargeBinary):  # e.g. the event log's packed JSON
+            kind = table.c[name].type
+            values = [_bytea(kind.process_bind_param(row[name], conn.dialect)
+                             if isinstance(kind, sa.TypeDecorator) else row[name])
+                      for row in rows]
         else:  # most values are strings already: only the others go through _text
             values = [v if type(v) is str else _text(v, False)
                       for v in (row[name] for row in rows)]

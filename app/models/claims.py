@@ -86,11 +86,14 @@ class ClaimBand(SQLModel, table=True):
 
     The primary key is the only index (migration 0010; on SQLite the table itself, WITHOUT
     ROWID): a claim's rows are found from its text (`similarity.text_bands`), not by an
-    index on claim_id, which cost every band row two more random B-tree inserts."""
+    index on claim_id, which cost every band row two more random B-tree inserts.
+
+    Ten bands of 31-bit keys a claim (migration 0016b), where there were 16 of 63 bits:
+    the rows were a large share of a ledger's bytes (bench P11)."""
 
     __tablename__ = "claim_band"
     __table_args__ = {"sqlite_with_rowid": False}
-    band: int = Field(sa_column_kwargs={"autoincrement": False}, sa_type=sa.BigInteger,
+    band: int = Field(sa_column_kwargs={"autoincrement": False}, sa_type=sa.Integer,
                       primary_key=True)
     claim_id: str = Field(primary_key=True)
 
