@@ -3,7 +3,9 @@
 For each class of read (a rare, a medium and a common search term, and GET one claim) the
 same server is loaded with one connection and then with `--connections` (64): throughput
 must not fall as connections grow. On SQLite, Datasette's lean JSON form (`_shape=array`,
-unranked, no count) at 64 connections serves the same texts as a second ceiling.
+unranked, no count) at 64 connections serves the same texts as a second ceiling. The same
+reads at 64 connections with `--workers 2` are printed beside the row: what a second process
+buys on this machine.
 """
 
 import contextlib
@@ -95,13 +97,28 @@ def _lean_ceiling(path, meta, opts: Options) -> Iterator[dict[str, Load]]:
         yield _lean(ds_url, f"/{ds_path.stem}/claims.json", meta, opts)
 
 
+def _two_workers(url: str, name: str, meta: dict, ids: list[str], opts: Options,
+                 result: Result) -> None:
+    """What `--workers 2` gives at 64 connections, beside the row (not a target)."""
+    with Service(url, name=name, workers=2) as svc:
+        for kind, spec in _specs(svc, meta, ids).items():
+            many = _measure(svc.url, spec, opts, opts.connections)
+            line = f"{kind} with --workers 2: {opts.connections} conn {many.brief()}"
+            say(f"    {line}")
+            result.notes.append(line)
+
+
 def p12(opts: Options) -> list[Result]:
     path, meta = ledger.sqlite_ledger(opts.claims)
     ids = ledger.claim_ids(path, 2000)
     results = []
-    with _lean_ceiling(path, meta, opts) as lean, working_copy(path, "p12") as url, \
-            Service(url, name="p12") as svc:
-        results.append(_row("P12-sqlite", "SQLite", svc, _specs(svc, meta, ids), opts, lean))
-    with ledger.pg_ledger(path, "p12") as url, Service(url, name="p12-pg") as svc:
-        results.append(_row("P12-pg", "PostgreSQL", svc, _specs(svc, meta, ids), opts, {}))
+    with _lean_ceiling(path, meta, opts) as lean, working_copy(path, "p12") as url:
+        with Service(url, name="p12") as svc:
+            results.append(_row("P12-sqlite", "SQLite", svc, _specs(svc, meta, ids), opts,
+                                lean))
+        _two_workers(url, "p12-2", meta, ids, opts, results[-1])
+    with ledger.pg_ledger(path, "p12") as url:
+        with Service(url, name="p12-pg") as svc:
+            results.append(_row("P12-pg", "PostgreSQL", svc, _specs(svc, meta, ids), opts, {}))
+        _two_workers(url, "p12-pg-2", meta, ids, opts, results[-1])
     return results
