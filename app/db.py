@@ -245,7 +245,7 @@ class Checkpointer:
     or the writer).
 
     By default the commit that takes the log past 1,000 pages does it, inside the commit,
-    copying the same hot index pages (16 band keys per claim land all over claim_band)
+    copying the same hot index pages (a claim's band keys land all over claim_band)
     once per one or two commits. Copied every half second instead, a page dirtied by ten
     commits is copied once, and the copying overlaps the next commits (bench P1;
     bench/RESULTS.md, "Checkpoints off the commit path").

@@ -293,10 +293,8 @@ async def get_idempotency(
     digest = idempotency.request_hash(request.method, request.url.path, request.url.query,
                                       await request.body(),
                                       request.headers.get("content-type", ""))
-    idem = Idempotency(db, key.id, idempotency.check_key(idempotency_key), digest,
-                       pending_seconds=settings.idempotency_pending_seconds,
-                       ttl_hours=settings.idempotency_ttl_hours,
-                       heartbeat=getattr(request.app.state, "heartbeat", None))
+    idem = Idempotency.configured(db, settings, key.id, idempotency.check_key(idempotency_key),
+                                  digest, getattr(request.app.state, "heartbeat", None))
     await run_in_threadpool(idem.begin)
     try:
         yield idem

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.desk import security
+from app.desk import imports, security
+from app.errors import BadRequest
 from tests.factories import get_json, make_claim, make_key, review
 
 DATA = Path(__file__).parent / "data"
@@ -355,3 +356,12 @@ def test_desk_import_batch_sent_twice_replays(client, signed_in, auth):
     fresh = _batch(client, token, body, **{**key, "X-Import-Key": "page-2"})
     assert fresh.json()["replayed"] is False and fresh.json()["summary"]["duplicate"] == 1
     assert _batch(client, token, body, **{**key, "X-Import-Batch": "x"}).status_code == 400
+
+
+@pytest.mark.parametrize("value", ["x", "", "-1", "\u00b2", "\u0663", "1" * 10])
+def test_desk_import_batch_number_refuses_what_is_not_ascii_digits(value):
+    # "\u00b2" (superscript two) and "\u0663" (Arabic-Indic three) are str.isdigit()
+    # but int() refuses the first: each must be a 400, never a 500.
+    with pytest.raises(BadRequest):
+        imports.batch_number(value)
+    assert imports.batch_number("12") == 12

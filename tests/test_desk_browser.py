@@ -398,6 +398,16 @@ def test_desk_new_claim_and_import(pages, desk, tmp_path):
     expect(imported).to_contain_text("and 130 more")
     shot(page, desk, "import")
 
+    # The {"items": [...]} object POST /v1/ingest takes is split into batches too.
+    file = tmp_path / "claims.json"
+    file.write_text(json.dumps({"items": [
+        {"text": f"Wrapped claim number {i} about Belarusian bridges."} for i in range(130)]}))
+    page.get_by_label("File (NDJSON, JSON or ClaimReview JSON-LD)").set_input_files(str(file))
+    page.get_by_role("button", name="Import").click()
+    summary = page.get_by_role("status").filter(has_text="Done.")
+    expect(summary).to_contain_text("130 of 130 records")
+    expect(summary).to_contain_text("130 created")
+
 
 def test_desk_sign_out_and_revoked_key(pages, desk):
     page = pages().page

@@ -146,7 +146,7 @@ def test_band_recall_at_half_overlap_is_at_least_nine_in_ten():
 
 
 def test_a_claims_band_rows_are_deleted_by_primary_key(client, auth, db):
-    """claim_band has no claim_id index: deleting by claim id alone would scan 16 rows
+    """claim_band has no claim_id index: deleting by claim id alone would scan every band row
     per claim of the ledger; delete_bands names each row's (band, claim_id)."""
     if not db.is_sqlite:
         pytest.skip("SQLite's plan (PostgreSQL's would need statistics of a large table)")

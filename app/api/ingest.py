@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 
 from app.api import WRITE_ERRORS
 from app.deps import IdempotencyDep, IngesterKey, SettingsDep, WriteSessionDep
-from app.domain import claimreview_in, ingest
+from app.domain import batches
 from app.domain.ingest import IngestResponse
 
 router = APIRouter(prefix="/v1/ingest", tags=["ingest"], responses=WRITE_ERRORS)
@@ -48,21 +48,11 @@ async def ingest_claims(
     `claims:search` responses: each review becomes a claim (its `url` identifies it, so
     sending it again changes nothing), its claimant sources and attributions, and its verdict.
     """
-    body = await request.body()
-    reviews = claimreview_in.detect(body)  # schema.org ClaimReview or claims:search data
-    if reviews is None:
-        items = ingest.parse_batch(body, request.headers.get("content-type", ""),
-                                   max_items=settings.max_batch_items)
-    else:
-        claimreview_in.check_count(reviews, settings.max_batch_items)
+    batch = batches.parse(await request.body(), request.headers.get("content-type", ""),
+                          max_items=settings.max_batch_items)
 
     def run() -> IngestResponse:
-        if reviews is not None:
-            result = claimreview_in.import_reviews(session, reviews, actor=key.name,
-                                                   threshold=settings.similarity_threshold)
-        else:
-            result = ingest.ingest(session, items=items, actor=key.name,
-                                   threshold=settings.similarity_threshold, key=key)
+        result = batches.write(session, batch, key=key, threshold=settings.similarity_threshold)
         idem.save(session, status=200, body=result)
         session.commit()
         return result

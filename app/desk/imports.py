@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from app.desk.web import Desk, desk_router, fetched, render, signed_in
-from app.domain import claimreview_in, idempotency, ingest
+from app.domain import batches, idempotency
 from app.domain.idempotency import Idempotency, Replay
 from app.errors import AppError, BadRequest
 
@@ -34,6 +34,14 @@ def _problem(exc: AppError) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status)
 
 
+def batch_number(value: str) -> int:
+    """The batch's place in its file, from its header: ASCII digits only (`"²".isdigit()`
+    is true, and int() refuses it)."""
+    if not (value.isascii() and value.isdigit() and len(value) <= 9):
+        raise BadRequest(f"{BATCH_HEADER} must be a batch number")
+    return int(value)
+
+
 def _claim_key(request: Request, desk: Desk, body: bytes) -> Idempotency | None:
     """This batch's claim on its idempotency key, or None when the page sent no key.
 
@@ -42,17 +50,12 @@ def _claim_key(request: Request, desk: Desk, body: bytes) -> Idempotency | None:
     form_key = request.headers.get(KEY_HEADER)
     if not form_key:
         return None
-    batch = request.headers.get(BATCH_HEADER, "0")
-    if not batch.isdigit():
-        raise BadRequest(f"{BATCH_HEADER} must be a batch number")
+    batch = batch_number(request.headers.get(BATCH_HEADER, "0"))
     digest = idempotency.request_hash("POST", request.url.path, "", body,
                                       request.headers.get("content-type", ""))
-    key = idempotency.check_key(f"desk-import:{form_key}:{int(batch)}:{digest[:32]}")
-    settings = desk.settings
-    return Idempotency(desk.db, desk.key.id, key, digest,
-                       pending_seconds=settings.idempotency_pending_seconds,
-                       ttl_hours=settings.idempotency_ttl_hours,
-                       heartbeat=getattr(request.app.state, "heartbeat", None))
+    key = idempotency.check_key(f"desk-import:{form_key}:{batch}:{digest[:32]}")
+    return Idempotency.configured(desk.db, desk.settings, desk.key.id, key, digest,
+                                  getattr(request.app.state, "heartbeat", None))
 
 
 @router.post("/import/batch")
@@ -63,12 +66,8 @@ async def import_batch(request: Request) -> Response:
     body = await request.body()
     settings = desk.settings
     try:
-        reviews = claimreview_in.detect(body)
-        if reviews is None:
-            items = ingest.parse_batch(body, request.headers.get("content-type", ""),
-                                       max_items=settings.max_batch_items)
-        else:
-            claimreview_in.check_count(reviews, settings.max_batch_items)
+        batch = batches.parse(body, request.headers.get("content-type", ""),
+                              max_items=settings.max_batch_items)
         idem = _claim_key(request, desk, body)
         if idem is not None:
             await run_in_threadpool(idem.begin)
@@ -79,13 +78,8 @@ async def import_batch(request: Request) -> Response:
 
     def run() -> dict[str, Any]:
         with desk.db.write_session() as session:
-            if reviews is not None:
-                result = claimreview_in.import_reviews(
-                    session, reviews, actor=desk.key.name,
-                    threshold=settings.similarity_threshold)
-            else:
-                result = ingest.ingest(session, items=items, actor=desk.key.name,
-                                       threshold=settings.similarity_threshold, key=desk.key)
+            result = batches.write(session, batch, key=desk.key,
+                                   threshold=settings.similarity_threshold)
             if idem is not None:
                 idem.save(session, status=200, body=result)
             session.commit()

@@ -184,6 +184,14 @@ class Idempotency:
         self.token = secrets.token_hex(16)
         self.saved = False
 
+    @classmethod
+    def configured(cls, db: Database, settings: Any, api_key_id: str, key: str, digest: str,
+                   heartbeat: Heartbeat | None = None) -> "Idempotency":
+        """A key's claim with the deployment's pending time and time to live (`settings`)."""
+        return cls(db, api_key_id, key, digest,
+                   pending_seconds=settings.idempotency_pending_seconds,
+                   ttl_hours=settings.idempotency_ttl_hours, heartbeat=heartbeat)
+
     @property
     def active(self) -> bool:
         return self.key is not None

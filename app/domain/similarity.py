@@ -2,7 +2,7 @@
 
 Each claim stores BANDS band keys; two claims whose word sets have Jaccard similarity J
 share at least one band with probability 1 - (1 - J**ROWS)**BANDS (0.94 at J = 0.5,
-0.995 at J = 0.625), and the candidates are then scored exactly. Ten bands, not the 16
+0.993 at J = 0.625), and the candidates are then scored exactly. Ten bands, not the 16
 there were: the rows were a large share of a ledger's bytes (bench P11), and pairs of
 generated claims (bench/corpus.py) with J from 0.5 to 0.55 still share a band nine times
 in ten and more (tests/test_similar.py; by band count in bench/RESULTS.md, "P11").
@@ -123,7 +123,7 @@ def delete_bands(session: Session, claim_id: str, text: str) -> None:
             col(ClaimBand.band).in_(keys), col(ClaimBand.claim_id) == claim_id))
 
 
-# PostgreSQL: one statement over two arrays. As an executemany, each of a claim's 16 rows
+# PostgreSQL: one statement over two arrays. As an executemany, each of a claim's band rows
 # was an execution of its own (bench/RESULTS.md, "Band rows in one statement").
 _INSERT_BANDS_PG = sa.text(
     "INSERT INTO claim_band (band, claim_id) "
@@ -163,7 +163,7 @@ def likely_duplicates(
 # id order (an index seek that stops there, so a phrase thousands of claims share costs no
 # more than a rare one), counted per claim, the `cap` sharing the most bands (ties by id,
 # in byte order), with their texts. Two statements a batch: the holders of every distinct
-# band (claims of one batch share many of their 16 bands each), then the texts
+# band (claims of one batch share many of their bands each), then the texts
 # of the chosen candidates, each claim read once however many items it is a candidate of;
 # the counting and ranking is Python's: ranked in SQL with a window function over every
 # (item, holder) pair, joined pair by pair to the texts, the same took several times longer

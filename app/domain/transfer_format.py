@@ -35,6 +35,7 @@ from app.models import (
     to_utc,
 )
 from app.models.base import rfc3339
+from app.models.events import PackedJSON
 
 FORMAT = "claimledger-export"
 # Bump when a kind's columns change meaning or a kind is removed; adding a kind or a
@@ -87,6 +88,10 @@ BY_NAME = {kind.name: kind for kind in KINDS}
 ORDER = {kind.name: n for n, kind in enumerate(KINDS)}
 
 
+# Columns whose values are JSON as the file holds them (PackedJSON: stored deflated).
+JSON_TYPES = (sa.JSON, PackedJSON)
+
+
 def python_type(column: sa.Column) -> type | None:
     kind = column.type
     if isinstance(kind, sa.TypeDecorator):  # sqlmodel's UTCDateTime says `object`
@@ -113,11 +118,11 @@ def to_json(column: sa.Column, value: Any) -> Any:
 def from_json(column: sa.Column, value: Any) -> Any:
     """The file's value back as the column's Python value; ValueError when it cannot be."""
     if value is None:
-        if not column.nullable and not isinstance(column.type, sa.JSON):
+        if not column.nullable and not isinstance(column.type, JSON_TYPES):
             raise ValueError(f"{column.name} must not be null")
         return None
     kind = python_type(column)
-    if isinstance(column.type, sa.JSON) or kind is dict:
+    if isinstance(column.type, JSON_TYPES) or kind is dict:
         return value
     if kind is datetime:
         if not isinstance(value, str):

@@ -24,7 +24,7 @@ def pg_array(values: Iterable[int] | Iterable[str]) -> str:
 
     psycopg dumps a list element by element in Python, with a regular-expression search on
     each to decide its quoting (bench/RESULTS.md, "Array literals"), band keys and claim ids
-    being 33 elements per new claim. This is the same literal, joined in C. Strings are
+    being some twenty elements per new claim. This is the same literal, joined in C. Strings are
     always quoted (backslash and double quote escaped), so any text is safe.
     """
     items = list(values)

@@ -81,7 +81,7 @@ class ClaimBand(SQLModel, table=True):
     """MinHash LSH band keys of a claim's words: claims sharing a band are near-duplicate
     candidates, found with one indexed lookup instead of a scan.
 
-    No foreign key (migration 0009): it cost a check per row, 16 rows per new claim; the
+    No foreign key (migration 0009): it cost a check per row, a row per band of a new claim; the
     rows are written with their claim and claims.delete_claim deletes them with it.
 
     The primary key is the only index (migration 0010; on SQLite the table itself, WITHOUT

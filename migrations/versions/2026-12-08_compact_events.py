@@ -6,13 +6,13 @@ Create Date: 2026-12-08 04:00:00
 
 Every claim event carries the whole claim as it then stood (`snapshot`, for `as_of`), and
 that was the largest part of a ledger's bytes (bench P11). Both JSON columns become binary, each value
-`app.models.events.pack_json` of the same JSON: a version byte, then the compact JSON
+`app.models.events.pack_json_v1` of the same JSON: a version byte, then the compact JSON
 deflated against a fixed dictionary of the keys and values claim events repeat. Readers
 get the same values back (the column type unpacks them), so the feed, history, `as_of`,
 webhooks and exports are unchanged.
 
-Every event is rewritten, a chunk at a time in Python (2.0 s for 10,145 events on SQLite,
-so some 3-4 minutes a million). SQLite recreates the table; PostgreSQL changes the columns' type in place, then
+Every event is rewritten, a chunk at a time in Python (bench P11 gives the sizes; a few
+minutes a million events). SQLite recreates the table; PostgreSQL changes the columns' type in place, then
 rewrites each row, which leaves the old row versions as dead space until a `VACUUM FULL
 event` (run outside a migration: it cannot run in a transaction). A SQLite file keeps its
 freed pages for later writes until a `VACUUM`. The downgrade writes JSON text again.
@@ -25,7 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from app.models.events import pack_json, unpack_json
+from app.models.events import pack_json_v1 as pack_json
+from app.models.events import unpack_json
 
 revision: str = '0016_compact_events'
 down_revision: str | None = '0015'
@@ -41,7 +42,8 @@ _OTHER = "id, at, actor, action, entity_type, entity_id, claim_id"
 
 
 def _as_json_text(value: Any) -> str | None:
-    """As SQLAlchemy's JSON type wrote it (a null snapshot as SQL NULL)."""
+    """JSON text again. SQLAlchemy's JSON type wrote a null snapshot as the text 'null';
+    the upgrade made those SQL NULL, and they stay NULL here (readers see None either way)."""
     return None if value is None else json.dumps(value)
 
 

@@ -9,10 +9,12 @@ keeps 10 bands (app/domain/similarity.py: near duplicates at word overlap 0.5 st
 one nine times in ten and more; bench/RESULTS.md, "P11"), each key cut to 31 bits: 4 bytes
 on SQLite, PostgreSQL's `integer`. Keys are a fixed function of a claim's text, so every row is
 computed again, for each claim not merged into another (a merge drops its rows), a chunk
-of claims at a time (1.4 s for 9,689 claims on SQLite, so some 2-3 minutes a million). SQLite recreates the table; PostgreSQL
+of claims at a time (a few minutes a million claims). SQLite recreates the table; PostgreSQL
 empties it and changes the column's type. The downgrade computes the 16 keys of 63 bits
-again. The schemes are written out here, not read from similarity.BANDS, so that this
-migration computes the same keys whatever the module says later.
+again. The band count and key width are written out here, not read from similarity.BANDS;
+the word hashing and permutations are similarity's (`bands(..., count=, mask=)`), pinned by
+tests/test_similar.py's fixed keys for both schemes, which must keep passing for this
+migration to compute the same keys.
 """
 
 from collections.abc import Sequence

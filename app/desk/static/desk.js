@@ -92,6 +92,9 @@
         (b) => ({...b, records: b.records.map(readable)}));
     }
     if (Array.isArray(data)) return chunks(data, JSON.stringify, "application/json");
+    if (data && Array.isArray(data.items) && Object.keys(data).length === 1) {
+      return chunks(data.items, (part) => JSON.stringify({items: part}), "application/json");
+    }
     if (data && Array.isArray(data.claims) && !data["@context"]) {
       return chunks(data.claims, (part) => JSON.stringify({...data, claims: part}),
         "application/json");
