@@ -1,7 +1,8 @@
 """Sources: look up by name or alias, create (one or in bulk), edit, list."""
 
+import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -91,15 +92,28 @@ _SOURCE, _SOURCE_NAME, _EVENT = (Source.__table__, SourceName.__table__,  # type
                                   Event.__table__)  # type: ignore[attr-defined]
 
 
-def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
-                         ) -> dict[str, str]:
+class Cited(NamedTuple):
+    """What a claim's representation and search document show of a source it cites (the
+    columns `claims.insert_claims` would otherwise read back)."""
+
+    name: str
+    kind: str
+    reliability: str
+    aliases: list[str]
+
+
+def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]], *,
+                         cited: dict[str, Cited] | None = None) -> dict[str, str]:
     """Create a source for each `(name, name_key(name), actor)`, none of which exists yet
-    (the caller looked them up under lock_source_keys); returns `{name_key: source_id}`.
-    Names with the same key make one source, named by the first.
+    (the caller looked them up under lock_source_keys); returns `{name_key: source_id}`,
+    and adds each new source to `cited` if given. Names with the same key make one source,
+    named by the first.
 
     Each is what `create_source(SourceCreate(name=...))` makes, event included, but written
     with one bulk insert a table: one at a time (a lookup, flushes and an event each), a
-    batch naming many new sources ran past the request deadline (bench P9).
+    batch naming many new sources ran past the request deadline (bench P9). The sources
+    differ only in id and name, so their rows and their events' JSON come from one
+    template each. Their ids, random as any, ascend in the order given (bulk.ascending).
     """
     names = list(names)
     if not names:
@@ -108,26 +122,42 @@ def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
     now = utcnow()
     template = Source(name="-", created_at=now, updated_at=now)  # the model's defaults
     columns = {c.key: getattr(template, c.key) for c in _SOURCE.columns}
-    public = source_public(session, template).model_dump(mode="json")
+    changes = _changes_template(source_public(session, template).model_dump(mode="json"))
+    kind, reliability = template.kind.value, template.reliability.value
     created: dict[str, str] = {}
     sources, keys, events = [], [], []
+    ids = iter(bulk.ascending(new_id("src") for _ in names))
     for name, key, actor in names:
         if key in created:
             continue
-        source_id = new_id("src")
+        source_id = next(ids)
         created[key] = source_id
-        sources.append({**columns, "id": source_id, "name": name, "aliases": []})
+        sources.append({**columns, "id": source_id, "name": name})
         keys.append({"key": key, "source_id": source_id, "label": name, "is_name": True})
         events.append({"actor": actor, "action": "source.created", "entity_type": "source",
                        "entity_id": source_id, "claim_id": None,
-                       "changes": {**public, "id": source_id, "name": name},
+                       "changes": bulk.Json(changes.format(_quoted(source_id), _quoted(name))),
                        "snapshot": None, "at": now})
+        if cited is not None:
+            cited[source_id] = Cited(name, kind, reliability, template.aliases)
     conn = session.connection()
     bulk.insert_rows(conn, _SOURCE, sources)
     bulk.insert_rows(conn, _SOURCE_NAME, keys)
     lock_event_feed(session)
     bulk.insert_rows(conn, _EVENT, events)
     return created
+
+
+_quoted = json.encoder.encode_basestring_ascii  # a str as json.dumps writes it
+
+
+def _changes_template(public: dict[str, Any]) -> str:
+    """`json.dumps({**public, "id": …, "name": …})` as a format string: `{0}` the id's JSON,
+    `{1}` the name's."""
+    text = json.dumps({**public, "id": "\x01", "name": "\x02"})
+    text = text.replace("{", "{{").replace("}", "}}")
+    assert text.count('"\\u0001"') == text.count('"\\u0002"') == 1
+    return text.replace('"\\u0001"', "{0}").replace('"\\u0002"', "{1}")
 
 
 def _claim_names(session: Session, source: Source, names: list[str]) -> None:
@@ -301,10 +331,11 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
 
 
 def resolve_source_names(session: Session, claims: dict[int, ClaimCreate],
-                         actor_of: Callable[[int], str]) -> SourceIds:
+                         actor_of: Callable[[int], str], *,
+                         cited: dict[str, Cited] | None = None) -> SourceIds:
     """Sources named by name or alias; unknown names create their sources, in bulk, each
-    once, on behalf of the first item naming it. Call it with the items still standing: a
-    failed item must not leave a new source behind."""
+    once, on behalf of the first item naming it (added to `cited` if given). Call it with
+    the items still standing: a failed item must not leave a new source behind."""
     first: dict[str, int] = {}  # each name as spelled, and the first item naming it
     for i, claim_in in claims.items():
         for att in claim_in.attributions:
@@ -313,9 +344,15 @@ def resolve_source_names(session: Session, claims: dict[int, ClaimCreate],
     keys = {name: name_key(name) for name in first}  # folding is the costly part: once
     lock_source_keys(session, keys.values())
     known = sources_keyed(session, set(keys.values()))
+    named: dict[str, str] = {}  # each new key's name: of its spellings, the first sorted
+    for name in sorted(first):
+        if keys[name] not in known:
+            named.setdefault(keys[name], name)
+    # Created in the order the items name them, so that their ids ascend with the rows that
+    # cite them (create_sources_named).
     known.update(create_sources_named(session, [
-        (name, keys[name], actor_of(first[name])) for name in sorted(first)
-        if keys[name] not in known]))
+        (named[key], key, actor_of(first[named[key]]))
+        for key in dict.fromkeys(keys.values()) if key in named], cited=cited))
     return {f"name:{name}": known[key] for name, key in keys.items()}
 
 

@@ -9,7 +9,7 @@ time.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from enum import Enum
 from functools import lru_cache
@@ -17,6 +17,29 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
+
+
+class Json(str):
+    """A JSON column's value already written as JSON text (`json.dumps` of it): inserted as
+    it is. A batch's rows that differ in a field or two are serialised from one template
+    instead of one `json.dumps` a row (bench P9: 100,000 `source.created` events)."""
+
+    __slots__ = ()
+
+
+def ascending(ids: Iterable[str]) -> list[str]:
+    """Random ids, sorted: given to a batch's rows in the order they are inserted, each
+    index on them (a primary key, a foreign key's) takes the batch at neighbouring places
+    instead of all over its pages, and a row's foreign-key check finds its parent in pages
+    just read. The ids stay as random as they were; only their order within the batch is
+    chosen (bench P9: 100,000 new sources and their attributions)."""
+    return sorted(ids)
+
+
+def _loaded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with any `Json` value parsed back, for SQLAlchemy's own insert."""
+    return [{k: json.loads(v) if isinstance(v, Json) else v for k, v in row.items()}
+            for row in rows]
 
 
 def pg_array(values: Iterable[int] | Iterable[str]) -> str:
@@ -52,6 +75,14 @@ def _text(value: Any, is_json: bool) -> str | None:
     if isinstance(value, date):
         return value.isoformat()
     return str(value)
+
+
+def _json_text(value: Any) -> str:
+    return value if isinstance(value, Json) else json.dumps(value)
+
+
+def _pg_text(value: Any) -> str | None:
+    return value if type(value) is str else _text(value, False)
 
 
 def _column_literal(values: list[str | None]) -> str:
@@ -108,6 +139,25 @@ def _qmark_insert(table: sa.Table, names: tuple[str, ...], dialect: Any) -> str:
             f"VALUES ({', '.join('?' * len(names))})")
 
 
+def _each_once(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """`process` of each value, called once per distinct object: a batch's rows share many
+    (one time, one empty list for 100,000 new sources: bench P9). Keyed by identity, so
+    lists and dicts are shared too; every value stays alive meanwhile, so no id is reused."""
+    done: dict[int, Any] = {}
+    out = []
+    for value in values:
+        key = id(value)
+        if key in done:
+            out.append(done[key])
+        else:
+            out.append(done.setdefault(key, process(value)))
+    return out
+
+
+def _unless_json(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: value if isinstance(value, Json) else process(value)
+
+
 def _insert_sqlite(conn: sa.Connection, table: sa.Table, names: tuple[str, ...],
                    rows: list[dict[str, Any]]) -> None:
     """The driver's executemany of tuples, each column's values converted by its type's
@@ -117,7 +167,9 @@ def _insert_sqlite(conn: sa.Connection, table: sa.Table, names: tuple[str, ...],
     for name in names:
         values = [row[name] for row in rows]
         process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        columns.append(list(map(process, values)) if process is not None else values)
+        if process is not None and isinstance(_plain(table.c[name]), sa.JSON):
+            process = _unless_json(process)
+        columns.append(_each_once(process, values) if process is not None else values)
     conn.exec_driver_sql(_qmark_insert(table, names, conn.dialect),
                          list(zip(*columns, strict=True)))
 
@@ -129,20 +181,20 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     keys = rows[0].keys()
     names = tuple(column.key for column in table.columns if column.key in keys)
     if len(names) != len(keys) or any(row.keys() != keys for row in rows):
-        conn.execute(table.insert(), rows)
+        conn.execute(table.insert(), _loaded(rows))
         return
     if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
         _insert_sqlite(conn, table, names, rows)
         return
     if conn.dialect.name != "postgresql" or any(_plain(table.c[name]) is None for name in names):
-        conn.execute(table.insert(), rows)
+        conn.execute(table.insert(), _loaded(rows))
         return
     params = {}
     for n, name in enumerate(names):
+        values = [row[name] for row in rows]
         if isinstance(_plain(table.c[name]), sa.JSON):
-            values = [json.dumps(row[name]) for row in rows]
-        else:  # most values are strings already: only the others go through _text
-            values = [v if type(v) is str else _text(v, False)
-                      for v in (row[name] for row in rows)]
+            values = _each_once(_json_text, values)
+        elif any(type(v) is not str for v in values):  # most columns hold strings only
+            values = _each_once(_pg_text, values)
         params[f"c{n}"] = _column_literal(values)
     conn.execute(_unnest_insert(table, names, conn.dialect), params)
