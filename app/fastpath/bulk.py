@@ -1,11 +1,12 @@
-"""Bulk inserts: on PostgreSQL, one statement over arrays instead of an executemany.
+"""Bulk inserts: on PostgreSQL, one statement over arrays (or a COPY) instead of an executemany.
 
 An executemany of a batch's rows is one execution per row on PostgreSQL and psycopg
 dumps every parameter in Python. `INSERT ... SELECT FROM unnest(...)` with one array
 literal per column, built here in C-speed joins, is one execution, and takes less of the
-PostgreSQL writer's CPU (bench P2; bench/RESULTS.md, "Array inserts"). SQLite keeps the
-driver's executemany, which is already a loop in C, fed tuples converted a column at a
-time.
+PostgreSQL writer's CPU (bench P2; bench/RESULTS.md, "Array inserts"). Past a few thousand
+rows, parsing those literals is most of the server's work: there a COPY of the same values
+as text takes less (bench P9). SQLite keeps the driver's executemany, which is already a
+loop in C, fed tuples converted a column at a time.
 """
 
 import json
@@ -17,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
+
+from app.db import Interrupted
 
 
 class Json(str):
@@ -189,12 +192,49 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     if conn.dialect.name != "postgresql" or any(_plain(table.c[name]) is None for name in names):
         conn.execute(table.insert(), _loaded(rows))
         return
-    params = {}
-    for n, name in enumerate(names):
+    columns = []
+    for name in names:
         values = [row[name] for row in rows]
         if isinstance(_plain(table.c[name]), sa.JSON):
             values = _each_once(_json_text, values)
         elif any(type(v) is not str for v in values):  # most columns hold strings only
             values = _each_once(_pg_text, values)
-        params[f"c{n}"] = _column_literal(values)
+        columns.append(values)
+    if len(rows) >= COPY_FROM_ROWS or sum(
+            len(v) for values in columns for v in values if v is not None) >= COPY_FROM_BYTES:
+        _copy_pg(conn, table, names, columns)
+        return
+    params = {f"c{n}": _column_literal(values) for n, values in enumerate(columns)}
     conn.execute(_unnest_insert(table, names, conn.dialect), params)
+
+
+# From this many rows (or this much text), PostgreSQL gets a COPY: it costs a round trip
+# more than the array insert (the writer's batches of a few claims keep the arrays: bench
+# P2), and for a batch's 100,000 sources, events and attributions, or its 1,000 claims'
+# events, each carrying the claim with its 100 attributions, the server's work less (P9).
+COPY_FROM_ROWS = 2000
+COPY_FROM_BYTES = 1_000_000
+
+
+def _copy_pg(conn: sa.Connection, table: sa.Table, names: tuple[str, ...],
+             columns: list[list[str | None]]) -> None:
+    """`COPY table (names) FROM STDIN` of these columns' text, on the connection's
+    transaction (a raw cursor: SQLAlchemy's statement hooks do not see it, so an
+    interrupted connection is refused here as they would)."""
+    if conn.info.get("interrupted"):
+        raise Interrupted("the request was cancelled; its work was stopped")
+    preparer = conn.dialect.identifier_preparer
+    statement = (f"COPY {preparer.format_table(table)} "
+                 f"({', '.join(preparer.quote(table.c[name].name) for name in names)}) "
+                 "FROM STDIN")
+    dbapi = conn.dialect.loaded_dbapi
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(statement) as copy:
+            for row in zip(*columns, strict=True):
+                copy.write_row(row)
+    except dbapi.Error as exc:  # as SQLAlchemy raises it (a timeout is an OperationalError)
+        raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error,
+                                         dialect=conn.dialect) from exc
+    finally:
+        cursor.close()
