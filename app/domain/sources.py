@@ -124,37 +124,36 @@ def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
     differ only in id and name, so their rows and their events' JSON come from one
     template each. Their ids, random as any, ascend in the order given (bulk.ascending).
     """
-    names = list(names)
-    if not names:
+    chosen: dict[str, tuple[str, str]] = {}  # key: (name, actor), the first of each key
+    for name, key, actor in names:
+        chosen.setdefault(key, (name, actor))
+    if not chosen:
         return {}
     session.flush()
     now = utcnow()
     template = Source(name="-", created_at=now, updated_at=now)  # the model's defaults
-    columns = {c.key: getattr(template, c.key) for c in _SOURCE.columns}
     changes = _changes_template(source_public(session, template).model_dump(mode="json"))
-    kind, reliability = template.kind.value, template.reliability.value
-    created: dict[str, str] = {}
-    sources, keys, events = [], [], []
-    ids = iter(bulk.ascending(new_id("src") for _ in names))
-    for name, key, actor in names:
-        if key in created:
-            continue
-        source_id = next(ids)
-        created[key] = source_id
-        sources.append({**columns, "id": source_id, "name": name})
-        keys.append({"key": key, "source_id": source_id, "label": name, "is_name": True})
-        events.append({"actor": actor, "action": "source.created", "entity_type": "source",
-                       "entity_id": source_id, "claim_id": None,
-                       "changes": bulk.Json(changes.format(_quoted(source_id), _quoted(name))),
-                       "snapshot": None, "at": now})
-        if cited is not None:
-            cited[source_id] = Cited(name, kind, reliability, template.aliases)
+    count = len(chosen)
+    ids = bulk.ascending(new_id("src") for _ in range(count))
+    labels = [name for name, _ in chosen.values()]
     conn = session.connection()
-    bulk.insert_rows(conn, _SOURCE, sources)
-    bulk.insert_rows(conn, _SOURCE_NAME, keys)
+    bulk.insert_columns(conn, _SOURCE, {
+        **{c.key: [getattr(template, c.key)] * count for c in _SOURCE.columns},
+        "id": ids, "name": labels})
+    bulk.insert_columns(conn, _SOURCE_NAME, {
+        "key": list(chosen), "source_id": ids, "label": labels, "is_name": [True] * count})
     lock_event_feed(session)
-    bulk.insert_rows(conn, _EVENT, events)
-    return created
+    bulk.insert_columns(conn, _EVENT, {
+        "actor": [actor for _, actor in chosen.values()], "action": ["source.created"] * count,
+        "entity_type": ["source"] * count, "entity_id": ids, "claim_id": [None] * count,
+        "changes": [bulk.Json(changes.format(_quoted(source_id), _quoted(name)))
+                    for source_id, name in zip(ids, labels, strict=True)],
+        "snapshot": [None] * count, "at": [now] * count})
+    if cited is not None:
+        kind, reliability = template.kind.value, template.reliability.value
+        cited.update((source_id, Cited(name, kind, reliability, template.aliases))
+                     for source_id, name in zip(ids, labels, strict=True))
+    return dict(zip(chosen, ids, strict=True))
 
 
 _quoted = json.encoder.encode_basestring_ascii  # a str as json.dumps writes it

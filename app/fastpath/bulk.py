@@ -10,10 +10,12 @@ loop in C, fed tuples converted a column at a time.
 """
 
 import json
+import operator
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from enum import Enum
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
@@ -146,6 +148,10 @@ def _each_once(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
     """`process` of each value, called once per distinct object: a batch's rows share many
     (one time, one empty list for 100,000 new sources: bench P9). Keyed by identity, so
     lists and dicts are shared too; every value stays alive meanwhile, so no id is reused."""
+    if not values:
+        return []
+    if all(map(operator.is_, values, repeat(values[0]))):  # a constant column, checked in C
+        return [process(values[0])] * len(values)
     done: dict[int, Any] = {}
     out = []
     for value in values:
@@ -161,20 +167,18 @@ def _unless_json(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: value if isinstance(value, Json) else process(value)
 
 
-def _insert_sqlite(conn: sa.Connection, table: sa.Table, names: tuple[str, ...],
-                   rows: list[dict[str, Any]]) -> None:
+def _insert_sqlite(conn: sa.Connection, table: sa.Table, columns: dict[str, list[Any]]) -> None:
     """The driver's executemany of tuples, each column's values converted by its type's
     own bind processor: what `conn.execute(table.insert(), rows)` sends, without SQLAlchemy
     building and processing a parameter dict a row (most of the time of a large batch)."""
-    columns = []
-    for name in names:
-        values = [row[name] for row in rows]
+    converted = []
+    for name, values in columns.items():
         process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None and isinstance(_plain(table.c[name]), sa.JSON):
             process = _unless_json(process)
-        columns.append(_each_once(process, values) if process is not None else values)
-    conn.exec_driver_sql(_qmark_insert(table, names, conn.dialect),
-                         list(zip(*columns, strict=True)))
+        converted.append(_each_once(process, values) if process is not None else values)
+    conn.exec_driver_sql(_qmark_insert(table, tuple(columns), conn.dialect),
+                         list(zip(*converted, strict=True)))
 
 
 def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
@@ -182,29 +186,43 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     if not rows:
         return
     keys = rows[0].keys()
-    names = tuple(column.key for column in table.columns if column.key in keys)
-    if len(names) != len(keys) or any(row.keys() != keys for row in rows):
+    if any(row.keys() != keys for row in rows):
         conn.execute(table.insert(), _loaded(rows))
         return
+    insert_columns(conn, table, {name: [row[name] for row in rows] for name in keys})
+
+
+def insert_columns(conn: sa.Connection, table: sa.Table, columns: dict[str, list[Any]]) -> None:
+    """Insert rows given column by column: `{column key: its values, one a row}`, every
+    list as long. A batch's rows built as columns skip a dict a row, and a column of one
+    value repeated (`[value] * n`) is converted once (bench P9)."""
+    names = tuple(column.key for column in table.columns if column.key in columns)
+    count = len(next(iter(columns.values()), []))
+    if not count:
+        return
+    if len(names) != len(columns) or any(len(v) != count for v in columns.values()):
+        raise ValueError(f"columns of unequal lengths, or not all of {table.name}'s")
+    columns = {name: columns[name] for name in names}  # in the table's order
     if conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark":
-        _insert_sqlite(conn, table, names, rows)
+        _insert_sqlite(conn, table, columns)
         return
     if conn.dialect.name != "postgresql" or any(_plain(table.c[name]) is None for name in names):
+        rows = [dict(zip(names, row, strict=True))
+                for row in zip(*columns.values(), strict=True)]
         conn.execute(table.insert(), _loaded(rows))
         return
-    columns = []
-    for name in names:
-        values = [row[name] for row in rows]
+    texts = []
+    for name, values in columns.items():
         if isinstance(_plain(table.c[name]), sa.JSON):
             values = _each_once(_json_text, values)
-        elif any(type(v) is not str for v in values):  # most columns hold strings only
+        elif set(map(type, values)) != {str}:  # most columns hold strings only
             values = _each_once(_pg_text, values)
-        columns.append(values)
-    if len(rows) >= COPY_FROM_ROWS or sum(
-            len(v) for values in columns for v in values if v is not None) >= COPY_FROM_BYTES:
-        _copy_pg(conn, table, names, columns)
+        texts.append(values)
+    if count >= COPY_FROM_ROWS or sum(
+            len(v) for values in texts for v in values if v is not None) >= COPY_FROM_BYTES:
+        _copy_pg(conn, table, names, texts)
         return
-    params = {f"c{n}": _column_literal(values) for n, values in enumerate(columns)}
+    params = {f"c{n}": _column_literal(values) for n, values in enumerate(texts)}
     conn.execute(_unnest_insert(table, names, conn.dialect), params)
 
 
@@ -214,13 +232,15 @@ def insert_rows(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
 # events, each carrying the claim with its 100 attributions, the server's work less (P9).
 COPY_FROM_ROWS = 2000
 COPY_FROM_BYTES = 1_000_000
+_COPY_CHUNK_ROWS = 10_000  # sent this many rows at a time: a few MB at most
 
 
 def _copy_pg(conn: sa.Connection, table: sa.Table, names: tuple[str, ...],
              columns: list[list[str | None]]) -> None:
     """`COPY table (names) FROM STDIN` of these columns' text, on the connection's
     transaction (a raw cursor: SQLAlchemy's statement hooks do not see it, so an
-    interrupted connection is refused here as they would)."""
+    interrupted connection is refused here as they would). The data is escaped and joined
+    a column at a time (psycopg's `write_row` is a Python call a row)."""
     if conn.info.get("interrupted"):
         raise Interrupted("the request was cancelled; its work was stopped")
     preparer = conn.dialect.identifier_preparer
@@ -231,10 +251,34 @@ def _copy_pg(conn: sa.Connection, table: sa.Table, names: tuple[str, ...],
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(statement) as copy:
-            for row in zip(*columns, strict=True):
-                copy.write_row(row)
+            for start in range(0, len(columns[0]), _COPY_CHUNK_ROWS):
+                chunk = [_copy_texts(values[start:start + _COPY_CHUNK_ROWS])
+                         for values in columns]
+                copy.write("\n".join(map("\t".join, zip(*chunk, strict=True))) + "\n")
     except dbapi.Error as exc:  # as SQLAlchemy raises it (a timeout is an OperationalError)
         raise sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error,
                                          dialect=conn.dialect) from exc
     finally:
         cursor.close()
+
+
+def _copy_texts(values: list[str | None]) -> list[str]:
+    """Values as fields of COPY's text format: NULL as `\\N`; backslash, newline, carriage
+    return and tab escaped, all values of a column at once (see `_column_literal`)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return ["\\N"] * len(values)
+    joined = "\0".join(present)  # type: ignore[arg-type]
+    if joined.count("\0") != len(present) - 1:  # a NUL in a value: PostgreSQL
+        escaped = [_copy_escape(v) for v in present]  # refuses it, whichever way it is sent
+    else:
+        escaped = _copy_escape(joined).split("\0")
+    if len(present) == len(values):
+        return escaped
+    rest = iter(escaped)
+    return ["\\N" if v is None else next(rest) for v in values]
+
+
+def _copy_escape(text: str) -> str:
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+            .replace("\t", "\\t"))
