@@ -20,7 +20,13 @@ from app.domain.claims import attribution_values, create_claims, existing_by_ext
 from app.domain.events import record_claim_event, record_event
 from app.domain.locks import lock_claims, lock_event_feed
 from app.domain.rendering import claims_public
-from app.domain.sources import Cited, check_source_ids, resolve_source_names, source_of
+from app.domain.sources import (
+    Cited,
+    check_source_ids,
+    name_keys,
+    resolve_source_names,
+    source_of,
+)
 from app.domain.text import fingerprint
 from app.errors import AppError, BadRequest, Unprocessable, problem_dict
 from app.fastpath import bulk
@@ -142,6 +148,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
         else:
             claims[index] = checked
     _reject_repeated_external_ids(claims, results)
+    keyed = name_keys(claims.values())  # before the first statement takes the write lock
     lock_claims(session, claims.values())  # first: overlapping batches queue here
     if key is not None:
         for index, error in origins.check_batch(session, claims, key=key).items():
@@ -150,7 +157,8 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
     for index, error in failed.items():
         results[index] = _error(index, error)
     cited: dict[str, Cited] = {}  # the sources created here, not read back (bench P9)
-    sources.update(resolve_source_names(session, claims, lambda _: actor, cited=cited))
+    sources.update(resolve_source_names(session, claims, lambda _: actor, cited=cited,
+                                        keyed=keyed))
     by_external = existing_by_external_id(session, claims.values())
     by_fingerprint = _existing_by_fingerprint(session, claims.values())
 

@@ -338,18 +338,29 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
     return {f"id:{i}": i for i in known} | {f"id:{i}": s for i, s in merged.items()}, failed
 
 
+def name_keys(claims: Iterable[ClaimCreate]) -> dict[str, str]:
+    """`{name as spelled: name_key(name)}` of the sources the claims name by name: folding
+    is the costly part of resolving them, done once each, and before the transaction
+    begins when the caller computes it first (bench P9: 100,000 names a batch)."""
+    return {att.source: name_key(att.source) for claim_in in claims
+            for att in claim_in.attributions if att.source is not None}
+
+
 def resolve_source_names(session: Session, claims: dict[int, ClaimCreate],
                          actor_of: Callable[[int], str], *,
-                         cited: dict[str, Cited] | None = None) -> SourceIds:
+                         cited: dict[str, Cited] | None = None,
+                         keyed: dict[str, str] | None = None) -> SourceIds:
     """Sources named by name or alias; unknown names create their sources, in bulk, each
     once, on behalf of the first item naming it (added to `cited` if given). Call it with
-    the items still standing: a failed item must not leave a new source behind."""
+    the items still standing: a failed item must not leave a new source behind. `keyed`:
+    `name_keys` of these claims (or more), if already computed."""
     first: dict[str, int] = {}  # each name as spelled, and the first item naming it
     for i, claim_in in claims.items():
         for att in claim_in.attributions:
             if att.source is not None:
                 first.setdefault(att.source, i)
-    keys = {name: name_key(name) for name in first}  # folding is the costly part: once
+    keyed = keyed if keyed is not None else name_keys(claims.values())
+    keys = {name: keyed[name] for name in first}
     lock_source_keys(session, keys.values())
     known = sources_keyed(session, set(keys.values()))
     named: dict[str, str] = {}  # each new key's name: of its spellings, the first sorted
