@@ -19,6 +19,7 @@ from app.domain.locks import lock_claims, lock_event_feed, lock_source_names
 from app.domain.preconditions import IfMatch, check_version
 from app.domain.rendering import claim_public, new_claim_json, source_ref
 from app.domain.sources import (
+    Cited,
     SourceIds,
     check_source_ids,
     resolve_source,
@@ -299,7 +300,7 @@ class Created:
 def create_claims(
     session: Session, items: Sequence[tuple[ClaimCreate, str]], *, via: str | None = None,
     ids: Sequence[str] | None = None, sources: SourceIds | None = None,
-    similar: int = 0, threshold: float = 1.0,
+    cited: dict[str, Cited] | None = None, similar: int = 0, threshold: float = 1.0,
 ) -> list[Created | AppError]:
     """Create claims, one or many, as `unverified`: the one way a claim is made (POST
     /v1/claims through the writer, POST /v1/ingest and `claimledger import`, the demo).
@@ -312,13 +313,15 @@ def create_claims(
 
     `via`: noted in each event's changes. `ids`: the ids to give the claims (ingest names
     them before they are written). `sources`: their sources, already resolved
-    (`sources.check_source_ids` and `resolve_source_names`). `similar`: how many likely
-    duplicates to find for each, scoring at least `threshold`.
+    (`sources.check_source_ids` and `resolve_source_names`). `cited`: those of them
+    created in this transaction, as `resolve_source_names` gives them (not read back).
+    `similar`: how many likely duplicates to find for each, scoring at least `threshold`.
     """
     outcomes: list[Created | AppError | None] = [None] * len(items)
     standing = {i: claim_in for i, (claim_in, _) in enumerate(items)}
     lock_claims(session, standing.values())  # first: overlapping batches queue here
     resolve = sources is None
+    cited = {} if cited is None else cited
     if sources is None:
         sources, failed = check_source_ids(session, standing)
         for i, error in failed.items():
@@ -327,11 +330,12 @@ def create_claims(
            for i, claim_in in standing.items()}
     _reject_taken_external_ids(session, standing, new, outcomes)
     if resolve:  # after the checks: a failed item must not leave a new source behind
-        sources.update(resolve_source_names(session, standing, lambda i: items[i][1]))
+        sources.update(resolve_source_names(session, standing, lambda i: items[i][1],
+                                            cited=cited))
     near = similarity.similar_batch(session, {i: (c.id, c.text) for i, c in new.items()},
                                     threshold=threshold, limit=similar) if similar else {}
     created = insert_claims(session, new, standing, sources,
-                            actors={i: items[i][1] for i in new}, via=via)
+                            actors={i: items[i][1] for i in new}, via=via, cited=cited)
     for i, claim in zip(new, created, strict=True):
         outcomes[i] = Created(claim, near.get(i, []))
     return outcomes  # type: ignore[return-value]
@@ -383,10 +387,10 @@ _SOURCES_OF_PG = sa.select(*_SOURCE_COLUMNS).where(
 
 
 def insert_claims(session: Session, new: dict[Any, NewClaim], claims: dict[Any, ClaimCreate],
-                  sources: SourceIds, *, actors: dict[Any, str], via: str | None
-                  ) -> list[dict[str, Any]]:
+                  sources: SourceIds, *, actors: dict[Any, str], via: str | None,
+                  cited: dict[str, Cited] | None = None) -> list[dict[str, Any]]:
     """Bulk-insert new claims with topics, attributions, bands, events and search documents;
-    returns their representations (JSON)."""
+    returns their representations (JSON). `cited`: sources known without reading them."""
     if not new:
         return []
     session.flush()
@@ -402,14 +406,17 @@ def insert_claims(session: Session, new: dict[Any, NewClaim], claims: dict[Any, 
             attribution_values(a, claim.id, source_of(a, sources), actors[index])
             for a in claim_in.attributions]
         bands += similarity.band_rows(claim.id, claim.text)
+    cites = [a for atts in attributions.values() for a in atts]
+    for row, att_id in zip(cites, bulk.ascending(a["id"] for a in cites), strict=True):
+        row["id"] = att_id  # in the order inserted (bench P9)
     for table, rows in (
         (ClaimTopic, [{"claim_id": cid, "topic": t} for cid, ts in topics.items() for t in ts]),
-        (Attribution, [a for atts in attributions.values() for a in atts]),
+        (Attribution, cites),
     ):
         if rows:
             bulk.insert_rows(conn, table.__table__, rows)  # type: ignore[attr-defined]
     similarity.insert_bands(conn, bands)
-    shown, documents = _representations(session, new, topics, attributions)
+    shown, documents = _representations(session, new, topics, attributions, cited or {})
     lock_event_feed(session)
     bulk.insert_rows(conn, _EVENT, [
         {"actor": actors[index], "action": "claim.created", "entity_type": "claim",
@@ -423,17 +430,19 @@ def insert_claims(session: Session, new: dict[Any, NewClaim], claims: dict[Any, 
 
 
 def _representations(session: Session, new: dict[Any, NewClaim], topics: dict[str, list[str]],
-                     attributions: dict[str, list[dict[str, Any]]]
+                     attributions: dict[str, list[dict[str, Any]]], known: dict[str, Cited]
                      ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The new claims as the API shows them (JSON), and their search documents, built from the
     rows just inserted (reading them back cost four queries): a new claim has no links and
-    no review yet. One query (on SQLite, per 5,000), for the sources they cite."""
-    source_ids = list({a["source_id"] for atts in attributions.values() for a in atts})
+    no review yet. One query (on SQLite, per 5,000), for the sources they cite that are not
+    `known` (those created with them: bench P9)."""
+    source_ids = list({a["source_id"] for atts in attributions.values() for a in atts}
+                      - known.keys())
     conn = session.connection()
-    cited = {}
+    cited: dict[str, Any] = dict(known)
     if source_ids and conn.dialect.name == "postgresql":  # one array, however many ids
-        cited = {row.id: row for row in conn.execute(
-            _SOURCES_OF_PG, {"ids": bulk.pg_array(source_ids)})}
+        cited.update({row.id: row for row in conn.execute(
+            _SOURCES_OF_PG, {"ids": bulk.pg_array(source_ids)})})
     elif source_ids:  # drivers cap a statement's parameters
         for start in range(0, len(source_ids), 5000):
             cited.update({row.id: row for row in conn.execute(

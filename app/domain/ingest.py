@@ -20,7 +20,13 @@ from app.domain.claims import attribution_values, create_claims, existing_by_ext
 from app.domain.events import record_claim_event, record_event
 from app.domain.locks import lock_claims, lock_event_feed
 from app.domain.rendering import claims_public
-from app.domain.sources import check_source_ids, resolve_source_names, source_of
+from app.domain.sources import (
+    Cited,
+    check_source_ids,
+    name_keys,
+    resolve_source_names,
+    source_of,
+)
 from app.domain.text import fingerprint
 from app.errors import AppError, BadRequest, Unprocessable, problem_dict
 from app.fastpath import bulk
@@ -142,6 +148,7 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
         else:
             claims[index] = checked
     _reject_repeated_external_ids(claims, results)
+    keyed = name_keys(claims.values())  # before the first statement takes the write lock
     lock_claims(session, claims.values())  # first: overlapping batches queue here
     if key is not None:
         for index, error in origins.check_batch(session, claims, key=key).items():
@@ -149,7 +156,9 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
     sources, failed = check_source_ids(session, claims)
     for index, error in failed.items():
         results[index] = _error(index, error)
-    sources.update(resolve_source_names(session, claims, lambda _: actor))
+    cited: dict[str, Cited] = {}  # the sources created here, not read back (bench P9)
+    sources.update(resolve_source_names(session, claims, lambda _: actor, cited=cited,
+                                        keyed=keyed))
     by_external = existing_by_external_id(session, claims.values())
     by_fingerprint = _existing_by_fingerprint(session, claims.values())
 
@@ -187,7 +196,8 @@ def ingest(session: Session, *, items: list[Any], actor: str, threshold: float,
                                           attributions_added=len(claim_in.attributions))
     _fold_duplicates(session, folds, sources, actor=actor, results=results)
     created = create_claims(session, [(claims[i], actor) for i in new], ids=list(new.values()),
-                            sources=sources, via="ingest", similar=5, threshold=threshold)
+                            sources=sources, cited=cited, via="ingest", similar=5,
+                            threshold=threshold)
     for index, outcome in zip(new, created, strict=True):
         if isinstance(outcome, AppError):  # not expected: the checks above came first
             results[index] = _error(index, outcome)

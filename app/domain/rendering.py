@@ -154,8 +154,10 @@ def new_claim_json(columns: dict[str, Any], *, topics: Iterable[str],
     return {
         **{name: _json(columns[name]) for name in _CLAIM_FIELDS},
         "topics": sorted(topics),
-        "attributions": [{**{name: _json(a[name]) for name in _ATTRIBUTION_FIELDS},
-                          "source": {k: _json(v) for k, v in a["source"].items()}}
+        "attributions": [{**{name: v if (v := a[name]) is None or type(v) is str else _json(v)
+                             for name in _ATTRIBUTION_FIELDS},  # most are text (bench P9)
+                          "source": {k: v if type(v) is str else _json(v)
+                                     for k, v in a["source"].items()}}
                          for a in attributions],
         "links": [], "current_review": None,
         "contested": is_contested({a["stance"] for a in attributions}),

@@ -1,7 +1,8 @@
 """Sources: look up by name or alias, create (one or in bulk), edit, list."""
 
+import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -61,10 +62,19 @@ def find_source(session: Session, name_or_alias: str) -> Source | None:
     return session.get(Source, row.source_id) if row else None
 
 
+_NAMES, _KEYS = SourceName.__table__, sa.bindparam("keys")  # type: ignore[attr-defined]
+_KEYED_PG = sa.select(_NAMES.c.key, _NAMES.c.source_id).where(
+    _NAMES.c.key == sa.func.any(sa.cast(_KEYS, sa.ARRAY(sa.String))))
+
+
 def sources_keyed(session: Session, keys: Iterable[str]) -> dict[str, str]:
-    """`{name_key: source_id}` for the keyed names and aliases that exist, one query per 500."""
+    """`{name_key: source_id}` for the keyed names and aliases that exist: on PostgreSQL in
+    one query (one array, however many: a batch may name 100,000, bench P9), on SQLite
+    one query per 500."""
     keys = list(keys)
     out: dict[str, str] = {}
+    if keys and session.get_bind().dialect.name == "postgresql":
+        return dict(session.execute(_KEYED_PG, {"keys": bulk.pg_array(keys)}).all())
     for start in range(0, len(keys), 500):
         out.update(session.exec(select(SourceName.key, SourceName.source_id).where(
             col(SourceName.key).in_(keys[start:start + 500]))).all())
@@ -91,43 +101,71 @@ _SOURCE, _SOURCE_NAME, _EVENT = (Source.__table__, SourceName.__table__,  # type
                                   Event.__table__)  # type: ignore[attr-defined]
 
 
-def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
-                         ) -> dict[str, str]:
+class Cited(NamedTuple):
+    """What a claim's representation and search document show of a source it cites (the
+    columns `claims.insert_claims` would otherwise read back)."""
+
+    name: str
+    kind: str
+    reliability: str
+    aliases: list[str]
+
+
+def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]], *,
+                         cited: dict[str, Cited] | None = None) -> dict[str, str]:
     """Create a source for each `(name, name_key(name), actor)`, none of which exists yet
-    (the caller looked them up under lock_source_keys); returns `{name_key: source_id}`.
-    Names with the same key make one source, named by the first.
+    (the caller looked them up under lock_source_keys); returns `{name_key: source_id}`,
+    and adds each new source to `cited` if given. Names with the same key make one source,
+    named by the first.
 
     Each is what `create_source(SourceCreate(name=...))` makes, event included, but written
     with one bulk insert a table: one at a time (a lookup, flushes and an event each), a
-    batch naming many new sources ran past the request deadline (bench P9).
+    batch naming many new sources ran past the request deadline (bench P9). The sources
+    differ only in id and name, so their rows and their events' JSON come from one
+    template each. Their ids, random as any, ascend in the order given (bulk.ascending).
     """
-    names = list(names)
-    if not names:
+    chosen: dict[str, tuple[str, str]] = {}  # key: (name, actor), the first of each key
+    for name, key, actor in names:
+        chosen.setdefault(key, (name, actor))
+    if not chosen:
         return {}
     session.flush()
     now = utcnow()
     template = Source(name="-", created_at=now, updated_at=now)  # the model's defaults
-    columns = {c.key: getattr(template, c.key) for c in _SOURCE.columns}
-    public = source_public(session, template).model_dump(mode="json")
-    created: dict[str, str] = {}
-    sources, keys, events = [], [], []
-    for name, key, actor in names:
-        if key in created:
-            continue
-        source_id = new_id("src")
-        created[key] = source_id
-        sources.append({**columns, "id": source_id, "name": name, "aliases": []})
-        keys.append({"key": key, "source_id": source_id, "label": name, "is_name": True})
-        events.append({"actor": actor, "action": "source.created", "entity_type": "source",
-                       "entity_id": source_id, "claim_id": None,
-                       "changes": {**public, "id": source_id, "name": name},
-                       "snapshot": None, "at": now})
+    changes = _changes_template(source_public(session, template).model_dump(mode="json"))
+    count = len(chosen)
+    ids = bulk.ascending(new_id("src") for _ in range(count))
+    labels = [name for name, _ in chosen.values()]
     conn = session.connection()
-    bulk.insert_rows(conn, _SOURCE, sources)
-    bulk.insert_rows(conn, _SOURCE_NAME, keys)
+    bulk.insert_columns(conn, _SOURCE, {
+        **{c.key: [getattr(template, c.key)] * count for c in _SOURCE.columns},
+        "id": ids, "name": labels})
+    bulk.insert_columns(conn, _SOURCE_NAME, {
+        "key": list(chosen), "source_id": ids, "label": labels, "is_name": [True] * count})
     lock_event_feed(session)
-    bulk.insert_rows(conn, _EVENT, events)
-    return created
+    bulk.insert_columns(conn, _EVENT, {
+        "actor": [actor for _, actor in chosen.values()], "action": ["source.created"] * count,
+        "entity_type": ["source"] * count, "entity_id": ids, "claim_id": [None] * count,
+        "changes": [bulk.Json(changes.format(_quoted(source_id), _quoted(name)))
+                    for source_id, name in zip(ids, labels, strict=True)],
+        "snapshot": [None] * count, "at": [now] * count})
+    if cited is not None:
+        kind, reliability = template.kind.value, template.reliability.value
+        cited.update((source_id, Cited(name, kind, reliability, template.aliases))
+                     for source_id, name in zip(ids, labels, strict=True))
+    return dict(zip(chosen, ids, strict=True))
+
+
+_quoted = json.encoder.encode_basestring_ascii  # a str as json.dumps writes it
+
+
+def _changes_template(public: dict[str, Any]) -> str:
+    """`json.dumps({**public, "id": …, "name": …})` as a format string: `{0}` the id's JSON,
+    `{1}` the name's."""
+    text = json.dumps({**public, "id": "\x01", "name": "\x02"})
+    text = text.replace("{", "{{").replace("}", "}}")
+    assert text.count('"\\u0001"') == text.count('"\\u0002"') == 1
+    return text.replace('"\\u0001"', "{0}").replace('"\\u0002"', "{1}")
 
 
 def _claim_names(session: Session, source: Source, names: list[str]) -> None:
@@ -300,22 +338,40 @@ def check_source_ids(session: Session, claims: dict[int, ClaimCreate]
     return {f"id:{i}": i for i in known} | {f"id:{i}": s for i, s in merged.items()}, failed
 
 
+def name_keys(claims: Iterable[ClaimCreate]) -> dict[str, str]:
+    """`{name as spelled: name_key(name)}` of the sources the claims name by name: folding
+    is the costly part of resolving them, done once each, and before the transaction
+    begins when the caller computes it first (bench P9: 100,000 names a batch)."""
+    return {att.source: name_key(att.source) for claim_in in claims
+            for att in claim_in.attributions if att.source is not None}
+
+
 def resolve_source_names(session: Session, claims: dict[int, ClaimCreate],
-                         actor_of: Callable[[int], str]) -> SourceIds:
+                         actor_of: Callable[[int], str], *,
+                         cited: dict[str, Cited] | None = None,
+                         keyed: dict[str, str] | None = None) -> SourceIds:
     """Sources named by name or alias; unknown names create their sources, in bulk, each
-    once, on behalf of the first item naming it. Call it with the items still standing: a
-    failed item must not leave a new source behind."""
+    once, on behalf of the first item naming it (added to `cited` if given). Call it with
+    the items still standing: a failed item must not leave a new source behind. `keyed`:
+    `name_keys` of these claims (or more), if already computed."""
     first: dict[str, int] = {}  # each name as spelled, and the first item naming it
     for i, claim_in in claims.items():
         for att in claim_in.attributions:
             if att.source is not None:
                 first.setdefault(att.source, i)
-    keys = {name: name_key(name) for name in first}  # folding is the costly part: once
+    keyed = keyed if keyed is not None else name_keys(claims.values())
+    keys = {name: keyed[name] for name in first}
     lock_source_keys(session, keys.values())
     known = sources_keyed(session, set(keys.values()))
+    named: dict[str, str] = {}  # each new key's name: of its spellings, the first sorted
+    for name in sorted(first):
+        if keys[name] not in known:
+            named.setdefault(keys[name], name)
+    # Created in the order the items name them, so that their ids ascend with the rows that
+    # cite them (create_sources_named).
     known.update(create_sources_named(session, [
-        (name, keys[name], actor_of(first[name])) for name in sorted(first)
-        if keys[name] not in known]))
+        (named[key], key, actor_of(first[named[key]]))
+        for key in dict.fromkeys(keys.values()) if key in named], cited=cited))
     return {f"name:{name}": known[key] for name, key in keys.items()}
 
 

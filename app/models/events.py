@@ -47,13 +47,20 @@ PACK_DICTIONARY_V1 = (
 _VERSION_1 = b"\x01"
 
 
+class JsonText(str):
+    """A value already written as JSON text: packed as it is, not as a JSON string."""
+
+    __slots__ = ()
+
+
 def pack_json_v1(value: Any) -> bytes | None:
     """A JSON value as stored: a version byte, then its compact JSON deflated against the
     version's dictionary. None stays None (SQL NULL). Migration 0016 writes this version
     whatever `pack_json` becomes later."""
     if value is None:
         return None
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = value if isinstance(value, JsonText) else \
+        json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     packer = zlib.compressobj(9, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY,
                               PACK_DICTIONARY_V1)
     return _VERSION_1 + packer.compress(text.encode("utf-8", "surrogatepass")) + packer.flush()
