@@ -7,10 +7,12 @@ Each is loaded with `POST /v1/claims` (bench/requests.py `post_claim`) at 64 con
 with its own `/healthz` as ceiling. Runs alternate between the two servers (ceiling, then
 POST, on each), so a shared machine's drift falls on both alike.
 
-The row's figure is the large ledger's rate over the demo ledger's, each over its own
-/healthz (the issue's measure: 0.094x against 0.187x of /healthz), with the plain rates'
-ratio printed beside it; and the large ledger's p99. The demo ledger grows by the claims
-each run writes (some thousands): still a small ledger next to the large one.
+The row's figure is the large ledger's POST rate over the demo ledger's, both measured in
+the same minutes, and the large ledger's p99. Beside it, each rate over its own server's
+/healthz (the issue's measure: 0.094x against 0.187x of /healthz) and their ratio: not the
+verdict, because the two servers' /healthz, the same code, differed by up to 1.5x from one
+run to the next on a shared machine, which that ratio then carries. The demo ledger grows
+by the claims each run writes (some thousands): still a small ledger next to the large one.
 """
 
 import contextlib
@@ -110,11 +112,11 @@ def _row(row: str, database: str, small: Side, large: Side, claims: int,
     plain = large.post.rps / small.post.rps
     p99 = large.post.p99
     errors = small.post.errors + large.post.errors
-    passed = relative >= RATIO_TARGET and p99 <= P99_TARGET and not errors
-    measured = (f"{relative:.2f}x of the demo ledger's rate, each over its /healthz "
-                f"({large.ratio:.3f}x / {small.ratio:.3f}x; plain rates {plain:.2f}x: "
-                f"{large.post.rps:,.0f} / {small.post.rps:,.0f} req/s), p99 {p99:.0f} ms at "
-                f"{claims:,}" + (f", {errors} errors" if errors else ""))
+    passed = plain >= RATIO_TARGET and p99 <= P99_TARGET and not errors
+    measured = (f"{plain:.2f}x of the demo ledger's rate ({large.post.rps:,.0f} / "
+                f"{small.post.rps:,.0f} req/s; each over its /healthz {large.ratio:.3f}x / "
+                f"{small.ratio:.3f}x = {relative:.2f}x), p99 {p99:.0f} ms at {claims:,}"
+                + (f", {errors} errors" if errors else ""))
     notes = [f"{side.name}: healthz {side.ceiling.brief()}; POST {side.post.brief()}"
              for side in (small, large)]
     if not passed and opts.profile:
@@ -122,7 +124,7 @@ def _row(row: str, database: str, small: Side, large: Side, claims: int,
             notes += _profile(side, opts, f"{row.lower()}-{side.name}")
     return Result(row, f"POST /v1/claims at {claims:,} claims vs the demo ledger, "
                   f"{database}", measured,
-                  f"≥ {RATIO_TARGET}x of the demo ledger's (each over /healthz), "
+                  f"≥ {RATIO_TARGET}x of the demo ledger's rate, "
                   f"p99 ≤ {P99_TARGET:.0f} ms, zero errors", passed, notes)
 
 
