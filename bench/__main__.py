@@ -19,6 +19,7 @@ from bench import (
     http_rows,
     ingest_rows,
     scale_rows,
+    scale_write_rows,
     size_rows,
     source_rows,
     webhook_rows,
@@ -48,6 +49,8 @@ ROWS = {
             "≤ 1.5 KB a claim on SQLite; PostgreSQL's printed"),
     "P12": (concurrency_rows.p12, "reads at 1,000,000 claims, 64 connections vs one",
             "≥ 1.0x of one connection per class; ≥ Datasette's lean form at 64 (SQLite)"),
+    "P13": (scale_write_rows.p13, "POST /v1/claims at 1,000,000 claims vs on the demo ledger",
+            "≥ 0.8x of the demo ledger's rate, p99 ≤ 150 ms, zero errors"),
 }
 
 
@@ -59,7 +62,7 @@ def parse(argv: list[str] | None) -> tuple[list[str], Options]:
     parser.add_argument("--full", action="store_true",
                         help="longer runs: 20 s load runs, 3 ingest runs, 10 search passes")
     parser.add_argument("--claims", type=int, default=1_000_000,
-                        help="ledger size for P5, P6, P8 and P11 (default 1,000,000)")
+                        help="ledger size for P5, P6, P8, P11, P12 and P13 (default 1,000,000)")
     parser.add_argument("--ingest-claims", type=int, default=100_000,
                         help="claims per P4 run (default 100,000)")
     parser.add_argument("--ingest-budget", type=float, default=60.0,

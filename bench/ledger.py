@@ -5,8 +5,16 @@ directly: sources (+ their `source_name` lookup keys), claims, one attribution a
 topic per claim, and the search index exactly as app/domain/search.py writes it — on SQLite a
 `claim_search_doc` row (claim id ↔ rowid) plus the FTS5 `claim_search` row holding
 `text + "\\n" + quote + "\\n" + source name`; on PostgreSQL `claim_search` with
-`to_tsvector('english', …)` of the same document. Not written: events and near-duplicate
-bands (no search path reads them).
+`to_tsvector('english', …)` of the same document.
+
+For the write path (P13) the ledger also holds what a new claim's rows are inserted
+among: each claim's near-duplicate band keys, computed by the app's own
+`similarity.band_rows` (so a new band scheme rebuilds the ledger with it: BUILD_VERSION
+hashes similarity.py), and one `claim.created` event per claim with the change the app
+records. The event's snapshot is left out: a new event is appended at the end of its
+table whatever older rows hold, and what a write pays for the older events is their two
+indexes (`at`, `claim_id`), which these rows fill; without snapshots the ledger is a
+fraction of the size to copy. (So `as_of` finds none of the bench's claims.)
 
 The SQLite ledger is cached under bench/out/ (keyed by size, build version and the
 migration head, so a schema change rebuilds it); the PostgreSQL one is copied from it
@@ -36,9 +44,22 @@ from bench.harness import (
     say,
 )
 
-# A change to the generated texts rebuilds the cached copies; so does bumping the number
-# (do that when _fill_sqlite or datasette_db writes something different).
-BUILD_VERSION = "4-" + hashlib.sha256(Path(corpus.__file__).read_bytes()).hexdigest()[:12]
+
+def _build_version() -> str:
+    """A change to the generated texts or to the band rows the app makes of a text rebuilds
+    the cached copies (the latter found by making them for some texts: an edit to
+    similarity.py that keeps them does not); so does bumping the number (do that when
+    _fill_sqlite or datasette_db writes something different)."""
+    from app.domain.similarity import band_rows
+
+    digest = hashlib.sha256(Path(corpus.__file__).read_bytes())
+    sample = corpus.Corpus(seed=1, names=100, villages=100).claims(200)
+    for n, (text, *_) in enumerate(sample):
+        digest.update(repr(band_rows(f"clm_{n}", text)).encode())
+    return "5-" + digest.hexdigest()[:12]
+
+
+BUILD_VERSION = _build_version()
 CHUNK = 20_000
 STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
 KINDS = {"Institute for the Study of War": "think_tank", "United Nations": "intergovernmental",
@@ -69,6 +90,8 @@ CLAIM_COLUMNS = ("id", "text", "language", "places", "fingerprint", "version", "
 ATTRIBUTION_COLUMNS = ("id", "claim_id", "source_id", "stance", "created_by", "created_at")
 SOURCE_COLUMNS = ("id", "name", "kind", "reliability", "aliases", "version", "created_at",
                   "updated_at")
+EVENT_COLUMNS = ("id", "at", "actor", "action", "entity_type", "entity_id", "claim_id",
+                 "changes")
 
 
 def sqlite_ledger(claims: int) -> tuple[Path, dict]:
@@ -96,8 +119,17 @@ def sqlite_ledger(claims: int) -> tuple[Path, dict]:
     return path, meta
 
 
+def _insert_bands(conn: sqlite3.Connection, rows: list[dict[str, object]]) -> None:
+    """similarity.band_rows' rows, under the column names it gives."""
+    if rows:
+        columns = tuple(rows[0])
+        _insert(conn, "claim_band", columns, [tuple(r[c] for c in columns) for r in rows])
+
+
 def _fill_sqlite(path: Path, claims: int) -> dict:
+    from app.domain.similarity import band_rows
     from app.domain.text import fingerprint, name_key
+    from app.models.events import pack_json
 
     gen = corpus.Corpus(seed=20221207)
     rng = random.Random(1)
@@ -121,7 +153,8 @@ def _fill_sqlite(path: Path, claims: int) -> dict:
     rowid = 0
     texts = gen.claims(claims)
     for chunk_start in range(0, claims, CHUNK):
-        claim_rows, attributions, topics, docs, fts = [], [], [], [], []
+        claim_rows, attributions, topics, docs, fts, events = [], [], [], [], [], []
+        bands: list[dict[str, object]] = []
         for n in range(chunk_start, min(claims, chunk_start + CHUNK)):
             text, topic, source, stance = next(texts)
             rowid += 1
@@ -134,6 +167,9 @@ def _fill_sqlite(path: Path, claims: int) -> dict:
             topics.append((claim_id, topic))
             docs.append((rowid, claim_id))
             fts.append((rowid, f"{text}\n\n{source}"))  # search.documents(): text, quote, name
+            bands += band_rows(claim_id, text)
+            events.append((rowid, at, "bench", "claim.created", "claim", claim_id, claim_id,
+                           pack_json({"text": text})))  # as claims.insert_claims records it
             for word in set(corpus.WORD.findall(text.lower())):
                 df[word] = df.get(word, 0) + 1
         _insert(conn, "claim", CLAIM_COLUMNS, claim_rows)
@@ -141,6 +177,8 @@ def _fill_sqlite(path: Path, claims: int) -> dict:
         _insert(conn, "claim_topic", ("claim_id", "topic"), topics)
         _insert(conn, "claim_search_doc", ("rowid", "claim_id"), docs)
         _insert(conn, "claim_search", ("rowid", "body"), fts)
+        _insert_bands(conn, bands)
+        _insert(conn, "event", EVENT_COLUMNS, events)
         if (chunk_start // CHUNK) % 10 == 9:
             say(f"      {chunk_start + CHUNK:,} claims")
     conn.execute("COMMIT")
@@ -171,6 +209,8 @@ _TABLES = {  # copied from the SQLite ledger, parents first
     "claim": CLAIM_COLUMNS,
     "attribution": ATTRIBUTION_COLUMNS,
     "claim_topic": ("claim_id", "topic"),
+    "claim_band": ("band", "claim_id"),  # read in key order: the primary key fills in order
+    "event": EVENT_COLUMNS,
 }
 
 
@@ -242,6 +282,9 @@ def pg_ledger(sqlite_path: Path, tag: str) -> Iterator[str]:
                                          for t, c in _TABLES.items()]]
         step = time.perf_counter()
         with _pg_session(url) as conn:
+            # The copied events kept their ids: the app's next one follows them.
+            conn.execute("SELECT setval(pg_get_serial_sequence('event', 'id'), "
+                         "(SELECT coalesce(max(id), 0) + 1 FROM event), false)")
             gin = _secondary_indexes(conn, "claim_search")
             for name, _ in gin:
                 conn.execute(f'DROP INDEX "{name}"')
