@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import sqlalchemy as sa
 
-from app.models.events import unpack_json
+from app.models.events import JsonText, unpack_json
 from tests.factories import get_json, ingest, make_source
 from tests.live_server import live_auth, live_secrets, live_server  # noqa: F401
 
@@ -187,7 +187,7 @@ def test_has_word_agrees_with_folding():
 
 def test_bulk_rows_of_unlike_keys_store_json_text_as_json(db):
     """Rows whose keys differ go through SQLAlchemy's own insert: a value given as JSON text
-    (bulk.Json) is stored as the JSON it spells, not as a string."""
+    (JsonText) is stored as the JSON it spells, not as a string."""
     from app.fastpath import bulk
     from app.models import Event
 
@@ -195,7 +195,7 @@ def test_bulk_rows_of_unlike_keys_store_json_text_as_json(db):
             "entity_id": "x", "at": datetime.now(UTC)}
     with db.write_session() as session:
         bulk.insert_rows(session.connection(), Event.__table__, [
-            {**base, "changes": bulk.Json('{"a": [1, "two"]}')},
+            {**base, "changes": JsonText('{"a": [1, "two"]}')},
             {**base, "changes": {"b": None}, "snapshot": None}])
         session.commit()
     assert _stored(db, "SELECT changes FROM event WHERE actor = 'bulk-test' ORDER BY id") == [

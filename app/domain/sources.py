@@ -31,6 +31,7 @@ from app.models import (
     new_id,
     utcnow,
 )
+from app.models.events import JsonText
 
 
 def get_source(session: Session, source_id: str) -> Source:
@@ -146,7 +147,7 @@ def create_sources_named(session: Session, names: Iterable[tuple[str, str, str]]
     bulk.insert_columns(conn, _EVENT, {
         "actor": [actor for _, actor in chosen.values()], "action": ["source.created"] * count,
         "entity_type": ["source"] * count, "entity_id": ids, "claim_id": [None] * count,
-        "changes": [bulk.Json(changes.format(_quoted(source_id), _quoted(name)))
+        "changes": [JsonText(changes.format(_quoted(source_id), _quoted(name)))
                     for source_id, name in zip(ids, labels, strict=True)],
         "snapshot": [None] * count, "at": [now] * count})
     if cited is not None:

@@ -24,12 +24,6 @@ from sqlmodel.sql.sqltypes import AutoString, UTCDateTime
 from app.db import Interrupted
 from app.models.events import JsonText
 
-# A JSON column's value already written as JSON text (`json.dumps` of it): inserted as it
-# is (packed as it is, for the event log's columns). A batch's rows that differ in a field
-# or two are serialised from one template instead of one `json.dumps` a row (bench P9:
-# 100,000 `source.created` events).
-Json = JsonText
-
 
 def ascending(ids: Iterable[str]) -> list[str]:
     """Random ids, sorted: given to a batch's rows in the order they are inserted, each
@@ -41,8 +35,8 @@ def ascending(ids: Iterable[str]) -> list[str]:
 
 
 def _loaded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with any `Json` value parsed back, for SQLAlchemy's own insert."""
-    return [{k: json.loads(v) if isinstance(v, Json) else v for k, v in row.items()}
+    """The rows with any `JsonText` value parsed back, for SQLAlchemy's own insert."""
+    return [{k: json.loads(v) if isinstance(v, JsonText) else v for k, v in row.items()}
             for row in rows]
 
 
@@ -82,7 +76,7 @@ def _text(value: Any, is_json: bool) -> str | None:
 
 
 def _json_text(value: Any) -> str:
-    return value if isinstance(value, Json) else json.dumps(value)
+    return value if isinstance(value, JsonText) else json.dumps(value)
 
 
 def _pg_text(value: Any) -> str | None:
@@ -170,7 +164,7 @@ def _each_once(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
 
 
 def _unless_json(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    return lambda value: value if isinstance(value, Json) else process(value)
+    return lambda value: value if isinstance(value, JsonText) else process(value)
 
 
 def _insert_sqlite(conn: sa.Connection, table: sa.Table, columns: dict[str, list[Any]]) -> None:
